@@ -1,0 +1,141 @@
+"""The backup section of a pod annotation (an app's lain.yaml), parsed into items and problems.
+
+A broken annotation or item never raises: it becomes a :class:`Problem` naming the app, proc and
+instance, so one app's typo cannot stop the jobs of every other app (the original logged and
+dropped these; here they are listed at ``/api/v2/system/problems``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+from chalicelib import cron
+
+MODES = ("full", "increment")
+_REQUIRED = ("procname", "volume", "expire", "schedule")
+_TEXT_FIELDS = ("procname", "volume", "schedule", "expire", "mode", "preRun", "postRun")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something in the spec that keeps (part of) a volume from being backed up or expired."""
+
+    kind: str
+    app: str
+    proc: str
+    instance: int | None
+    reason: str
+    volume: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BackupItem:
+    """One valid entry of ``backup:``; ``schedule_ok``/``expire_ok`` say which jobs it may get."""
+
+    procname: str
+    volume: str
+    schedule: str
+    expire: str
+    mode: str
+    pre_run: str
+    post_run: str
+    schedule_ok: bool = True
+    expire_ok: bool = True
+
+    @property
+    def expire_mode(self) -> str:
+        """How the expire job lists this volume: the daemon backs up anything but increment fully."""
+        return "increment" if self.mode == "increment" else "full"
+
+
+def parse_annotation(
+    annotation: str, *, app: str, proc: str, instance: int
+) -> tuple[list[BackupItem], list[Problem]]:
+    """Items and problems of one pod's annotation; ``proc`` is the full proc name from lainlet."""
+    decoded = _decode(annotation)
+    if isinstance(decoded, str):
+        return [], [Problem("malformed_annotation", app, proc, instance, decoded)]
+    items: list[BackupItem] = []
+    problems: list[Problem] = []
+    for index, raw in enumerate(decoded):
+        item, reasons = _parse_item(raw, proc)
+        for kind, reason in reasons:
+            volume = raw.get("volume", "") if isinstance(raw, dict) else ""
+            problems.append(Problem(kind, app, proc, instance, f"backup[{index}]: {reason}",
+                                    volume if isinstance(volume, str) else ""))
+        if item is not None:
+            items.append(item)
+    return items, problems
+
+
+@lru_cache(maxsize=1024)
+def _decode(annotation: str) -> tuple[Any, ...] | str:
+    """The raw ``backup`` list, or the reason it cannot be read. Pods of a proc share annotations."""
+    if not annotation.strip():
+        return ()
+    try:
+        data = json.loads(annotation)
+    except ValueError as e:
+        return f"annotation is not valid JSON: {e}"
+    if not isinstance(data, dict):
+        return "annotation is not a JSON object"
+    backup = data.get("backup")
+    if backup is None:
+        return ()
+    if not isinstance(backup, list):
+        return "annotation field 'backup' is not a list"
+    return tuple(backup)
+
+
+def _parse_item(raw: Any, proc: str) -> tuple[BackupItem | None, list[tuple[str, str]]]:
+    if not isinstance(raw, dict):
+        return None, [("invalid_item", "is not a JSON object")]
+    fields: dict[str, str] = {}
+    for name in _TEXT_FIELDS:
+        value = raw.get(name)
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            return None, [("invalid_item", f"{name} must be a string, got {json.dumps(value)}")]
+        fields[name] = value
+    missing = [name for name in _REQUIRED if not fields[name]]
+    if missing:
+        return None, [("invalid_item", f"missing {', '.join(missing)}")]
+    if fields["procname"] != proc:
+        return None, [("procname_mismatch",
+                       f"procname {fields['procname']!r} is not this proc ({proc!r})")]
+    volume = fields["volume"]
+    if ".." in volume.split("/") or "\x00" in volume or volume.strip("/") == "":
+        return None, [("invalid_volume", f"volume {volume!r} must name a directory inside the proc")]
+    problems = []
+    schedule_error = cron.validate(fields["schedule"])
+    if schedule_error:
+        problems.append(("bad_schedule", f"schedule {fields['schedule']!r}: {schedule_error}; "
+                                         "the daemon would drop this job, so no backup runs"))
+    try:
+        cron.parse_expire(fields["expire"])
+        expire_ok = True
+    except cron.ScheduleError as e:
+        expire_ok = False
+        problems.append(("bad_expire", f"{e}; old backups of this volume are not expired"))
+    if fields["mode"] not in ("", *MODES):
+        problems.append(("unknown_mode", f"mode {fields['mode']!r} is not full or increment; "
+                                          "the daemon makes a full backup"))
+    item = BackupItem(
+        procname=fields["procname"],
+        volume=volume,
+        schedule=fields["schedule"],
+        expire=fields["expire"],
+        mode=fields["mode"],
+        pre_run=fields["preRun"],
+        post_run=fields["postRun"],
+        schedule_ok=schedule_error is None,
+        expire_ok=expire_ok,
+    )
+    return item, problems

@@ -1,0 +1,226 @@
+"""The cluster as lainlet describes it: procs, pods, containers, nodes, and where volumes live.
+
+Built from one ``/v2/backupspec`` answer by :meth:`Cluster.from_backupspec` (pure). Every lookup a
+route needs goes through here, so "does this proc belong to this app" and "is this a node lainlet
+named" have one answer each.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.backupspec import BackupItem, Problem, parse_annotation
+from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc
+
+VOLUME_ROOT = "/data/lain/volumes"
+
+
+def go_path_join(*parts: str) -> str:
+    """Go's ``path.Join``: join the non-empty parts with ``/`` and clean the result."""
+    joined = "/".join(p for p in parts if p)
+    if not joined:
+        return ""
+    cleaned = posixpath.normpath(joined)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def volume_dir(app: str, proc: str, instance: int, volume: str) -> str:
+    """Where a pod's volume lives on its node: ``/data/lain/volumes/<app>/<proc>/<n>/<volume>``."""
+    return go_path_join(VOLUME_ROOT, app, proc, str(instance), volume)
+
+
+def archive_name(app: str, proc: str, instance: int, volume: str) -> str:
+    """The daemon's backup name stem: ``hello-hello.web.web-1-var-log-hello``."""
+    return go_path_join(app, proc, str(instance), volume).replace("/", "-")
+
+
+def archive_prefix(app: str, proc: str) -> str:
+    """Every backup file or dir of ``proc`` starts with this; used to refuse other apps' files."""
+    return f"{app}-{proc}-"
+
+
+def is_node_ip(text: str) -> bool:
+    """A dotted IPv4 address, the only kind of node address the controller will ever contact."""
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    ip: str
+    node_ip: str
+    node_name: str
+
+
+@dataclass(frozen=True)
+class Pod:
+    instance_no: int
+    containers: tuple[Container, ...]
+    items: tuple[BackupItem, ...] = ()
+
+    @property
+    def container_ids(self) -> list[str]:
+        return [c.id for c in self.containers]
+
+    @property
+    def node_ips(self) -> list[str]:
+        """Distinct valid node IPs of this pod's containers, in container order."""
+        return list(dict.fromkeys(c.node_ip for c in self.containers if is_node_ip(c.node_ip)))
+
+
+@dataclass(frozen=True)
+class Proc:
+    full_name: str  # app.type.name
+    app: str
+    name: str
+    pods: tuple[Pod, ...]
+
+    @property
+    def volumes(self) -> list[str]:
+        """Declared backup volumes of the proc, in declaration order, each once."""
+        return list(dict.fromkeys(item.volume for pod in self.pods for item in pod.items))
+
+    @property
+    def node_ips(self) -> list[str]:
+        return list(dict.fromkeys(ip for pod in self.pods for ip in pod.node_ips))
+
+    def pod(self, instance_no: int) -> Pod:
+        for pod in self.pods:
+            if pod.instance_no == instance_no:
+                return pod
+        raise BadRequest(
+            f"{self.full_name} has no instance {instance_no} "
+            f"(instances: {', '.join(str(p.instance_no) for p in self.pods) or 'none'})",
+            code="unknown_instance",
+        )
+
+    def volume_dirs(self, volumes: Iterable[str]) -> list[str]:
+        """Volume dirs of every pod for each of ``volumes``."""
+        return [volume_dir(self.app, self.full_name, pod.instance_no, v)
+                for v in volumes for pod in self.pods]
+
+    def item(self, volume: str) -> BackupItem | None:
+        """The declared backup item for ``volume`` (path-normalised), if any."""
+        wanted = go_path_join("/", volume)
+        for pod in self.pods:
+            for item in pod.items:
+                if go_path_join("/", item.volume) == wanted:
+                    return item
+        return None
+
+
+@dataclass
+class Cluster:
+    """All procs lainlet named, by full name, and the problems found in their specs."""
+
+    procs: dict[str, Proc] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @classmethod
+    def from_backupspec(cls, data: Any) -> Cluster:
+        """Build from lainlet's JSON; a wrong *shape* raises :class:`LainletError` (nothing is trusted).
+
+        A wrong *spec* inside a well-formed answer (bad annotation, bad item, bad node IP) only
+        adds a problem: other procs are unaffected.
+        """
+        if not isinstance(data, Mapping):
+            raise LainletError("lainlet sent a backupspec that is not a JSON object")
+        cluster = cls()
+        for key in sorted(data):
+            pods_raw = data[key]
+            if pods_raw is None:
+                pods_raw = []
+            if not isinstance(key, str) or not isinstance(pods_raw, list):
+                raise LainletError(f"lainlet sent a malformed backupspec: {key!r} is not a pod list")
+            parts = key.split(".")
+            if len(parts) != 3 or not all(parts):
+                cluster.problems.append(
+                    Problem("bad_proc_name", parts[0], key, None,
+                            "proc name is not <app>.<type>.<proc>; its backups are ignored"))
+                continue
+            pods = [cluster._pod(key, parts[0], raw) for raw in pods_raw]
+            pods.sort(key=lambda p: p.instance_no)
+            cluster.procs[key] = Proc(key, parts[0], parts[2], tuple(pods))
+        return cluster
+
+    def _pod(self, proc: str, app: str, raw: Any) -> Pod:
+        if not isinstance(raw, Mapping):
+            raise LainletError(f"lainlet sent a malformed backupspec: a pod of {proc} is not an object")
+        instance = raw.get("InstanceNo")
+        annotation = raw.get("Annotation") or ""
+        containers_raw = raw.get("Containers") or []
+        if (not isinstance(instance, int) or isinstance(instance, bool)
+                or not isinstance(annotation, str) or not isinstance(containers_raw, list)):
+            raise LainletError(f"lainlet sent a malformed backupspec: a pod of {proc} has "
+                               "no integer InstanceNo, string Annotation and Containers list")
+        containers = []
+        for c in containers_raw:
+            if not isinstance(c, Mapping) or not all(
+                    isinstance(c.get(k, ""), str) for k in ("Id", "Ip", "NodeIp", "NodeName")):
+                raise LainletError(f"lainlet sent a malformed backupspec: a container of {proc} "
+                                   f"instance {instance} is not an object of strings")
+            containers.append(Container(c.get("Id", ""), c.get("Ip", ""), c.get("NodeIp", ""),
+                                        c.get("NodeName", "")))
+        items, problems = parse_annotation(annotation, app=app, proc=proc, instance=instance)
+        self.problems.extend(problems)
+        if items:
+            for c in containers:
+                if not is_node_ip(c.node_ip):
+                    self.problems.append(Problem(
+                        "bad_node_ip", app, proc, instance,
+                        f"container {c.id} has node IP {c.node_ip!r}; it gets no backup jobs"))
+        return Pod(instance, tuple(containers), tuple(items))
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def apps(self) -> list[str]:
+        return sorted({p.app for p in self.procs.values()})
+
+    def procs_of(self, app: str) -> list[Proc]:
+        """Procs of ``app``; :class:`UnknownApp` if lainlet names none."""
+        procs = [p for p in self.procs.values() if p.app == app]
+        if not procs:
+            raise UnknownApp(f"app {app!r} is unknown to lainlet (no proc with a backup spec)")
+        return procs
+
+    def proc(self, app: str, proc: str) -> Proc:
+        """Resolve ``web``, ``web.web`` or ``hello.web.web`` within ``app`` (never another app's)."""
+        procs = self.procs_of(app)
+        parts = proc.split(".")
+        if len(parts) == 1:
+            found = [p for p in procs if p.name == proc]
+        else:
+            full = f"{app}.{proc}" if len(parts) == 2 else proc
+            found = [p for p in procs if p.full_name == full]
+        if len(found) > 1:
+            raise BadRequest(f"proc {proc!r} of app {app!r} is ambiguous: "
+                             f"{', '.join(p.full_name for p in found)}; use the full name",
+                             code="ambiguous_proc")
+        if not found:
+            raise UnknownProc(f"proc {proc!r} not found in app {app!r} "
+                              f"(procs: {', '.join(p.full_name for p in procs)})")
+        return found[0]
+
+    def node_ips(self) -> list[str]:
+        """Every valid node IP lainlet names, sorted numerically."""
+        ips = {ip for p in self.procs.values() for ip in p.node_ips}
+        return sorted(ips, key=ipaddress.IPv4Address)
+
+    def node_ips_of_app(self, app: str) -> list[str]:
+        return list(dict.fromkeys(ip for p in self.procs_of(app) for ip in p.node_ips))
+
+    def node_of(self, proc: Proc, instance_no: int) -> str:
+        """The node of one instance (its first container with a valid node IP)."""
+        ips = proc.pod(instance_no).node_ips
+        if not ips:
+            raise BadRequest(f"{proc.full_name} instance {instance_no} has no node with a valid IP",
+                             code="no_node")
+        return ips[0]

@@ -1,0 +1,226 @@
+"""Schedules exactly as the daemons read them (robfig/cron v2), with next/previous runs via croniter.
+
+The daemon silently drops a job whose spec it cannot parse, so the controller validates every spec
+with the daemon's own rules and reports the failure instead. Accepted forms:
+
+* 5 fields ``min hour dom month dow`` or 6 fields ``sec min hour dom month dow`` (seconds *first*;
+  croniter puts seconds last, so specs are translated, never handed over as written);
+* ``@yearly @annually @monthly @weekly @daily @midnight @hourly`` and ``@every <Go duration>``;
+* an optional ``TZ=<zone> `` prefix.
+
+Ranges are robfig's: ``*``/``?``, ``a``, ``a-b``, with ``/step`` (``a/step`` means ``a-max/step``),
+comma lists, month names JAN-DEC and weekday names SUN-SAT. A field written as ``*`` or ``?`` is a
+"star" field: as in robfig, day-of-month and day-of-week are OR-ed only when neither is a star.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from croniter.croniter import CroniterBadDateError
+
+EXPIRE_RE = re.compile(r"^([0-9]+)([mhd])$")
+_EXPIRE_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+_MONTHS = {n: i + 1 for i, n in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+_DAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+
+# (name, min, max, names) in robfig's 6-field order.
+_FIELDS = (
+    ("second", 0, 59, None),
+    ("minute", 0, 59, None),
+    ("hour", 0, 23, None),
+    ("day of month", 1, 31, None),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 6, _DAYS),
+)
+
+_DESCRIPTORS = {
+    "@yearly": "0 0 0 1 1 *",
+    "@annually": "0 0 0 1 1 *",
+    "@monthly": "0 0 0 1 * *",
+    "@weekly": "0 0 0 * * 0",
+    "@daily": "0 0 0 * * *",
+    "@midnight": "0 0 0 * * *",
+    "@hourly": "0 0 * * * *",
+}
+
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+_GO_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+_NEVER = None
+
+
+class ScheduleError(ValueError):
+    """The daemon would reject this spec; the message says why, in robfig's words where it has them."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A parsed spec: either a cron expression for croniter or a constant ``@every`` delay."""
+
+    spec: str
+    tz: ZoneInfo | timezone
+    expression: str = ""  # croniter form: "min hour dom month dow sec", explicit value lists
+    day_or: bool = False  # robfig: OR day-of-month and day-of-week unless either is a star field
+    every: timedelta | None = None
+
+    def next_after(self, when: datetime) -> datetime | None:
+        """First run strictly after ``when`` (aware datetime), or None if the spec never fires."""
+        if self.every is not None:
+            return _truncate_seconds(when) + self.every
+        return self._walk(when, forward=True)
+
+    def prev_before(self, when: datetime) -> datetime | None:
+        """Latest run strictly before ``when``. ``@every`` runs are counted from ``when`` itself."""
+        if self.every is not None:
+            return _truncate_seconds(when) - self.every
+        return self._walk(when, forward=False)
+
+    def _walk(self, when: datetime, *, forward: bool) -> datetime | None:
+        it = croniter(self.expression, when.astimezone(self.tz), day_or=self.day_or)
+        try:
+            found = it.get_next(datetime) if forward else it.get_prev(datetime)
+        except CroniterBadDateError:  # e.g. "0 0 30 2 *": valid for robfig, never fires
+            return _NEVER
+        return found.astimezone(UTC)
+
+
+def _truncate_seconds(when: datetime) -> datetime:
+    return when.replace(microsecond=0)
+
+
+def parse(spec: str) -> Schedule:
+    """Parse ``spec`` the way the daemon does; raise :class:`ScheduleError` where it would fail."""
+    return _parse_cached(spec)
+
+
+def validate(spec: str) -> str | None:
+    """The reason the daemon would reject ``spec``, or None when it is valid."""
+    try:
+        parse(spec)
+    except ScheduleError as e:
+        return str(e)
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(spec: str) -> Schedule:
+    text = spec.strip()
+    if not text:
+        raise ScheduleError("Empty spec string")
+    tz: ZoneInfo | timezone = UTC
+    if text.startswith("TZ="):
+        zone, _, text = text[3:].partition(" ")
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ScheduleError(f"Provided bad location {zone}") from None
+        text = text.strip()
+        if not text:
+            raise ScheduleError("Empty spec string")
+    if text.startswith("@"):
+        if text.startswith("@every "):
+            return Schedule(spec, tz, every=_parse_every(text[len("@every "):].strip()))
+        if text not in _DESCRIPTORS:
+            raise ScheduleError(f"Unrecognized descriptor: {text}")
+        text = _DESCRIPTORS[text]
+    fields = text.split()
+    if len(fields) not in (5, 6):
+        raise ScheduleError(f"Expected 5 or 6 fields, found {len(fields)}: {text}")
+    if len(fields) == 5:
+        fields = ["0", *fields]
+    parts, stars = [], []
+    for raw, (name, lo, hi, names) in zip(fields, _FIELDS, strict=True):
+        try:
+            values, star = _parse_field(raw, lo, hi, names)
+        except ScheduleError as e:
+            raise ScheduleError(f"{name} {raw!r}: {e}") from None
+        parts.append(",".join(str(v) for v in sorted(values)))
+        stars.append(star)
+    second, minute, hour, dom, month, dow = parts
+    return Schedule(
+        spec,
+        tz,
+        expression=f"{minute} {hour} {dom} {month} {dow} {second}",
+        day_or=not (stars[3] or stars[5]),
+    )
+
+
+def _parse_field(field: str, lo: int, hi: int, names: dict[str, int] | None) -> tuple[set[int], bool]:
+    """Values of one field and whether it is a star field (robfig's starBit)."""
+    values: set[int] = set()
+    star = False
+    for expr in field.split(","):
+        range_and_step = expr.split("/")
+        if len(range_and_step) > 2:
+            raise ScheduleError(f"Too many slashes: {expr}")
+        low_high = range_and_step[0].split("-")
+        if low_high[0] in ("*", "?"):
+            if len(low_high) != 1:
+                raise ScheduleError(f"Too many hyphens: {expr}")
+            start, end, star = lo, hi, True
+        else:
+            if len(low_high) > 2:
+                raise ScheduleError(f"Too many hyphens: {expr}")
+            start = _int_or_name(low_high[0], names)
+            end = _int_or_name(low_high[1], names) if len(low_high) == 2 else start
+        step = 1
+        if len(range_and_step) == 2:
+            step = _int_or_name(range_and_step[1], None)
+            if step <= 0:
+                raise ScheduleError(f"Step of range ({step}) must be positive")
+            if len(low_high) == 1:
+                end = hi  # "N/step" means "N-max/step"
+        if start < lo:
+            raise ScheduleError(f"Beginning of range ({start}) below minimum ({lo})")
+        if end > hi:
+            raise ScheduleError(f"End of range ({end}) above maximum ({hi})")
+        if start > end:
+            raise ScheduleError(f"Beginning of range ({start}) beyond end of range ({end})")
+        values.update(range(start, end + 1, step))
+    return values, star
+
+
+def _int_or_name(expr: str, names: dict[str, int] | None) -> int:
+    if names and expr.lower() in names:
+        return names[expr.lower()]
+    if not expr.isdigit():
+        raise ScheduleError(f"Failed to parse int from {expr!r}")
+    return int(expr)
+
+
+def _parse_every(text: str) -> timedelta:
+    """Go's ``time.ParseDuration``, as ``@every`` uses it; robfig refuses delays under a second."""
+    body = text.lstrip("+")
+    if body.startswith("-"):
+        raise ScheduleError(f"Negative duration in @every {text}")
+    seconds = 0.0
+    if body != "0":
+        pos = 0
+        for m in _GO_DURATION_PART.finditer(body):
+            if m.start() != pos or m.group(1) in ("", "."):
+                break
+            seconds += float(m.group(1)) * _GO_UNITS[m.group(2)]
+            pos = m.end()
+        if pos != len(body) or not body:
+            raise ScheduleError(f"Failed to parse duration @every {text}")
+    if seconds < 1:
+        raise ScheduleError(f"Delays of less than a second are not supported: @every {text}")
+    return timedelta(seconds=int(seconds))
+
+
+def parse_expire(expire: str) -> timedelta:
+    """``<int><m|h|d>``, as the daemon's expire job reads it. Zero would delete every backup at once."""
+    m = EXPIRE_RE.match(expire.strip())
+    if not m:
+        raise ScheduleError(f"expire {expire!r} is not <number><m|h|d>, e.g. 7d")
+    amount = int(m.group(1))
+    if amount == 0:
+        raise ScheduleError(f"expire {expire!r} would delete every backup as soon as it is made")
+    return timedelta(seconds=amount * _EXPIRE_UNITS[m.group(2)])

@@ -1,0 +1,129 @@
+"""Pure job generation: a :class:`Cluster` becomes one job list per node, as the Go controller made it.
+
+The job IDs must be byte-for-byte the original's: pause state on the daemons, stored records and
+lain-cli's ``run`` all key on them. ID = the node's 4 IPv4 bytes in hex + md5 of
+``"<spec>/<action>/<values>"``, values being the args' values in sorted-key order written the way
+Go's ``%v`` writes a ``[]interface{}``. No I/O here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from typing import Any
+
+from chalicelib.cluster import Cluster, archive_name, volume_dir
+
+BACKUP_ACTION = "backup"
+EXPIRE_ACTION = "backup_expire"
+EXPIRE_SCHEDULE = "* * * * *"
+Job = dict[str, Any]
+
+
+def go_format(value: Any) -> str:
+    """``fmt.Sprintf("%v", value)`` for the JSON-ish values job args hold."""
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(go_format(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def job_id(node_ip: str, spec: str, action: str, args: dict[str, Any]) -> str:
+    """The Go controller's ``GenerateID`` for a job on ``node_ip``."""
+    values = [args[key] for key in sorted(args)]
+    digest = hashlib.md5(f"{spec}/{action}/{go_format(values)}".encode()).hexdigest()
+    return ipaddress.IPv4Address(node_ip).packed.hex() + digest
+
+
+def node_of_job_id(job_id_: str) -> str | None:
+    """The node IP encoded in a backup job's first 8 hex digits, or None if it has none."""
+    try:
+        return str(ipaddress.IPv4Address(bytes.fromhex(job_id_[:8])))
+    except ValueError:
+        return None
+
+
+def generate(cluster: Cluster) -> dict[str, list[Job]]:
+    """Every node's job list: backup jobs in (proc, instance, item, container) order, expire last.
+
+    A backup item gets a backup job on the node of each container of its pod, unless its schedule
+    is invalid (the daemon would drop it). Its dir joins the node's expire job whenever its expire
+    is valid, so backups made before a schedule broke keep expiring.
+    """
+    backups: dict[str, list[Job]] = {}
+    expire: dict[str, list[str]] = {}
+    for proc in cluster.procs.values():
+        for pod in proc.pods:
+            nodes = pod.node_ips
+            for item in pod.items:
+                path = volume_dir(proc.app, proc.full_name, pod.instance_no, item.volume)
+                args = {
+                    "app": proc.app,
+                    "archive": archive_name(proc.app, proc.full_name, pod.instance_no, item.volume),
+                    "containers": pod.container_ids,
+                    "instanceNo": pod.instance_no,
+                    "mode": item.mode,
+                    "path": path,
+                    "postRun": item.post_run,
+                    "preRun": item.pre_run,
+                    "proc": proc.full_name,
+                    "volume": item.volume,
+                }
+                for node in nodes:
+                    if item.schedule_ok:
+                        backups.setdefault(node, []).append({
+                            "id": job_id(node, item.schedule, BACKUP_ACTION, args),
+                            "spec": item.schedule,
+                            "action": BACKUP_ACTION,
+                            "args": args,
+                            "type": "cron",
+                            "sleep": False,
+                        })
+                    if item.expire_ok:
+                        entry = path + "@increment" if item.expire_mode == "increment" else path
+                        expire.setdefault(node, []).extend([entry, item.expire])
+    result: dict[str, list[Job]] = {}
+    for node in sorted(set(backups) | set(expire), key=ipaddress.IPv4Address):
+        jobs = _dedupe(backups.get(node, []))
+        if node in expire:
+            jobs.append(expire_job(_dedupe_pairs(expire[node])))
+        result[node] = jobs
+    return result
+
+
+def expire_job(info: list[str]) -> Job:
+    """The per-node ``backup_expire`` job (the Go controller left its id empty)."""
+    return {
+        "id": "",
+        "spec": EXPIRE_SCHEDULE,
+        "action": EXPIRE_ACTION,
+        "args": {"info": info},
+        "type": "cron",
+        "sleep": False,
+    }
+
+
+def _dedupe(jobs: list[Job]) -> list[Job]:
+    """Two containers of one pod on one node would give the same job twice; the daemon needs one."""
+    return list({job["id"]: job for job in jobs}.values())
+
+
+def _dedupe_pairs(info: list[str]) -> list[str]:
+    pairs = dict.fromkeys(zip(info[::2], info[1::2], strict=True))
+    return [x for pair in pairs for x in pair]
+
+
+def list_version(jobs: list[Job]) -> str:
+    """A version string for a node's list that changes iff the list changes (the daemon compares it)."""
+    canonical = json.dumps(jobs, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def public_job(job: Job) -> Job:
+    """A job as users see it: backup jobs hide ``args.path`` and ``args.archive``, as the original did."""
+    if job.get("action") != BACKUP_ACTION or not isinstance(job.get("args"), dict):
+        return job
+    args = {k: v for k, v in job["args"].items() if k not in ("path", "archive")}
+    return {**job, "args": args}

@@ -1,0 +1,67 @@
+"""Client for lainlet's ``/v2/backupspec`` (watch=0): one fetch per request or reconcile run.
+
+Every failure becomes a :class:`LainletError` (502) or :class:`LainletTimeout` (504) that names
+lainlet, so a user sees "lainlet at ... timed out", never a traceback, and the reconcile can tell
+"lainlet failed" (change nothing) from "lainlet says this" (act on it).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+import requests
+
+from chalicelib.cluster import Cluster
+from chalicelib.errors import LainletError, LainletTimeout
+from chalicelib.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _session() -> requests.Session:
+    """One session per process (made on first use, not at import), so warm Lambdas reuse sockets."""
+    return requests.Session()
+
+
+def fetch_backupspec(settings: Settings, appname: str | None = None) -> dict[str, Any]:
+    """The raw backupspec JSON object, for the whole cluster or one app."""
+    url = f"{settings.lainlet_url}/v2/backupspec"
+    params = {"watch": "0"}
+    if appname is not None:
+        params["appname"] = appname
+    try:
+        resp = _session().get(url, params=params, timeout=settings.lainlet_timeout_seconds)
+    except requests.Timeout:
+        log.warning("event=lainlet_timeout url=%s timeout=%s", url, settings.lainlet_timeout_seconds)
+        raise LainletTimeout(f"lainlet at {settings.lainlet_url} did not answer within "
+                             f"{settings.lainlet_timeout_seconds:g}s") from None
+    except requests.RequestException as e:
+        log.warning("event=lainlet_unreachable url=%s error=%r", url, str(e))
+        raise LainletError(f"lainlet at {settings.lainlet_url} is unreachable: "
+                           f"{type(e).__name__}") from None
+    if resp.status_code != 200:
+        log.warning("event=lainlet_error url=%s status=%s", url, resp.status_code)
+        raise LainletError(f"lainlet at {settings.lainlet_url} answered HTTP {resp.status_code}: "
+                           f"{resp.text[:200]}")
+    try:
+        data = resp.json()
+    except ValueError:
+        raise LainletError(f"lainlet at {settings.lainlet_url} sent a backupspec that is not "
+                           "JSON") from None
+    if not isinstance(data, dict):
+        raise LainletError(f"lainlet at {settings.lainlet_url} sent a backupspec that is not a "
+                           "JSON object")
+    return data
+
+
+def fetch_cluster(settings: Settings, appname: str | None = None) -> Cluster:
+    """The cluster (or one app of it) as lainlet sees it now."""
+    cluster = Cluster.from_backupspec(fetch_backupspec(settings, appname))
+    if appname is not None:
+        # lainlet filters by prefix; keep only this app so no other app's proc can be addressed.
+        cluster.procs = {k: p for k, p in cluster.procs.items() if p.app == appname}
+        cluster.problems = [p for p in cluster.problems if p.app == appname]
+    return cluster

@@ -1,0 +1,77 @@
+"""The one definition of the controller's DynamoDB table, used three ways: creating it (tests, the
+local runner), declaring it in the ``chalice package`` output, and the IAM policy's allowed actions.
+
+Single table, generic keys. Item kinds (``pk`` / ``sk``):
+
+* job record      ``RID#<rid>`` / ``RECORD``; ``gsi1`` = ``<app>#<YYYY-MM>`` / ``<start>#<rid>``
+                  (newest-first records of an app-month), ``gsi2`` = ``JOB#<job id>`` / same
+                  (latest records of one job);
+* node state      ``NODE#<ip>`` / ``STATE`` (version, job ids, time of the last good push);
+* job pause       ``NODE#<ip>`` / ``PAUSE#<job id>``;
+* reconcile run   ``RECONCILE`` / ``<time>`` (bounded by ``ttl``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TTL_ATTRIBUTE = "ttl"
+GSI_BY_APP_MONTH = "gsi1"
+GSI_BY_JOB = "gsi2"
+
+KEY_SCHEMA = [
+    {"AttributeName": "pk", "KeyType": "HASH"},
+    {"AttributeName": "sk", "KeyType": "RANGE"},
+]
+ATTRIBUTE_DEFINITIONS = [
+    {"AttributeName": name, "AttributeType": "S"}
+    for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+]
+GLOBAL_SECONDARY_INDEXES = [
+    {
+        "IndexName": index,
+        "KeySchema": [
+            {"AttributeName": f"{index}pk", "KeyType": "HASH"},
+            {"AttributeName": f"{index}sk", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+    for index in (GSI_BY_APP_MONTH, GSI_BY_JOB)
+]
+
+# Every DynamoDB action the code issues; the IAM policy allows these and nothing else.
+DYNAMODB_ACTIONS = [
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:CreateBackup",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+]
+
+
+def create_table_kwargs(table_name: str) -> dict[str, Any]:
+    """Arguments of ``CreateTable`` for ``table_name`` (on-demand billing)."""
+    return {
+        "TableName": table_name,
+        "KeySchema": KEY_SCHEMA,
+        "AttributeDefinitions": ATTRIBUTE_DEFINITIONS,
+        "GlobalSecondaryIndexes": GLOBAL_SECONDARY_INDEXES,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def cloudformation_table(table_name: str) -> dict[str, Any]:
+    """The ``AWS::DynamoDB::Table`` resource for the ``chalice package`` output."""
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            **create_table_kwargs(table_name),
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+        },
+    }

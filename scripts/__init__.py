@@ -1,0 +1,1 @@
+"""Tooling around the controller: config rendering, the local runner, the simulated cluster."""

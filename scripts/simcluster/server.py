@@ -1,0 +1,136 @@
+"""A small threaded HTTP server with fault injection, the base of every stand-in.
+
+Subclasses implement :meth:`StandIn.handle`. Every request is recorded (method, path, query, form,
+time) so tests can assert what reached a stand-in, and what never did.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    form: dict[str, list[str]]
+    body: bytes
+    started: float
+    finished: float = 0.0
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # JSON-encoded unless bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class StandIn:
+    """Serve :meth:`handle` on ``host:port`` (port 0 = any free port) until :meth:`stop`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.delay = 0.0  # seconds before every answer
+        self.fail_status: int | None = None  # answer every request with this status
+        self.blackhole = False  # accept, read, never answer
+        self.requests: list[Recorded] = []
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._released = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> StandIn:
+        self._released.clear()
+        self._server = _Server((self.host, self.port), self._handler_class())
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name=f"standin-{self.host}:{self.port}")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._released.set()  # let black-holed requests go
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def restart(self) -> None:
+        """Stop and start on the same address; subclasses reset their state in :meth:`on_restart`."""
+        self.stop()
+        self.on_restart()
+        self.start()
+
+    def on_restart(self) -> None:
+        """Hook: what a real daemon forgets when it restarts."""
+
+    def handle(self, req: Recorded) -> Reply:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def received(self, path_prefix: str = "") -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.path.startswith(path_prefix)]
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                started = time.monotonic()
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                form = {}
+                if "application/x-www-form-urlencoded" in self.headers.get("Content-Type", ""):
+                    form = parse_qs(body.decode(), keep_blank_values=True)
+                rec = Recorded(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
+                               form, body, started)
+                with standin._lock:
+                    standin.requests.append(rec)
+                if standin.blackhole:
+                    standin._released.wait(120)
+                    self.close_connection = True
+                    return
+                if standin.delay:
+                    time.sleep(standin.delay)
+                if standin.fail_status:
+                    reply = Reply(standin.fail_status, "Injected failure: stand-in told to fail")
+                else:
+                    try:
+                        reply = standin.handle(rec)
+                    except Exception as e:  # a stand-in bug must show up as a 500, not a hang
+                        reply = Reply(500, f"stand-in error: {type(e).__name__}: {e}")
+                rec.finished = time.monotonic()
+                payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        return Handler

@@ -1,0 +1,62 @@
+"""The lainlet client against a real HTTP stand-in: answers, filters and every way lainlet fails."""
+
+import dataclasses
+import socket
+
+import pytest
+
+from chalicelib import lainlet as lainlet_client
+from chalicelib.errors import LainletError, LainletTimeout
+
+
+def test_fetches_whole_cluster(lainlet, settings):
+    cluster = lainlet_client.fetch_cluster(settings)
+    assert "hello.web.web" in cluster.procs and len(cluster.problems) == 3
+    req = lainlet.received("/v2/backupspec")[0]
+    assert req.query == {"watch": ["0"]}
+
+
+def test_fetches_one_app(lainlet, settings):
+    cluster = lainlet_client.fetch_cluster(settings, "hello")
+    assert list(cluster.procs) == ["hello.web.web"] and cluster.problems == []
+    assert lainlet.received()[0].query == {"watch": ["0"], "appname": ["hello"]}
+
+
+def test_app_filter_never_leaks_a_prefix_sibling(lainlet, settings):
+    # lainlet filters by key prefix: "hello" must not return a proc of app "hello2"
+    lainlet.spec["hello2.web.web"] = lainlet.spec["hello.web.web"]
+    assert lainlet_client.fetch_cluster(settings, "hello").apps() == ["hello"]
+
+
+def test_down(settings):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = dataclasses.replace(settings, lainlet_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(LainletError, match=r"lainlet at http://127.0.0.1:\d+ is unreachable"):
+        lainlet_client.fetch_cluster(down)
+
+
+def test_error_status(lainlet, settings):
+    lainlet.fail_status = 503
+    with pytest.raises(LainletError, match="answered HTTP 503"):
+        lainlet_client.fetch_cluster(settings)
+
+
+def test_timeout(lainlet, settings):
+    lainlet.delay = 1.5
+    with pytest.raises(LainletTimeout, match="did not answer within 1s") as e:
+        lainlet_client.fetch_cluster(settings)
+    assert e.value.status == 504
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"<html>oops", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"hello.web.web": [{"InstanceNo": "x"}]}', "malformed backupspec"),
+])
+def test_garbage(lainlet, settings, body, message):
+    lainlet.raw_body = body
+    with pytest.raises(LainletError, match=message) as e:
+        lainlet_client.fetch_cluster(settings)
+    assert e.value.status == 502

@@ -1,0 +1,88 @@
+"""The cluster model: lookups, ownership, problems, and refusal of malformed lainlet answers."""
+
+import pytest
+
+from chalicelib.cluster import Cluster, archive_name, volume_dir
+from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc
+from tests import reference
+
+
+@pytest.fixture
+def cluster():
+    return Cluster.from_backupspec(reference.backupspec())
+
+
+@pytest.mark.parametrize("name", ["web", "web.web", "hello.web.web"])
+def test_proc_names_resolve_within_the_app(cluster, name):
+    assert cluster.proc("hello", name).full_name == "hello.web.web"
+
+
+def test_short_name_with_type(cluster):
+    assert cluster.proc("mysql", "master").full_name == "mysql.worker.master"
+
+
+def test_another_apps_proc_is_unknown(cluster):
+    with pytest.raises(UnknownProc, match=r"'mysql\.worker\.master' not found in app 'hello'"):
+        cluster.proc("hello", "mysql.worker.master")
+
+
+def test_unknown_app_and_proc_name_them(cluster):
+    with pytest.raises(UnknownApp, match="'nosuch'"):
+        cluster.proc("nosuch", "web")
+    with pytest.raises(UnknownProc, match="'worker' not found in app 'hello'"):
+        cluster.proc("hello", "worker")
+
+
+def test_nodes(cluster):
+    assert cluster.node_ips() == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+    assert cluster.node_ips_of_app("hello") == ["127.0.0.11", "127.0.0.12"]
+    hello = cluster.proc("hello", "web")
+    assert cluster.node_of(hello, 2) == "127.0.0.12"
+    assert cluster.proc("ghost", "web").node_ips == []  # "not-an-ip" is never a node
+    with pytest.raises(BadRequest, match="no instance 3"):
+        cluster.node_of(hello, 3)
+
+
+def test_volumes_and_dirs(cluster):
+    hello = cluster.proc("hello", "web")
+    assert hello.volumes == ["/data", "/var/log/hello"]
+    assert hello.volume_dirs(["/data"]) == ["/data/lain/volumes/hello/hello.web.web/1/data",
+                                            "/data/lain/volumes/hello/hello.web.web/2/data"]
+    assert hello.item("/var/log/hello/").mode == "increment"
+    assert hello.item("/etc") is None
+    assert cluster.proc("plain", "web").volumes == []
+    assert volume_dir("hello", "hello.web.web", 1, "/var/log/hello") == \
+        "/data/lain/volumes/hello/hello.web.web/1/var/log/hello"
+    assert archive_name("hello", "hello.web.web", 1, "/var/log/hello") == \
+        "hello-hello.web.web-1-var-log-hello"
+
+
+def test_problems_name_app_proc_instance(cluster):
+    found = {(p.kind, p.app, p.proc, p.instance) for p in cluster.problems}
+    assert found == {
+        ("bad_schedule", "badcron", "badcron.web.web", 1),
+        ("malformed_annotation", "badjson", "badjson.web.web", 1),
+        ("bad_node_ip", "ghost", "ghost.web.web", 1),
+    }
+    bad = next(p for p in cluster.problems if p.kind == "bad_schedule")
+    assert "0 0 5 0 0" in bad.reason and bad.volume == "/data"
+
+
+def test_bad_proc_key_is_a_problem_not_a_failure():
+    c = Cluster.from_backupspec({"nodots": [], "a.b.c.d": []})
+    assert c.procs == {} and {p.kind for p in c.problems} == {"bad_proc_name"}
+
+
+@pytest.mark.parametrize("data", [
+    [],
+    "x",
+    {"a.web.web": {"not": "a list"}},
+    {"a.web.web": ["not a pod"]},
+    {"a.web.web": [{"InstanceNo": "1", "Annotation": "", "Containers": []}]},
+    {"a.web.web": [{"InstanceNo": 1, "Annotation": 5, "Containers": []}]},
+    {"a.web.web": [{"InstanceNo": 1, "Annotation": "", "Containers": ["x"]}]},
+    {"a.web.web": [{"InstanceNo": 1, "Annotation": "", "Containers": [{"NodeIp": 5}]}]},
+])
+def test_malformed_answers_are_refused_whole(data):
+    with pytest.raises(LainletError, match="lainlet sent"):
+        Cluster.from_backupspec(data)

@@ -1,0 +1,146 @@
+"""Job lists must be exactly the original controller's: IDs, args, expire job."""
+
+import copy
+import json
+
+import pytest
+
+from chalicelib import jobs
+from chalicelib.cluster import Cluster
+from tests import reference
+
+
+def generated(spec=None):
+    return jobs.generate(Cluster.from_backupspec(spec or reference.backupspec()))
+
+
+def pod(app, volume="/data", schedule="0 3 * * *", expire="7d", mode="full", node="127.0.0.11",
+        instance=1, containers=("c1",), **extra):
+    item = {"procname": f"{app}.web.web", "volume": volume, "schedule": schedule,
+            "expire": expire, "mode": mode, "preRun": "", "postRun": "", **extra}
+    return {"Annotation": json.dumps({"backup": [item]}), "InstanceNo": instance,
+            "Containers": [{"Id": c, "Ip": "172.20.0.1", "NodeIp": node, "NodeName": "n"}
+                           for c in containers]}
+
+
+def test_design_ids():
+    by_node = generated()
+    assert by_node["127.0.0.11"][0]["id"] == "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
+    assert by_node["127.0.0.13"][0]["id"] == "7f00000d021a80f569807176a366a7fac5c3ba76"
+
+
+def test_node_11_list_is_what_the_original_pushed():
+    """The reference daemon on 127.0.0.11 holds exactly these three jobs (its order is by next run)."""
+    _, entries = reference.backupd_sample("GET /api/v1/cron/jobs")
+    daemon_jobs = [e["job"] for e in entries]
+    ours = generated()["127.0.0.11"]
+    key = lambda j: (j["action"], j["id"])  # noqa: E731
+    assert sorted(ours, key=key) == sorted(daemon_jobs, key=key)
+    # the expire job is last and still expires badcron's dir although its schedule is invalid
+    assert ours[-1]["action"] == "backup_expire"
+    assert ours[-1]["args"]["info"] == [
+        "/data/lain/volumes/badcron/badcron.web.web/1/data", "30d",
+        "/data/lain/volumes/hello/hello.web.web/1/data", "7d",
+        "/data/lain/volumes/hello/hello.web.web/1/var/log/hello@increment", "3d",
+    ]
+
+
+def test_single_job_sample_matches():
+    _, job = reference.backupd_sample("GET /api/v1/cron/jobs/7f00000bb19d69edd273f3535f5cd42e6fcbd556")
+    assert job in generated()["127.0.0.11"]
+
+
+def test_bad_specs_take_nothing_else_down():
+    by_node = generated()
+    assert set(by_node) == {"127.0.0.11", "127.0.0.12", "127.0.0.13"}
+    apps = {j["args"]["app"] for js in by_node.values() for j in js if j["action"] == "backup"}
+    assert apps == {"hello", "mysql"}  # badcron: no backup job; badjson, ghost, plain: nothing
+    assert [j["action"] for j in by_node["127.0.0.13"]] == ["backup", "backup_expire"]
+    assert by_node["127.0.0.12"][-1]["args"]["info"] == [
+        "/data/lain/volumes/hello/hello.web.web/2/data", "7d",
+        "/data/lain/volumes/hello/hello.web.web/2/var/log/hello@increment", "3d",
+    ]
+
+
+def test_job_ip_prefix_is_the_node():
+    for node, node_jobs in generated().items():
+        for job in node_jobs:
+            if job["action"] == "backup":
+                assert jobs.node_of_job_id(job["id"]) == node
+    assert jobs.node_of_job_id("") is None
+    assert jobs.node_of_job_id("zz") is None
+
+
+def test_go_format():
+    assert jobs.go_format(["a", "", ["x", "y"], 3, True]) == "[a  [x y] 3 true]"
+
+
+def test_generation_is_deterministic_and_input_order_free():
+    spec = reference.backupspec()
+    reordered = dict(reversed(list(copy.deepcopy(spec).items())))
+    for pods in reordered.values():
+        pods.reverse()
+    assert generated(spec) == generated(reordered)
+
+
+def test_version_changes_iff_list_changes():
+    spec = reference.backupspec()
+    before = {n: jobs.list_version(js) for n, js in generated(spec).items()}
+    assert before == {n: jobs.list_version(js) for n, js in generated(spec).items()}
+    spec["mysql.worker.master"][0]["Annotation"] = spec["mysql.worker.master"][0][
+        "Annotation"].replace("0 0 1 * * *", "0 0 2 * * *")
+    after = {n: jobs.list_version(js) for n, js in generated(spec).items()}
+    assert [n for n in before if before[n] != after[n]] == ["127.0.0.13"]
+
+
+def test_invalid_expire_keeps_backup_but_not_expire():
+    by_node = generated({"a.web.web": [pod("a", expire="7w")]})
+    assert [j["action"] for j in by_node["127.0.0.11"]] == ["backup"]
+
+
+def test_invalid_schedule_and_expire_gives_nothing():
+    assert generated({"a.web.web": [pod("a", schedule="0 0 5 0 0", expire="x")]}) == {}
+
+
+def test_every_container_node_gets_the_job_with_all_container_ids():
+    spec = {"a.web.web": [pod("a", containers=("c1", "c2"))]}
+    spec["a.web.web"][0]["Containers"][1]["NodeIp"] = "127.0.0.12"
+    by_node = generated(spec)
+    assert set(by_node) == {"127.0.0.11", "127.0.0.12"}
+    for node_jobs in by_node.values():
+        assert node_jobs[0]["args"]["containers"] == ["c1", "c2"]
+    assert by_node["127.0.0.11"][0]["id"][:8] == "7f00000b"
+    assert by_node["127.0.0.12"][0]["id"][:8] == "7f00000c"
+
+
+def test_two_containers_on_one_node_give_one_job():
+    by_node = generated({"a.web.web": [pod("a", containers=("c1", "c2"))]})
+    assert [j["action"] for j in by_node["127.0.0.11"]] == ["backup", "backup_expire"]
+    assert by_node["127.0.0.11"][1]["args"]["info"] == [
+        "/data/lain/volumes/a/a.web.web/1/data", "7d"]
+
+
+def test_empty_mode_is_expired_like_a_full_backup():
+    by_node = generated({"a.web.web": [pod("a", mode="")]})
+    assert by_node["127.0.0.11"][0]["args"]["mode"] == ""  # unchanged: it is part of the ID
+    assert by_node["127.0.0.11"][1]["args"]["info"] == [
+        "/data/lain/volumes/a/a.web.web/1/data", "7d"]
+
+
+@pytest.mark.parametrize("volume, path, archive", [
+    ("/var/log/hello", "/data/lain/volumes/a/a.web.web/1/var/log/hello", "a-a.web.web-1-var-log-hello"),
+    ("data/", "/data/lain/volumes/a/a.web.web/1/data", "a-a.web.web-1-data"),
+    ("//x//y", "/data/lain/volumes/a/a.web.web/1/x/y", "a-a.web.web-1-x-y"),
+])
+def test_paths_are_go_path_joined(volume, path, archive):
+    args = generated({"a.web.web": [pod("a", volume=volume)]})["127.0.0.11"][0]["args"]
+    assert (args["path"], args["archive"], args["volume"]) == (path, archive, volume)
+
+
+def test_public_job_hides_path_and_archive_without_touching_the_original():
+    job = generated()["127.0.0.11"][0]
+    shown = jobs.public_job(job)
+    assert "path" not in shown["args"] and "archive" not in shown["args"]
+    assert shown["args"]["volume"] == "/data" and "path" in job["args"]
+    expire = generated()["127.0.0.11"][-1]
+    assert jobs.public_job(expire) == expire
