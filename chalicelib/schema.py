@@ -63,6 +63,24 @@ def create_table_kwargs(table_name: str) -> dict[str, Any]:
     }
 
 
+def cloudformation_resources(table_name: str) -> dict[str, Any]:
+    """Resources deep-merged into the ``chalice package`` output: the table, and a JSON 404 for
+    unknown routes (API Gateway otherwise answers them with 403 "Missing Authentication Token").
+    The 404 goes into the API's own OpenAPI body so the API and its responses cannot drift."""
+    not_found = '{"error": "no such route: $context.httpMethod $context.path", "code": "unknown_route"}'
+    return {
+        "ControllerTable": cloudformation_table(table_name),
+        "RestAPI": {"Properties": {"DefinitionBody": {
+            "x-amazon-apigateway-gateway-responses": {
+                "MISSING_AUTHENTICATION_TOKEN": {
+                    "statusCode": 404,
+                    "responseTemplates": {"application/json": not_found},
+                },
+            },
+        }}},
+    }
+
+
 def cloudformation_table(table_name: str) -> dict[str, Any]:
     """The ``AWS::DynamoDB::Table`` resource for the ``chalice package`` output."""
     return {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render ``.chalice/config.json``, the IAM policy files and the table template from jinja2 templates.
+"""Render ``.chalice/config.json``, the IAM policies and the package resources from jinja2 templates.
 
     python scripts/render_config.py                       # local stage only (committed)
     python scripts/render_config.py --stage prod \\
@@ -109,8 +109,8 @@ def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
         files[stage["policy_file"]] = policy.render(
             table_name=stage["table_name"], dynamodb_actions=schema.DYNAMODB_ACTIONS,
             vpc=bool(stage["subnet_ids"]))
-        table = {"Resources": {"ControllerTable": schema.cloudformation_table(stage["table_name"])}}
-        files[f"table-{stage['name']}.json"] = json.dumps(table, indent=2) + "\n"
+        resources = {"Resources": schema.cloudformation_resources(stage["table_name"])}
+        files[f"resources-{stage['name']}.json"] = json.dumps(resources, indent=2) + "\n"
     for text in files.values():
         json.loads(text)  # a template bug must fail here, not at deploy time
     return files

@@ -1,24 +1,91 @@
-"""Shared fixtures: stand-ins on loopback and settings pointing at them."""
+"""Shared fixtures: stand-ins on loopback, settings pointing at them, and the API client."""
 
 from __future__ import annotations
 
 import dataclasses
+import socket
+from collections.abc import Iterator
 
 import pytest
+from chalice.test import Client
 
-from chalicelib.settings import Settings
+from chalicelib.settings import Settings, get_settings
+from scripts.simcluster.backupd import BackupdStandIn
 from scripts.simcluster.lainlet import LainletStandIn
 from tests import reference
 
+NODES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+
+
+def free_port(hosts: tuple[str, ...] = ("127.0.0.1",)) -> int:
+    """A port free on every one of ``hosts`` (the daemons of a cluster share one port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as s:
+                    s.bind((host, port))
+            return port
+        except OSError:
+            continue
+
 
 @pytest.fixture
-def lainlet():
+def lainlet() -> Iterator[LainletStandIn]:
     standin = LainletStandIn(reference.backupspec()).start()
     yield standin
     standin.stop()
 
 
 @pytest.fixture
-def settings(lainlet) -> Settings:
+def daemon_port() -> int:
+    return free_port(tuple(f"127.0.0.{i}" for i in range(11, 31)))
+
+
+def start_daemons(hosts: list[str], port: int) -> dict[str, BackupdStandIn]:
+    return {h: BackupdStandIn(h, port).start() for h in hosts}
+
+
+@pytest.fixture
+def daemons(daemon_port) -> Iterator[dict[str, BackupdStandIn]]:
+    """Daemons of the reference cluster, holding the backups seen in the reference samples."""
+    nodes = start_daemons(list(NODES), daemon_port)
+    nodes["127.0.0.11"].add_backup("hello", "hello.web.web", 1, "/data", containers=["aa10"],
+                                   created_at="2026-11-24T23:45:19.90123216Z")
+    nodes["127.0.0.11"].add_backup("hello", "hello.web.web", 1, "/var/log/hello", "increment",
+                                   files=["x.log"], containers=["aa10"],
+                                   created_at="2026-11-24T23:45:19.909984971Z")
+    nodes["127.0.0.12"].add_backup("hello", "hello.web.web", 2, "/data", created=1795560000)
+    nodes["127.0.0.13"].add_backup("mysql", "mysql.worker.master", 1, "/var/lib/mysql")
+    yield nodes
+    for d in nodes.values():
+        d.stop()
+
+
+@pytest.fixture
+def settings(lainlet, daemon_port) -> Settings:
     return dataclasses.replace(Settings(), lainlet_url=lainlet.url, lainlet_timeout_seconds=1.0,
-                               node_timeout_seconds=1.0)
+                               node_timeout_seconds=1.0, backupd_port=daemon_port)
+
+
+@pytest.fixture
+def env(monkeypatch, lainlet, daemon_port):
+    """The process environment the handlers read, pointing at the stand-ins."""
+    values = {"LAINLET_URL": lainlet.url, "LAINLET_TIMEOUT_SECONDS": "1",
+              "BACKUPD_PORT": str(daemon_port), "NODE_TIMEOUT_SECONDS": "1", "API_TOKEN": "",
+              "NOTIFY_TOKEN": ""}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield values
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def api(env) -> Iterator[Client]:
+    from app import app
+
+    with Client(app) as client:
+        yield client

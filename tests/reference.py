@@ -21,7 +21,7 @@ def backupd_sample(request_line: str) -> tuple[int, Any]:
     text = (REFERENCE / "backupd-v1-samples.txt").read_text()
     for block in text.split("### ")[1:]:
         head, _, body = block.partition("\n")
-        if head.startswith(request_line + " ") or head.startswith(request_line + "  "):
+        if head.split(" -> ")[0].strip() == request_line:
             status = int(re.search(r"HTTP (\d+)", head).group(1))
             body = body.strip()
             return status, json.loads(body) if body else None

@@ -27,7 +27,7 @@ def tool(name: str) -> str:
 
 def test_committed_local_config_is_current(tmp_path):
     assert render_config.main(["--out", str(tmp_path)], env={}) == 0
-    for name in ("config.json", "policy-local.json", "table-local.json"):
+    for name in ("config.json", "policy-local.json", "resources-local.json"):
         assert (tmp_path / name).read_text() == (ROOT / ".chalice" / name).read_text(), name
 
 
@@ -77,12 +77,16 @@ def test_every_stage_packages_and_lints(tmp_path):
         out = tmp_path / f"out-{stage}"
         done = subprocess.run(
             [tool("chalice"), "package", "--stage", stage, "--merge-template",
-             f".chalice/table-{stage}.json", str(out)],
+             f".chalice/resources-{stage}.json", str(out)],
             cwd=project, env=run_env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         template = json.loads((out / "sam.json").read_text())
         assert template["Resources"]["ControllerTable"]["Properties"][
             "PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+        assert body["paths"]  # merged into chalice's API, not replacing it
+        assert body["x-amazon-apigateway-gateway-responses"]["MISSING_AUTHENTICATION_TOKEN"][
+            "statusCode"] == 404
         function = template["Resources"]["APIHandler"]["Properties"]
         assert ("VpcConfig" in function) == (stage != "local")
         lint = subprocess.run([tool("cfn-lint"), "--ignore-checks", IGNORED_CHECKS, "--",

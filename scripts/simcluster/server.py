@@ -61,7 +61,7 @@ class StandIn:
         self._released.clear()
         self._server = _Server((self.host, self.port), self._handler_class())
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True,
                                         name=f"standin-{self.host}:{self.port}")
         self._thread.start()
         return self
@@ -85,9 +85,11 @@ class StandIn:
     def handle(self, req: Recorded) -> Reply:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def received(self, path_prefix: str = "") -> list[Recorded]:
+    def received(self, path_prefix: str = "", method: str | None = None) -> list[Recorded]:
+        """Requests whose path starts with ``path_prefix`` (and of ``method``, when given)."""
         with self._lock:
-            return [r for r in self.requests if r.path.startswith(path_prefix)]
+            return [r for r in self.requests
+                    if r.path.startswith(path_prefix) and method in (None, r.method)]
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         standin = self

@@ -1,0 +1,278 @@
+"""The use cases behind the user routes: ask lainlet once, check ownership, ask the right daemons.
+
+Ownership is checked here, before any daemon is contacted: a backup name must carry the archive
+prefix of the app and proc in the URL, a job id must be one of the app's generated jobs, a node
+must be one lainlet names. Lists answer with the nodes that replied and name the ones that did
+not; single-target actions fail with the daemon's error (502/504).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from chalicelib import jobs as joblib
+from chalicelib.backupd import BackupdClient, BackupdError, fan_out
+from chalicelib.cluster import VOLUME_ROOT, Cluster, Proc, archive_prefix, is_node_ip, volume_dir
+from chalicelib.errors import (
+    BadRequest,
+    ControllerError,
+    Forbidden,
+    NotFound,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from chalicelib.httpapi import Answer
+from chalicelib.lainlet import fetch_cluster
+from chalicelib.settings import Settings
+
+ENTITY_FIELDS = ("volume", "name", "size", "created", "instanceNo")  # the original's BackupEntity
+JOB_ACTIONS = ("run", "sleep", "wakeup")
+JOB_QUERY = re.compile(r"^(action|type|id|args_\w+)$")
+_NOT_FOUND_STATUSES = (400, 404, 503)  # how the daemon says "no such backup/job"
+T = TypeVar("T")
+
+
+def _proc(settings: Settings, app: str, proc: str) -> tuple[Cluster, Proc]:
+    cluster = fetch_cluster(settings, app)
+    return cluster, cluster.proc(app, proc)
+
+
+def _entity(entity: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: entity.get(k) for k in ENTITY_FIELDS}
+
+
+def _check_volume(volume: str) -> str:
+    if not volume or ".." in volume.split("/") or "\x00" in volume:
+        raise BadRequest(f"volume {volume!r} is not a volume path such as /data", code="bad_volume")
+    return volume
+
+
+def owned_backup(proc: Proc, name: str) -> str:
+    """``name`` if it is a backup (file or increment dir) of ``proc``, else 403 naming the owner rule."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or ".." in name:
+        raise BadRequest(f"backup name {name!r} is not a backup file or directory name",
+                         code="bad_backup_name")
+    prefix = archive_prefix(proc.app, proc.full_name)
+    if not re.fullmatch(re.escape(prefix) + r"[0-9]+-.+", name):
+        raise Forbidden(f"backup {name!r} does not belong to {proc.full_name} of app {proc.app} "
+                        f"(its backups are named {prefix}<instance>-…)", code="not_your_backup")
+    return name
+
+
+def _relative_files(files: list[str]) -> list[str]:
+    for f in files:
+        if f.startswith("/") or ".." in f.split("/") or "\x00" in f:
+            raise BadRequest(f"file {f!r} must be a path inside the backup, without '..'",
+                             code="bad_file")
+    return files
+
+
+def _is_not_found(error: ControllerError) -> bool:
+    return isinstance(error, BackupdError) and error.upstream_status in _NOT_FOUND_STATUSES
+
+
+def _not_found_everywhere(errors: Mapping[str, ControllerError]) -> bool:
+    return all(_is_not_found(e) for e in errors.values())
+
+
+def _raise_unreachable(what: str, errors: Mapping[str, ControllerError]) -> None:
+    """Some nodes failed and the answer may be on one of them: fail naming each node and why."""
+    failed = [e for e in errors.values() if not _is_not_found(e)]
+    kind = UpstreamTimeout if all(isinstance(e, UpstreamTimeout) for e in failed) else UpstreamError
+    raise kind(f"{what}: " + "; ".join(e.message for e in failed))
+
+
+def locate_backup(settings: Settings, proc: Proc, name: str) -> tuple[str, dict[str, Any]]:
+    """The node whose daemon knows backup ``name`` (its namespace), and the daemon's entity."""
+    found = fan_out(proc.node_ips, lambda c: c.backup_info(name), settings)
+    root = posixpath.join(VOLUME_ROOT, proc.app, proc.full_name) + "/"
+    for node, entity in found.results.items():
+        if isinstance(entity, dict) and str(entity.get("source", "")).startswith(root):
+            return node, entity
+    if found.errors and not _not_found_everywhere(found.errors):
+        _raise_unreachable(f"cannot tell whether backup {name!r} exists", found.errors)
+    raise NotFound(f"backup {name!r} of {proc.full_name} (app {proc.app}) not found on "
+                   f"{', '.join(proc.node_ips) or 'any node'}", code="unknown_backup")
+
+
+# -- backups ---------------------------------------------------------------------------------------
+
+def list_backups(settings: Settings, app: str, proc: str, volumes: list[str] | None) -> Answer:
+    """Backups of the given volumes (None: every declared volume) on every node of the proc."""
+    _, p = _proc(settings, app, proc)
+    wanted = p.volumes if volumes is None else [_check_volume(v) for v in volumes]
+    if not wanted:
+        return Answer([])
+    dirs = p.volume_dirs(wanted)
+    result = fan_out(p.node_ips, lambda c: c.backups(dirs), settings)
+    body = [_entity(e) for entities in result.results.values() for e in entities]
+    return Answer(body, unreachable=result.unreachable)
+
+
+def backup_info(settings: Settings, app: str, proc: str, name: str) -> Answer:
+    _, p = _proc(settings, app, proc)
+    _, entity = locate_backup(settings, p, owned_backup(p, name))
+    return Answer(_entity(entity))
+
+
+def backup_file_list(settings: Settings, app: str, proc: str, name: str) -> Answer:
+    """Files inside an increment backup dir (``?open=true``)."""
+    _, p = _proc(settings, app, proc)
+    owned_backup(p, name)
+    if name.endswith(".tar.gz"):
+        raise BadRequest(f"{name} is a full backup; open=true lists the files of increment backups",
+                         code="not_increment")
+    result = fan_out(p.node_ips, lambda c: c.file_list(name), settings)
+    for files in result.results.values():
+        if files:
+            return Answer(files, unreachable=result.unreachable)
+    if result.results:
+        return Answer([], unreachable=result.unreachable)
+    if result.errors and not _not_found_everywhere(result.errors):
+        _raise_unreachable(f"cannot list increment backup {name!r}", result.errors)
+    raise NotFound(f"increment backup {name!r} of {p.full_name} not found", code="unknown_backup")
+
+
+def delete_backups(settings: Settings, app: str, proc: str, files: list[str]) -> Answer:
+    """Delete backups (or files inside increment backups) of the proc, on every node of it."""
+    _, p = _proc(settings, app, proc)
+    if not files:
+        raise BadRequest("files: name at least one backup to delete", code="no_files")
+    for f in _relative_files(files):
+        owned_backup(p, f.split("/")[0])
+    result = fan_out(p.node_ips, lambda c: c.delete(files), settings)
+    if result.errors:
+        done = ", ".join(result.results) or "no node"
+        raise UpstreamError(f"delete of {', '.join(files)} done on {done} but failed on: "
+                            + "; ".join(e.message for e in result.errors.values()))
+    return Answer(None, status=204)
+
+
+def restore(settings: Settings, app: str, proc: str, name: str, files: list[str],
+            to: int | None = None, volume: str | None = None) -> Answer:
+    """Recover a backup into its own instance, or (``to``/``volume``) migrate it into another.
+
+    The daemon of the target instance's node does the work; ``namespace`` is the node whose
+    daemon holds the backup, which is where the backup was made even if the instance moved since.
+    """
+    cluster, p = _proc(settings, app, proc)
+    owned_backup(p, name)
+    increment = not name.endswith(".tar.gz")
+    if increment and not files:
+        raise BadRequest(f"files: {name} is an increment backup; name the files to restore "
+                         "(list them with ?open=true)", code="no_files")
+    _relative_files(files)
+    dest_dir = ""
+    if to is not None:
+        if volume is None:
+            raise BadRequest("volume: the declared volume to migrate into is required",
+                             code="no_volume")
+        item = p.item(_check_volume(volume))
+        if item is None:
+            raise BadRequest(f"volume {volume!r} is not a backup volume of {p.full_name} "
+                             f"(volumes: {', '.join(p.volumes) or 'none'})", code="unknown_volume")
+        p.pod(to)  # 400 naming the instances if it does not exist
+        dest_dir = volume_dir(p.app, p.full_name, to, item.volume)
+    namespace, entity = locate_backup(settings, p, name)
+    target_instance = to if to is not None else int(entity.get("instanceNo") or 0)
+    target = cluster.node_of(p, target_instance)
+    form = [("namespace", namespace), ("destDir", dest_dir), ("app", p.app),
+            ("proc", p.full_name), ("instanceNo", str(target_instance))]
+    client = BackupdClient(target, settings)
+    if increment:
+        form += [("files", f) for f in files]
+        return Answer(client.recover_increment(name, form))
+    return Answer(client.recover_full(name, form))
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+def _owned_job(settings: Settings, app: str, job_id: str) -> str:
+    """The node of ``job_id`` if it is one of the app's backup jobs now, else 404."""
+    cluster = fetch_cluster(settings, app)
+    cluster.procs_of(app)  # 404 for an unknown app first
+    ids = {j["id"] for node_jobs in joblib.generate(cluster).values() for j in node_jobs if j["id"]}
+    if job_id not in ids:
+        raise NotFound(f"job {job_id!r} is not a backup job of app {app!r}", code="unknown_job")
+    return joblib.node_of_job_id(job_id) or ""
+
+
+def app_jobs(settings: Settings, app: str, query: Mapping[str, str]) -> Answer:
+    """The app's jobs as the daemons hold them; filters pass through, the app filter is forced."""
+    cluster = fetch_cluster(settings, app)
+    nodes = cluster.node_ips_of_app(app)
+    params = {k: v for k, v in query.items() if JOB_QUERY.fullmatch(k)}
+    params["args_app"] = app  # after the user's filters: never another app's jobs
+    result = fan_out(nodes, lambda c: c.jobs(params), settings)
+    body = [{**entry, "job": joblib.public_job(entry["job"])}
+            for entries in result.results.values() for entry in entries
+            if isinstance(entry, dict) and isinstance(entry.get("job"), dict)
+            and entry["job"].get("args", {}).get("app") == app]
+    return Answer(body, unreachable=result.unreachable)
+
+
+def _on_job_daemon(settings: Settings, app: str, job_id: str, call: Callable[[BackupdClient], T]) -> T:
+    """Run ``call`` on the daemon of one of the app's jobs; "no such job" there becomes a 404."""
+    node = _owned_job(settings, app, job_id)
+    try:
+        return call(BackupdClient(node, settings))
+    except BackupdError as e:
+        if e.upstream_status == 400:
+            raise NotFound(f"job {job_id} of app {app} is not on {node} yet (it is pushed on the "
+                           f"next reconcile): {e.message}", code="job_not_pushed") from None
+        raise
+
+
+def app_job(settings: Settings, app: str, job_id: str) -> Answer:
+    return Answer(joblib.public_job(_on_job_daemon(settings, app, job_id, lambda c: c.job(job_id))))
+
+
+def job_action(settings: Settings, app: str, job_id: str, action: str) -> Answer:
+    """run → the record id; sleep/wakeup → "OK", as the original answered."""
+    if action not in JOB_ACTIONS:
+        raise BadRequest(f"action {action!r} is not one of {', '.join(JOB_ACTIONS)}",
+                         code="bad_action")
+    if action == "run":
+        return Answer(_on_job_daemon(settings, app, job_id, lambda c: c.run(job_id)))
+    _on_job_daemon(settings, app, job_id, lambda c: c.job_action(job_id, action))
+    return Answer("OK")
+
+
+def run_once(settings: Settings, app: str, job_id: str) -> Answer:
+    return Answer(_on_job_daemon(settings, app, job_id, lambda c: c.run_once(job_id)))
+
+
+# -- cluster and servers ---------------------------------------------------------------------------
+
+def generated_jobs(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Every node's job list as generated from lainlet now."""
+    return joblib.generate(fetch_cluster(settings))
+
+
+def _known_node(settings: Settings, ip: str) -> Cluster:
+    if not is_node_ip(ip):
+        raise BadRequest(f"{ip!r} is not an IPv4 address", code="bad_ip")
+    cluster = fetch_cluster(settings)
+    if ip not in cluster.node_ips():
+        raise NotFound(f"{ip} is not a node lainlet names", code="unknown_node")
+    return cluster
+
+
+def server_jobs(settings: Settings, ip: str) -> Answer:
+    return Answer(joblib.generate(_known_node(settings, ip)).get(ip, []))
+
+
+def server_crond(settings: Settings, ip: str, action: str) -> Answer:
+    if action not in ("start", "stop"):
+        raise BadRequest(f"action {action!r} is not start or stop", code="bad_action")
+    _known_node(settings, ip)
+    BackupdClient(ip, settings).crond(action)
+    return Answer("OK")
+
+
+def server_debug(settings: Settings, ip: str) -> Answer:
+    _known_node(settings, ip)
+    return Answer(BackupdClient(ip, settings).debug())

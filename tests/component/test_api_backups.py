@@ -1,0 +1,171 @@
+"""Backup routes (v1 and v2) against stand-in daemons, with lain-cli's request shapes."""
+
+import pytest
+
+from tests.component.apiclient import error_of, post_form, post_json
+from tests.reference import backupd_sample
+
+HELLO = "/api/v2/app/hello/proc/web/backups"
+FULL = "hello-hello.web.web-1-data-1795563919.tar.gz"
+INCR = "hello-hello.web.web-1-var-log-hello"
+ENTITY_KEYS = ["volume", "name", "size", "created", "instanceNo"]
+
+
+def test_list_all_declared_volumes_on_every_node(api, daemons):
+    resp = api.http.get(HELLO)
+    assert resp.status_code == 200
+    names = {e["name"] for e in resp.json_body}
+    assert names == {FULL, INCR, "hello-hello.web.web-2-data-1795560000.tar.gz"}
+    assert all(list(e) == ENTITY_KEYS for e in resp.json_body)
+    assert "X-Backupctl-Unreachable" not in resp.headers
+    asked = daemons["127.0.0.11"].received("/api/v1/backup/json")[0].query["dir"]
+    assert asked == ["/data/lain/volumes/hello/hello.web.web/1/data",
+                     "/data/lain/volumes/hello/hello.web.web/2/data",
+                     "/data/lain/volumes/hello/hello.web.web/1/var/log/hello",
+                     "/data/lain/volumes/hello/hello.web.web/2/var/log/hello"]
+    assert not daemons["127.0.0.13"].received()  # mysql's node is never asked about hello
+
+
+def test_list_by_volume_matches_the_daemon_sample(api, daemons):
+    resp = api.http.get(HELLO + "?volume=/data&volume=/var/log/hello")
+    _, sample = backupd_sample(
+        "GET /api/v1/backup/json?dir=/data/lain/volumes/hello/hello.web.web/1/data"
+        "&dir=/data/lain/volumes/hello/hello.web.web/1/var/log/hello")
+    assert [e for e in resp.json_body if e["instanceNo"] == 1] == \
+        [{k: s[k] for k in ENTITY_KEYS} for s in sample]
+
+
+def test_v1_list(api, daemons):
+    resp = api.http.get("/api/v1/backup/json/app/hello/proc/hello.web.web?volume=/var/log/hello")
+    assert [e["name"] for e in resp.json_body] == [INCR]
+    assert api.http.get("/api/v1/backup/json/app/hello/proc/web").json_body == []  # no volume
+
+
+def test_info(api, daemons):
+    resp = api.http.get(f"{HELLO}/{FULL}")
+    assert resp.status_code == 200
+    _, sample = backupd_sample(f"GET /api/v1/backup/info/file/{FULL}")
+    assert resp.json_body == {k: sample[k] for k in ENTITY_KEYS}
+
+
+def test_info_of_missing_backup_is_404(api, daemons):
+    resp = api.http.get(f"{HELLO}/hello-hello.web.web-1-data-1.tar.gz")
+    assert resp.status_code == 404
+    assert "hello-hello.web.web-1-data-1.tar.gz" in error_of(resp)["error"]
+
+
+def test_open_increment_dir(api, daemons):
+    resp = api.http.get(f"{HELLO}/{INCR}?open=true")
+    assert resp.status_code == 200
+    assert [f["name"] for f in resp.json_body] == ["x.log"]
+    v1 = api.http.get(f"/api/v1/backup/filelist/app/hello/proc/hello.web.web/dir/{INCR}")
+    assert v1.json_body == resp.json_body
+    assert api.http.get(f"{HELLO}/{FULL}?open=true").status_code == 400
+    missing = api.http.get(f"{HELLO}/hello-hello.web.web-9-data?open=true")
+    assert missing.status_code == 404
+
+
+def test_recover_full_in_place(api, daemons):
+    resp = post_form(api, f"{HELLO}/{FULL}/actions/recover")
+    assert resp.status_code == 200 and isinstance(resp.json_body, str) and resp.json_body
+    call = daemons["127.0.0.11"].received("/api/v1/backup/full/recover/file/")[0]
+    assert call.path.endswith(FULL)
+    assert call.form == {"namespace": ["127.0.0.11"], "destDir": [""], "app": ["hello"],
+                         "proc": ["hello.web.web"], "instanceNo": ["1"]}
+
+
+def test_recover_increment_needs_files(api, daemons):
+    resp = post_form(api, f"{HELLO}/{INCR}/actions/recover")
+    assert resp.status_code == 400 and "open=true" in error_of(resp)["error"]
+    resp = post_form(api, f"{HELLO}/{INCR}/actions/recover", [("files", "x.log"), ("files", "y")])
+    assert resp.status_code == 200
+    call = daemons["127.0.0.11"].received("/api/v1/backup/increment/recover/dir/")[0]
+    assert call.form["files"] == ["x.log", "y"] and call.form["destDir"] == [""]
+
+
+def test_v1_recover_routes(api, daemons):
+    v1 = "/api/v1/backup/recover"
+    assert post_form(api, f"{v1}/app/hello/proc/hello.web.web/file/{FULL}").status_code == 200
+    resp = post_form(api, f"{v1}/increment/app/hello/proc/hello.web.web/dir/{INCR}",
+                     [("instanceNo", "1"), ("files", "x.log")])
+    assert resp.status_code == 200
+
+
+@pytest.mark.parametrize("send", [
+    lambda api, path: post_form(api, path, [("volume", "/data"), ("to", "2")]),
+    lambda api, path: post_json(api, path, {"volume": "/data", "to": 2}),
+])
+def test_migrate_full_to_another_instance(api, daemons, send):
+    resp = send(api, f"{HELLO}/{FULL}/actions/migrate")
+    assert resp.status_code == 200, resp.body
+    assert not daemons["127.0.0.11"].received("/api/v1/backup/full/recover")
+    call = daemons["127.0.0.12"].received("/api/v1/backup/full/recover/file/")[0]
+    assert call.form["namespace"] == ["127.0.0.11"]  # where the backup is
+    assert call.form["destDir"] == ["/data/lain/volumes/hello/hello.web.web/2/data"]
+    assert call.form["instanceNo"] == ["2"]
+
+
+def test_migrate_increment_v1(api, daemons):
+    path = f"/api/v1/backup/migrate/increment/app/hello/proc/hello.web.web/dir/{INCR}"
+    resp = post_form(api, path, [("from", "1"), ("to", "2"), ("volume", "/var/log/hello"),
+                                 ("files", "x.log")])
+    assert resp.status_code == 200
+    call = daemons["127.0.0.12"].received("/api/v1/backup/increment/recover/dir/")[0]
+    assert call.form["destDir"] == ["/data/lain/volumes/hello/hello.web.web/2/var/log/hello"]
+    assert call.form["files"] == ["x.log"]
+
+
+@pytest.mark.parametrize("data, status, words", [
+    ([("volume", "/data")], 400, "to: an instance number"),
+    ([("volume", "/data"), ("to", "two")], 400, "'two'"),
+    ([("volume", "/data"), ("to", "7")], 400, "no instance 7"),
+    ([("to", "2")], 400, "volume"),
+    ([("volume", "/etc"), ("to", "2")], 400, "'/etc' is not a backup volume"),
+    ([("volume", "/../../mysql"), ("to", "2")], 400, "not a volume path"),
+])
+def test_migrate_bad_input(api, daemons, data, status, words):
+    resp = post_form(api, f"{HELLO}/{FULL}/actions/migrate", data)
+    assert resp.status_code == status and words in error_of(resp)["error"]
+    assert not any(d.received("/api/v1/backup/full") for d in daemons.values())
+
+
+def test_delete(api, daemons):
+    resp = post_form(api, f"{HELLO}/actions/delete", [("files", FULL), ("files", f"{INCR}/x.log")])
+    assert resp.status_code == 204
+    for node in ("127.0.0.11", "127.0.0.12"):
+        assert daemons[node].received("/api/v1/backup/delete")[0].form["files"] == \
+            [FULL, f"{INCR}/x.log"]
+    assert FULL not in {b["name"] for b in daemons["127.0.0.11"].backups}
+    assert not daemons["127.0.0.13"].received()
+
+
+def test_delete_needs_files(api, daemons):
+    resp = post_form(api, f"{HELLO}/actions/delete")
+    assert resp.status_code == 400 and error_of(resp)["code"] == "no_files"
+
+
+def test_unknown_app_and_proc_are_named(api, daemons):
+    resp = api.http.get("/api/v2/app/nosuch/proc/web/backups")
+    assert resp.status_code == 404 and "'nosuch'" in error_of(resp)["error"]
+    resp = api.http.get("/api/v2/app/hello/proc/worker/backups")
+    assert resp.status_code == 404 and "'worker'" in error_of(resp)["error"]
+
+
+def test_lainlet_down_is_502_naming_lainlet(api, daemons, lainlet):
+    lainlet.stop()
+    resp = api.http.get(HELLO)
+    assert resp.status_code == 502
+    assert error_of(resp)["error"].startswith(f"lainlet at {lainlet.url}")
+
+
+def test_lainlet_slow_is_504(api, daemons, lainlet):
+    lainlet.delay = 1.5
+    resp = api.http.get(HELLO)
+    assert resp.status_code == 504 and "lainlet" in error_of(resp)["error"]
+
+
+def test_daemon_error_on_single_target_action_is_502_with_its_words(api, daemons):
+    daemons["127.0.0.11"].fail_status = 500
+    resp = post_form(api, f"{HELLO}/{FULL}/actions/recover")
+    assert resp.status_code == 502
+    assert "127.0.0.11" in error_of(resp)["error"]

@@ -1,0 +1,94 @@
+"""Job, server and system routes against stand-in daemons holding the generated job lists."""
+
+import pytest
+
+from chalicelib import jobs as joblib
+from chalicelib.backupd import BackupdClient
+from chalicelib.cluster import Cluster
+from tests import reference
+from tests.component.apiclient import error_of, post_form
+
+HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
+MYSQL = "7f00000d021a80f569807176a366a7fac5c3ba76"
+
+
+@pytest.fixture
+def pushed(daemons, settings):
+    """Every daemon holds the list generated from the reference spec (as a reconcile leaves it)."""
+    generated = joblib.generate(Cluster.from_backupspec(reference.backupspec()))
+    for node, node_jobs in generated.items():
+        BackupdClient(node, settings).set_jobs(node_jobs, joblib.list_version(node_jobs))
+    return daemons
+
+
+def test_app_jobs_hide_path_and_archive(api, pushed):
+    resp = api.http.get("/api/v2/app/hello/cron/jobs")
+    assert resp.status_code == 200
+    entries = resp.json_body
+    assert {e["job"]["id"] for e in entries} == {
+        HELLO_DATA, "7f00000b6a0ce136f0bf369c544aee5050b67bf0",
+        "7f00000c399834392760c2758a2b4d762a28f33d", "7f00000c348b83552a3e350194baea474e986aec"}
+    for e in entries:
+        assert set(e) == {"prev", "next", "job"}
+        assert set(e["job"]["args"]) == {"app", "containers", "instanceNo", "mode", "postRun",
+                                         "preRun", "proc", "volume"}
+    assert not pushed["127.0.0.13"].received("/api/v1/cron/jobs", "GET")
+
+
+def test_app_jobs_filters_pass_through_but_app_is_forced(api, pushed):
+    resp = api.http.get("/api/v1/cron/jobs/app/hello?action=backup&args_volume=/data&args_app=mysql"
+                        "&secret=x")
+    assert {e["job"]["id"][:8] for e in resp.json_body} == {"7f00000b", "7f00000c"}
+    query = pushed["127.0.0.11"].received("/api/v1/cron/jobs", "GET")[0].query
+    assert query == {"action": ["backup"], "args_volume": ["/data"], "args_app": ["hello"]}
+
+
+def test_one_job(api, pushed):
+    resp = api.http.get(f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}")
+    assert resp.status_code == 200
+    _, sample = reference.backupd_sample(f"GET /api/v1/cron/jobs/{HELLO_DATA}")
+    assert resp.json_body == joblib.public_job(sample)
+
+
+def test_job_not_yet_on_its_daemon_is_404(api, daemons):
+    resp = api.http.get(f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}")
+    assert resp.status_code == 404 and "not on 127.0.0.11 yet" in error_of(resp)["error"]
+
+
+def test_run_answers_rid(api, pushed):
+    resp = post_form(api, f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions/run")
+    assert resp.status_code == 200
+    assert pushed["127.0.0.11"].runs[0] == (resp.json_body, HELLO_DATA)
+    resp = api.http.post(f"/api/v1/cron/once/app/mysql/id/{MYSQL}")
+    assert resp.status_code == 200 and pushed["127.0.0.13"].runs[0] == (resp.json_body, MYSQL)
+
+
+def test_sleep_and_wakeup(api, pushed):
+    path = f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions"
+    resp = post_form(api, path + "/sleep")
+    assert (resp.status_code, resp.json_body) == (200, "OK")
+    assert pushed["127.0.0.11"].sleeping() == {HELLO_DATA}
+    assert post_form(api, path + "/wakeup").json_body == "OK"
+    assert pushed["127.0.0.11"].sleeping() == set()
+    resp = post_form(api, path + "/explode")
+    assert resp.status_code == 400 and "run, sleep, wakeup" in error_of(resp)["error"]
+
+
+def test_generated_jobs_of_the_system(api, lainlet):
+    for path in ("/api/v2/system/cron/jobs", "/api/v1/cron/jobs/all"):
+        resp = api.http.get(path)
+        assert resp.status_code == 200
+        assert list(resp.json_body) == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+        assert resp.json_body["127.0.0.13"][0]["id"] == MYSQL
+
+
+def test_server_routes(api, pushed):
+    resp = api.http.get("/api/v2/server/127.0.0.13/cron/jobs")
+    assert [j["id"] for j in resp.json_body] == [MYSQL, ""]
+    resp = api.http.get("/api/v2/server/127.0.0.11/debug")
+    assert resp.status_code == 200 and resp.json_body["crond_status"] == "started"
+    resp = api.http.put("/api/v2/server/127.0.0.11/cron/actions/stop")
+    assert (resp.status_code, resp.json_body) == (200, "OK")
+    assert pushed["127.0.0.11"].crond_status == "stopped"
+    assert api.http.put("/api/v2/server/127.0.0.11/cron/actions/start").status_code == 200
+    assert pushed["127.0.0.11"].crond_status == "started"

@@ -1,0 +1,51 @@
+"""The daemon client over real HTTP: answers, the daemon's error words, timeouts, encoding."""
+
+import pytest
+
+from chalicelib.backupd import BackupdClient, BackupdError, BackupdTimeout, fan_out
+from tests.reference import backupd_sample
+
+
+@pytest.fixture
+def client(daemons, settings):
+    return BackupdClient("127.0.0.11", settings)
+
+
+def test_notify_round_trip(client, daemons):
+    client.set_notify("http://ctl:8000/api/v2/system/notify?token=x")
+    assert client.notify_addrs() == ["http://ctl:8000/api/v2/system/notify?token=x"]
+    client.remove_notify("http://ctl:8000/api/v2/system/notify?token=x")
+    assert client.notify_addrs() == []
+
+
+def test_error_words_of_the_daemon_are_kept(client):
+    status, words = backupd_sample("GET /api/v1/cron/jobs/nosuchid")
+    with pytest.raises(BackupdError) as e:
+        client.job("nosuchid")
+    assert e.value.upstream_status == status and words in e.value.message
+
+
+def test_path_pieces_are_encoded(client, daemons):
+    with pytest.raises(BackupdError):
+        client.backup_info("../../cron/jobs")
+    assert daemons["127.0.0.11"].received()[-1].path == "/api/v1/backup/info/file/..%2F..%2Fcron%2Fjobs"
+
+
+def test_timeout_is_a_timeout(client, daemons):
+    daemons["127.0.0.11"].blackhole = True
+    with pytest.raises(BackupdTimeout, match=r"127\.0\.0\.11 did not answer"):
+        client.debug()
+
+
+def test_refuses_non_ip_targets(settings):
+    for target in ("lainlet.lain", "127.0.0.1:22/x", ""):
+        with pytest.raises(ValueError):
+            BackupdClient(target, settings)
+
+
+def test_fan_out_results_and_errors(daemons, settings):
+    daemons["127.0.0.12"].stop()
+    out = fan_out(["127.0.0.11", "127.0.0.12", "127.0.0.11"], lambda c: c.debug()["crond_status"],
+                  settings)
+    assert out.results == {"127.0.0.11": "started"}
+    assert out.unreachable == ["127.0.0.12"]
