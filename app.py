@@ -55,8 +55,8 @@ def _query(name: str) -> list[str]:
     return query_lists(app.current_request).get(name, [])
 
 
-def _job_filters() -> dict[str, str]:
-    """The daemon's job filters take one value per key; the first one given wins."""
+def _first_values() -> dict[str, str]:
+    """One value per query key (the first), as the original read its filters."""
     return {k: v[0] for k, v in query_lists(app.current_request).items() if v}
 
 
@@ -101,7 +101,7 @@ def v2_migrate(app_name: str, proc: str, name: str) -> Any:
 
 @route(V2 + "/app/{app_name}/cron/jobs")
 def v2_jobs(app_name: str) -> Any:
-    return service.app_jobs(_settings(), app_name, _job_filters())
+    return service.app_jobs(_settings(), app_name, _first_values())
 
 
 @route(V2 + "/app/{app_name}/cron/jobs/{job_id}")
@@ -176,7 +176,7 @@ def v1_migrate_increment(app_name: str, proc: str, name: str) -> Any:
 
 @route(V1 + "/cron/jobs/app/{app_name}")
 def v1_jobs(app_name: str) -> Any:
-    return service.app_jobs(_settings(), app_name, _job_filters())
+    return service.app_jobs(_settings(), app_name, _first_values())
 
 
 @route(V1 + "/cron/jobs/all")
@@ -187,3 +187,36 @@ def v1_all_jobs() -> Any:
 @route(V1 + "/cron/once/app/{app_name}/id/{job_id}", "POST", mutating=True)
 def v1_run_once(app_name: str, job_id: str) -> Any:
     return service.run_once(_settings(), app_name, job_id)
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+@route(V2 + "/system/notify", "POST")
+def v2_notify() -> Any:
+    req = app.current_request
+    return service.notify(_settings(), req.raw_body, (_query("token") or [""])[0])
+
+
+@route(V2 + "/app/{app_name}/cron/records")
+def v2_records(app_name: str) -> Any:
+    return service.records(_settings(), app_name, _first_values())
+
+
+@route(V2 + "/app/{app_name}/cron/records/{rid}")
+def v2_record(app_name: str, rid: str) -> Any:
+    return service.record(_settings(), app_name, rid)
+
+
+@route(V1 + "/cron/records/app/{app_name}")
+def v1_records(app_name: str) -> Any:
+    return service.records(_settings(), app_name, _first_values())
+
+
+@route(V1 + "/cron/record/app/{app_name}/id/{rid}")
+def v1_record(app_name: str, rid: str) -> Any:
+    return service.record(_settings(), app_name, rid)
+
+
+@route(V2 + "/system/backup", "POST", mutating=True)
+def v2_backup_records() -> Any:
+    return service.backup_records(_settings())

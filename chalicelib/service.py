@@ -8,9 +8,12 @@ not; single-target actions fail with the daemon's error (502/504).
 
 from __future__ import annotations
 
+import hmac
+import logging
 import posixpath
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from chalicelib import jobs as joblib
@@ -21,11 +24,20 @@ from chalicelib.errors import (
     ControllerError,
     Forbidden,
     NotFound,
+    Unauthorized,
     UpstreamError,
     UpstreamTimeout,
 )
 from chalicelib.httpapi import Answer
 from chalicelib.lainlet import fetch_cluster
+from chalicelib.records import (
+    STATES,
+    RecordStore,
+    month_query,
+    parse_record,
+    record_app,
+    table_for,
+)
 from chalicelib.settings import Settings
 
 ENTITY_FIELDS = ("volume", "name", "size", "created", "instanceNo")  # the original's BackupEntity
@@ -33,6 +45,7 @@ JOB_ACTIONS = ("run", "sleep", "wakeup")
 JOB_QUERY = re.compile(r"^(action|type|id|args_\w+)$")
 _NOT_FOUND_STATUSES = (400, 404, 503)  # how the daemon says "no such backup/job"
 T = TypeVar("T")
+log = logging.getLogger("backupctl")
 
 
 def _proc(settings: Settings, app: str, proc: str) -> tuple[Cluster, Proc]:
@@ -276,3 +289,40 @@ def server_crond(settings: Settings, ip: str, action: str) -> Answer:
 def server_debug(settings: Settings, ip: str) -> Answer:
     _known_node(settings, ip)
     return Answer(BackupdClient(ip, settings).debug())
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+def _store(settings: Settings) -> RecordStore:
+    return RecordStore(table_for(settings), settings.record_retention_days)
+
+
+def notify(settings: Settings, body: bytes | None, token: str) -> Answer:
+    """Store a record a daemon posted; with ``NOTIFY_TOKEN`` set, the post must carry it."""
+    if settings.notify_token and not hmac.compare_digest(token.encode(),
+                                                         settings.notify_token.encode()):
+        raise Unauthorized("notify needs ?token=<NOTIFY_TOKEN> (the URL the controller gave the "
+                           "daemons)", code="bad_notify_token")
+    record = parse_record(body)
+    stored = _store(settings).put(record)
+    log.info("event=notify rid=%s app=%s state=%s stored=%s", record["rid"], record_app(record),
+             record["state"], stored)
+    return Answer({"rid": record["rid"], "stored": stored})
+
+
+def records(settings: Settings, app: str, query: Mapping[str, str]) -> Answer:
+    total, month, year = month_query(query.get("total"), query.get("month"), query.get("year"))
+    state = query.get("state") or None
+    if state is not None and state not in STATES:
+        raise BadRequest(f"state must be one of {', '.join(STATES)}, got {state!r}",
+                         code="bad_state")
+    return Answer(_store(settings).month(app, year, month, total, state))
+
+
+def record(settings: Settings, app: str, rid: str) -> Answer:
+    return Answer(_store(settings).get(app, rid))
+
+
+def backup_records(settings: Settings) -> Answer:
+    name = f"{settings.table_name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    return Answer(_store(settings).backup(name), status=201)

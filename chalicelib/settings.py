@@ -34,6 +34,7 @@ class Settings:
     dynamodb_endpoint_url: str = ""
     node_timeout_seconds: float = 3.0
     fanout_workers: int = 32
+    record_retention_days: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +73,9 @@ class Settings:
                 "NODE_TIMEOUT_SECONDS", d.node_timeout_seconds, float, 0.1
             ),
             fanout_workers=int(number("FANOUT_WORKERS", d.fanout_workers, int, 1)),
+            record_retention_days=int(
+                number("RECORD_RETENTION_DAYS", d.record_retention_days, int, 0)
+            ),
         )
 
 

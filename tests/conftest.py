@@ -89,3 +89,42 @@ def api(env) -> Iterator[Client]:
 
     with Client(app) as client:
         yield client
+
+
+@pytest.fixture
+def ddb(monkeypatch):
+    """A moto DynamoDB with the controller's table; the app's cached table handle is reset."""
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib import records, schema
+
+    for key, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "TABLE_NAME": "backupctl-test",
+                       "DYNAMODB_ENDPOINT_URL": ""}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    records._table.cache_clear()
+    with mock_aws():
+        schema.create_table(boto3.client("dynamodb"), "backupctl-test")
+        yield boto3.resource("dynamodb").Table("backupctl-test")
+    records._table.cache_clear()
+    get_settings.cache_clear()
+
+
+class OperationLog:
+    """Every DynamoDB operation a client issues, by name (to prove no Scan ever runs)."""
+
+    def __init__(self, table) -> None:
+        self.names: list[str] = []
+        table.meta.client.meta.events.register("before-call.dynamodb", self._seen)
+
+    def _seen(self, model, **_kwargs) -> None:
+        self.names.append(model.name)
+
+
+@pytest.fixture
+def app_operations(ddb):
+    from chalicelib import records
+
+    return OperationLog(records.table_for(get_settings()))

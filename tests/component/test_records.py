@@ -1,0 +1,205 @@
+"""Job records on DynamoDB (moto): ordering rules, queries without scans, notify and its token."""
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib.records import RecordStore, month_query, parse_record, sort_key
+from tests import reference
+from tests.component.apiclient import error_of
+from tests.conftest import OperationLog
+
+NOTIFY = "/api/v2/system/notify"
+MYSQL_RUN_A = "179556401404c0b51ec21af494d30508f8c1b0cafe"
+MYSQL_RUN_B = "1795564014320543a0be79c0b68c1e817583f770a5"
+EXPIRE_RUN = "17955640200e05ba002880a4a224078136de88f478"
+
+
+def post(api, record, token=None):
+    path = NOTIFY + (f"?token={token}" if token is not None else "")
+    body = record if isinstance(record, (bytes, str)) else json.dumps(record)
+    return api.http.post(path, headers={"Content-Type": "application/json"}, body=body)
+
+
+def replay_samples(api):
+    for path, record in reference.notify_samples():
+        assert path.startswith(NOTIFY)
+        assert post(api, record).status_code == 200
+
+
+def test_captured_sequence_keeps_terminal_states(api, ddb):
+    replay_samples(api)
+    states = {rid: api.http.get(f"/api/v2/app/{app}/cron/records/{rid}").json_body["state"]
+              for app, rid in [("mysql", MYSQL_RUN_A), ("mysql", MYSQL_RUN_B),
+                               ("backupctl", EXPIRE_RUN)]}
+    # MYSQL_RUN_B's "running" post arrived after its "failed" post: failed stays
+    assert states == {MYSQL_RUN_A: "failed", MYSQL_RUN_B: "failed", EXPIRE_RUN: "success"}
+    kept = api.http.get(f"/api/v2/app/mysql/cron/records/{MYSQL_RUN_B}").json_body
+    assert kept == next(r for _, r in reference.notify_samples()
+                        if r["rid"] == MYSQL_RUN_B and r["state"] == "failed")
+
+
+def test_records_route_answers_the_month_newest_first(api, ddb):
+    replay_samples(api)
+    resp = api.http.get("/api/v2/app/mysql/cron/records?year=2026&month=11")
+    assert resp.status_code == 200
+    assert [r["rid"] for r in resp.json_body] == [MYSQL_RUN_B, MYSQL_RUN_A]
+    assert [r["state"] for r in resp.json_body] == ["failed", "failed"]
+    v1 = api.http.get("/api/v1/cron/records/app/mysql?year=2026&month=11&total=1")
+    assert [r["rid"] for r in v1.json_body] == [MYSQL_RUN_B]
+    assert api.http.get("/api/v2/app/mysql/cron/records?year=2026&month=10").json_body == []
+    one = api.http.get(f"/api/v1/cron/record/app/backupctl/id/{EXPIRE_RUN}")
+    assert one.json_body["action"] == "backup_expire"
+
+
+def test_state_filter(api, ddb):
+    replay_samples(api)
+    ok = api.http.get("/api/v2/app/backupctl/cron/records?year=2026&month=11&state=success")
+    assert [r["rid"] for r in ok.json_body] == [EXPIRE_RUN]
+    assert api.http.get("/api/v2/app/mysql/cron/records?year=2026&month=11&state=success"
+                        ).json_body == []
+
+
+def test_duplicate_success_leaves_one_record(ddb):
+    store = RecordStore(ddb)
+    record = copy.deepcopy(reference.notify_samples()[5][1])  # the expire job's success
+    assert store.put(record) is True
+    assert store.put(copy.deepcopy(record)) is True  # same post again: harmless
+    running = {**record, "state": "running", "end": "0001-01-01T00:00:00Z"}
+    assert store.put(running) is False
+    assert store.month("backupctl", 2026, 11, 100) == [record]
+
+
+def test_terminal_state_is_not_replaced_by_another_terminal_state(ddb):
+    store = RecordStore(ddb)
+    failed = reference.notify_samples()[1][1]
+    assert store.put(failed)
+    assert store.put({**failed, "state": "success", "reason": ""}) is False
+    assert store.get("mysql", failed["rid"])["state"] == "failed"
+
+
+def make_record(app, start, n):
+    return {"id": f"7f00000b{n:032x}", "spec": "0 3 * * *", "action": "backup",
+            "args": {"app": app, "n": n, "volume": f"/v{n}"}, "type": "cron", "sleep": False,
+            "rid": f"r{n:06d}", "result": {"file": f"f{n}.tar.gz", "size": n}, "state": "success",
+            "start": start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{n % 1000:03d}Z",
+            "end": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "reason": ""}
+
+
+def test_thousand_records_query_back_per_app_and_month(ddb):
+    store = RecordStore(ddb)
+    base = datetime(2026, 10, 20, tzinfo=UTC)
+    made = []
+    for n in range(1000):
+        record = make_record(("a", "b", "c")[n % 3], base + timedelta(hours=n), n)
+        made.append(record)
+        store.put(record)
+    ops = OperationLog(ddb)
+    for app in ("a", "b", "c"):
+        for year, month in ((2026, 10), (2026, 11)):
+            got = store.month(app, year, month, 1000)
+            expected = sorted((r for r in made if r["args"]["app"] == app
+                               and r["start"].startswith(f"{year}-{month:02d}")),
+                              key=lambda r: r["start"], reverse=True)
+            assert got == expected and got
+            assert all(r["result"]["size"] == r["args"]["n"] for r in got)  # each its own args
+    assert set(ops.names) == {"Query"} and "Scan" not in ops.names
+    ops.names.clear()
+    assert len(store.month("a", 2026, 11, 100)) == 100
+    assert ops.names == ["Query"]  # the newest 100 are one page
+
+
+def test_get_by_rid_is_one_getitem_and_no_scan(api, app_operations):
+    replay_samples(api)
+    app_operations.names.clear()
+    api.http.get(f"/api/v2/app/mysql/cron/records/{MYSQL_RUN_A}")
+    api.http.get("/api/v2/app/mysql/cron/records?year=2026&month=11")
+    assert app_operations.names == ["GetItem", "Query"]
+
+
+def test_unknown_or_other_apps_record_is_404(api, ddb):
+    replay_samples(api)
+    for path in (f"/api/v2/app/hello/cron/records/{MYSQL_RUN_A}",
+                 "/api/v2/app/mysql/cron/records/nosuch",
+                 f"/api/v1/cron/record/app/hello/id/{MYSQL_RUN_A}"):
+        resp = api.http.get(path)
+        assert resp.status_code == 404 and "not found" in error_of(resp)["error"]
+
+
+@pytest.mark.parametrize("query, words", [
+    ("total=0", "total"), ("total=abc", "total"), ("total=100000", "total"), ("month=13", "month"),
+    ("month=-1", "month"), ("year=99", "year"), ("state=done", "state"),
+])
+def test_bad_query_is_400(api, ddb, query, words):
+    resp = api.http.get(f"/api/v2/app/mysql/cron/records?{query}")
+    assert resp.status_code == 400 and words in error_of(resp)["error"]
+
+
+@pytest.mark.parametrize("body, words", [
+    (b"{not json", "not valid JSON"),
+    (b"[]", "JSON object"),
+    (json.dumps({"state": "running", "start": "2026-11-24T23:46:54Z"}), "rid"),
+    (json.dumps({"rid": "r1", "state": "running", "start": "yesterday"}), "start"),
+    (json.dumps({"rid": "r1", "state": "running", "start": "0001-01-01T00:00:00Z"}), "unset"),
+    (json.dumps({"rid": "r1", "state": "weird", "start": "2026-11-24T23:46:54Z"}), "state"),
+])
+def test_malformed_notify_is_400_and_stores_nothing(api, ddb, body, words):
+    resp = post(api, body)
+    assert resp.status_code == 400 and words in error_of(resp)["error"]
+    assert ddb.scan()["Count"] == 0  # (the test may scan; the app never does)
+
+
+def test_notify_token(api, ddb, monkeypatch):
+    from chalicelib.settings import get_settings
+
+    record = reference.notify_samples()[0][1]
+    monkeypatch.setenv("NOTIFY_TOKEN", "EXAMPLE")
+    get_settings.cache_clear()
+    assert post(api, record).status_code == 401
+    assert post(api, record, token="WRONG").status_code == 401
+    assert ddb.scan()["Count"] == 0
+    resp = post(api, record, token="EXAMPLE")  # the daemon posts to the URL it was given
+    assert resp.status_code == 200 and resp.json_body == {"rid": record["rid"], "stored": True}
+    monkeypatch.setenv("NOTIFY_TOKEN", "")
+    get_settings.cache_clear()
+    assert post(api, {**record, "rid": "other"}).status_code == 200
+
+
+def test_backup_of_the_store(api, ddb, monkeypatch):
+    resp = api.http.post("/api/v2/system/backup")
+    assert resp.status_code == 201
+    assert resp.json_body["backup"].startswith("backupctl-test-")
+    backups = ddb.meta.client.list_backups(TableName="backupctl-test")["BackupSummaries"]
+    assert [b["BackupName"] for b in backups] == [resp.json_body["backup"]]
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setenv("API_TOKEN", "t")
+    get_settings.cache_clear()
+    assert api.http.post("/api/v2/system/backup").status_code == 401
+
+
+def test_retention_sets_ttl(ddb):
+    RecordStore(ddb, retention_days=30).put(reference.notify_samples()[5][1])
+    item = ddb.get_item(Key={"pk": f"RID#{EXPIRE_RUN}", "sk": "RECORD"})["Item"]
+    started = datetime(2026, 11, 24, 23, 47, tzinfo=UTC)
+    assert int(item["ttl"]) == int((started + timedelta(days=30)).timestamp())
+    RecordStore(ddb).put({**reference.notify_samples()[0][1]})
+    assert "ttl" not in ddb.get_item(Key={"pk": f"RID#{MYSQL_RUN_A}", "sk": "RECORD"})["Item"]
+
+
+def test_sort_key_orders_mixed_precision():
+    a = sort_key("2026-11-24T23:45:19.9Z", "x")
+    b = sort_key("2026-11-24T23:45:19.10123216Z", "x")
+    c = sort_key("2026-11-25T07:45:19+08:00", "x")
+    assert b < a and c.startswith("2026-11-24T23:45:19.000000000Z")
+
+
+def test_month_query_defaults():
+    assert month_query(None, "", None, now=datetime(2027, 3, 5, tzinfo=UTC)) == (100, 3, 2027)
+
+
+def test_parse_record_accepts_every_captured_post():
+    for _, record in reference.notify_samples():
+        assert parse_record(json.dumps(record)) == record
