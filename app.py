@@ -10,9 +10,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice
+from chalice import Chalice, Rate
 
 from chalicelib import __version__, service
+from chalicelib.errors import ControllerError
 from chalicelib.httpapi import BODY_TYPES, Form, check_name, handled, query_lists, require_token
 from chalicelib.settings import Settings, get_settings
 
@@ -220,3 +221,35 @@ def v1_record(app_name: str, rid: str) -> Any:
 @route(V2 + "/system/backup", "POST", mutating=True)
 def v2_backup_records() -> Any:
     return service.backup_records(_settings())
+
+
+# -- reconcile -------------------------------------------------------------------------------------
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def scheduled_reconcile(event: Any) -> dict:
+    """Every minute: push changed job lists. A failed run is logged and kept in the history; it is
+    not raised, so Lambda does not retry it on top of the next scheduled run."""
+    try:
+        return service.reconcile_now(_settings()).body
+    except ControllerError as e:
+        return {"ok": False, "error": e.message}
+
+
+@route(V2 + "/system/reconcile", "POST", mutating=True)
+def v2_reconcile() -> Any:
+    return service.reconcile_now(_settings())
+
+
+@route(V2 + "/system/reconcile/plan")
+def v2_reconcile_plan() -> Any:
+    return service.reconcile_plan(_settings())
+
+
+@route(V2 + "/system/reconcile/history")
+def v2_reconcile_history() -> Any:
+    return service.reconcile_history(_settings(), (_query("total") or [None])[0])
+
+
+@route(V2 + "/system/problems")
+def v2_problems() -> Any:
+    return service.problems(_settings())

@@ -6,9 +6,12 @@ Single table, generic keys. Item kinds (``pk`` / ``sk``):
 * job record      ``RID#<rid>`` / ``RECORD``; ``gsi1`` = ``<app>#<YYYY-MM>`` / ``<start>#<rid>``
                   (newest-first records of an app-month), ``gsi2`` = ``JOB#<job id>`` / same
                   (latest records of one job);
-* node state      ``NODE#<ip>`` / ``STATE`` (version, job ids, time of the last good push);
-* job pause       ``NODE#<ip>`` / ``PAUSE#<job id>``;
+* node state      ``NODES`` / ``<ip>`` (version, job ids, time of the last good push);
+* job pause       ``PAUSES`` / ``<ip>#<job id>``;
 * reconcile run   ``RECONCILE`` / ``<time>`` (bounded by ``ttl``).
+
+Node states, pauses and runs each sit in one partition so a reconcile reads all of them with one
+Query each; a cluster has hundreds of nodes, far below a partition's limits.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ GLOBAL_SECONDARY_INDEXES = [
 
 # Every DynamoDB action the code issues; the IAM policy allows these and nothing else.
 DYNAMODB_ACTIONS = [
+    "dynamodb:BatchWriteItem",  # node states after a reconcile, dropped pauses
     "dynamodb:CreateBackup",  # POST /api/v2/system/backup
+    "dynamodb:DeleteItem",  # wakeup removes a pause
     "dynamodb:GetItem",  # a record by rid
     "dynamodb:PutItem",  # conditional record writes
     "dynamodb:Query",  # records of an app-month / of a job

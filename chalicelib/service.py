@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from chalicelib import jobs as joblib
+from chalicelib import reconcile
 from chalicelib.backupd import BackupdClient, BackupdError, fan_out
 from chalicelib.cluster import VOLUME_ROOT, Cluster, Proc, archive_prefix, is_node_ip, volume_dir
 from chalicelib.errors import (
@@ -30,6 +31,7 @@ from chalicelib.errors import (
 )
 from chalicelib.httpapi import Answer
 from chalicelib.lainlet import fetch_cluster
+from chalicelib.nodestate import NodeStateStore
 from chalicelib.records import (
     STATES,
     RecordStore,
@@ -251,6 +253,9 @@ def job_action(settings: Settings, app: str, job_id: str, action: str) -> Answer
     if action == "run":
         return Answer(_on_job_daemon(settings, app, job_id, lambda c: c.run(job_id)))
     _on_job_daemon(settings, app, job_id, lambda c: c.job_action(job_id, action))
+    # remembered so every later push (and a restarted daemon) gets the pause back
+    _node_states(settings).set_pause(joblib.node_of_job_id(job_id) or "", job_id,
+                                     action == "sleep")
     return Answer("OK")
 
 
@@ -293,6 +298,10 @@ def server_debug(settings: Settings, ip: str) -> Answer:
 
 # -- records ---------------------------------------------------------------------------------------
 
+def _node_states(settings: Settings) -> NodeStateStore:
+    return NodeStateStore(table_for(settings))
+
+
 def _store(settings: Settings) -> RecordStore:
     return RecordStore(table_for(settings), settings.record_retention_days)
 
@@ -326,3 +335,23 @@ def record(settings: Settings, app: str, rid: str) -> Answer:
 def backup_records(settings: Settings) -> Answer:
     name = f"{settings.table_name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     return Answer(_store(settings).backup(name), status=201)
+
+
+# -- reconcile -------------------------------------------------------------------------------------
+
+def reconcile_now(settings: Settings) -> Answer:
+    return Answer(reconcile.run(settings, _node_states(settings)))
+
+
+def reconcile_plan(settings: Settings) -> Answer:
+    return Answer(reconcile.plan_answer(reconcile.observe(settings, _node_states(settings))))
+
+
+def reconcile_history(settings: Settings, limit: str | None) -> Answer:
+    total, _, _ = month_query(limit or "20", None, None)
+    return Answer(_node_states(settings).runs(total))
+
+
+def problems(settings: Settings) -> Answer:
+    """Spec problems the original silently dropped: bad schedules, expires, annotations, IPs."""
+    return Answer([p.to_dict() for p in fetch_cluster(settings).problems])

@@ -6,7 +6,9 @@ time) so tests can assert what reached a stand-in, and what never did.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ class StandIn:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._released = threading.Event()
+        self._connections: set[socket.socket] = set()
 
     @property
     def url(self) -> str:
@@ -67,11 +70,17 @@ class StandIn:
         return self
 
     def stop(self) -> None:
+        """Stop like a dead process: no listener, and every open (keep-alive) connection cut."""
         self._released.set()  # let black-holed requests go
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def restart(self) -> None:
         """Stop and start on the same address; subclasses reset their state in :meth:`on_restart`."""
@@ -100,6 +109,17 @@ class StandIn:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with standin._lock:
+                    standin._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with standin._lock:
+                    standin._connections.discard(self.connection)
+                with contextlib.suppress(OSError):
+                    super().finish()
+
             def _serve(self) -> None:
                 started = time.monotonic()
                 length = int(self.headers.get("Content-Length") or 0)
@@ -127,11 +147,15 @@ class StandIn:
                         reply = Reply(500, f"stand-in error: {type(e).__name__}: {e}")
                 rec.finished = time.monotonic()
                 payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type",
+                                     reply.headers.get("Content-Type", "application/json"))
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up (an injected delay)
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 

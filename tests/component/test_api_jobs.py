@@ -63,13 +63,17 @@ def test_run_answers_rid(api, pushed):
     assert resp.status_code == 200 and pushed["127.0.0.13"].runs[0] == (resp.json_body, MYSQL)
 
 
-def test_sleep_and_wakeup(api, pushed):
+def test_sleep_and_wakeup_are_remembered(api, pushed, ddb):
+    from chalicelib.nodestate import NodeStateStore
+
     path = f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions"
     resp = post_form(api, path + "/sleep")
     assert (resp.status_code, resp.json_body) == (200, "OK")
     assert pushed["127.0.0.11"].sleeping() == {HELLO_DATA}
+    assert NodeStateStore(ddb).pauses() == {"127.0.0.11": {HELLO_DATA}}
     assert post_form(api, path + "/wakeup").json_body == "OK"
     assert pushed["127.0.0.11"].sleeping() == set()
+    assert NodeStateStore(ddb).pauses() == {}
     resp = post_form(api, path + "/explode")
     assert resp.status_code == 400 and "run, sleep, wakeup" in error_of(resp)["error"]
 

@@ -203,3 +203,15 @@ def test_month_query_defaults():
 def test_parse_record_accepts_every_captured_post():
     for _, record in reference.notify_samples():
         assert parse_record(json.dumps(record)) == record
+
+
+def test_latest_records_of_a_job(ddb):
+    store = RecordStore(ddb)
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    for n in range(5):
+        record = make_record("a", base + timedelta(days=n), n)
+        store.put({**record, "id": "job1", "state": "failed" if n == 4 else "success"})
+    store.put({**make_record("a", base, 99), "id": "job2"})
+    assert [r["rid"] for r in store.of_job("job1", 2)] == ["r000004", "r000003"]
+    assert [r["rid"] for r in store.of_job("job1", 1, state="success")] == ["r000003"]
+    assert store.of_job("nosuch") == []

@@ -1,0 +1,197 @@
+"""Reconcile against a lainlet stand-in, stand-in daemons on loopback and moto."""
+
+import copy
+import json
+
+import pytest
+
+from chalicelib import reconcile
+from chalicelib.errors import LainletError
+from chalicelib.nodestate import NodeStateStore
+from scripts.simcluster.backupd import GO_ZERO
+
+HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
+
+
+@pytest.fixture
+def store(ddb):
+    return NodeStateStore(ddb)
+
+
+def pushes(daemons):
+    """Nodes that received a job-list push so far, and forget them."""
+    out = sorted(ip for ip, d in daemons.items() if d.received("/api/v1/cron/jobs", "PUT"))
+    for d in daemons.values():
+        d.requests.clear()
+    return out
+
+
+def run(settings, store):
+    return reconcile.run(settings, store)
+
+
+def test_first_run_pushes_each_node_once_then_nothing(settings, store, daemons):
+    summary = run(settings, store)
+    assert summary["pushed"] == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+    assert [len(d.received("/api/v1/cron/jobs", "PUT")) for d in daemons.values()] == [1, 1, 1]
+    assert daemons["127.0.0.11"].job_ids()[0] == HELLO_DATA
+    assert summary["problems"] == 3
+    pushes(daemons)
+    again = run(settings, store)
+    assert again["pushed"] == [] and again["unchanged"] == 3
+    assert pushes(daemons) == []
+
+
+def test_notify_address_is_set_with_token(settings, store, daemons):
+    import dataclasses
+
+    settings = dataclasses.replace(settings, advertise_url="http://ctl.example:8000",
+                                   notify_token="s3cret")
+    run(settings, store)
+    assert daemons["127.0.0.13"].notify == ["http://ctl.example:8000/api/v2/system/notify?token=s3cret"]
+
+
+def test_changing_one_apps_schedule_pushes_only_its_nodes(settings, store, daemons, lainlet):
+    run(settings, store)
+    pushes(daemons)
+    pod = lainlet.spec["mysql.worker.master"][0]
+    pod["Annotation"] = pod["Annotation"].replace("0 0 1 * * *", "0 30 2 * * *")
+    summary = run(settings, store)
+    assert summary["pushed"] == ["127.0.0.13"] and pushes(daemons) == ["127.0.0.13"]
+
+
+def test_moving_an_app_pushes_the_new_node_and_clears_the_old(settings, store, daemons, lainlet):
+    run(settings, store)
+    pushes(daemons)
+    lainlet.spec["mysql.worker.master"][0]["Containers"][0]["NodeIp"] = "127.0.0.12"
+    summary = run(settings, store)
+    assert summary["pushed"] == ["127.0.0.12", "127.0.0.13"]
+    assert summary["cleared"] == ["127.0.0.13"]
+    assert daemons["127.0.0.13"].jobs == []
+    assert any(j["args"].get("app") == "mysql" for j in daemons["127.0.0.12"].jobs)
+    pushes(daemons)
+    assert run(settings, store)["pushed"] == []  # cleared once, not every run
+
+
+@pytest.mark.parametrize("break_lainlet", [
+    lambda ll: ll.stop(),
+    lambda ll: setattr(ll, "spec", {}),
+    lambda ll: setattr(ll, "raw_body", b"<html>garbage"),
+    lambda ll: setattr(ll, "raw_body", b'{"a.web.web": "not a list"}'),
+    lambda ll: setattr(ll, "fail_status", 500),
+])
+def test_broken_lainlet_changes_nothing(settings, store, daemons, lainlet, break_lainlet):
+    run(settings, store)
+    before = store.states()
+    pushes(daemons)
+    break_lainlet(lainlet)
+    with pytest.raises(LainletError):
+        run(settings, store)
+    assert pushes(daemons) == []
+    assert store.states() == before
+    assert all(d.jobs for d in daemons.values())
+    assert store.runs(1)[0]["ok"] is False and store.runs(1)[0]["error"]
+
+
+def test_restarted_daemon_gets_its_list_and_pauses_back(settings, store, daemons):
+    run(settings, store)
+    daemons["127.0.0.11"].jobs[0]["sleep"] = True  # a user paused it through the API…
+    store.set_pause("127.0.0.11", HELLO_DATA, True)  # …which also remembers it
+    daemons["127.0.0.11"].restart()
+    assert daemons["127.0.0.11"].jobs == [] and daemons["127.0.0.11"].update_time == GO_ZERO
+    pushes(daemons)
+    summary = run(settings, store)
+    assert summary["restarted"] == ["127.0.0.11"] and summary["pushed"] == ["127.0.0.11"]
+    assert daemons["127.0.0.11"].sleeping() == {HELLO_DATA}
+    assert summary["repaused"] == {"127.0.0.11": [HELLO_DATA]}
+
+
+def test_pause_of_a_removed_job_is_dropped(settings, store, daemons, lainlet):
+    run(settings, store)
+    store.set_pause("127.0.0.11", HELLO_DATA, True)
+    pod = lainlet.spec["hello.web.web"][0]
+    pod["Annotation"] = pod["Annotation"].replace('"0 3 * * *"', '"0 4 * * *"')  # new id
+    run(settings, store)
+    assert store.pauses() == {}
+
+
+def test_down_node_is_retried_after_it_returns(settings, store, daemons):
+    daemons["127.0.0.12"].stop()
+    summary = run(settings, store)
+    assert summary["pushed"] == ["127.0.0.11", "127.0.0.13"]
+    assert list(summary["failed"]) == ["127.0.0.12"]
+    assert "127.0.0.12" not in store.states()
+    pushes(daemons)
+    daemons["127.0.0.12"].start()
+    summary = run(settings, store)
+    assert summary["pushed"] == ["127.0.0.12"] and summary["failed"] == {}
+    assert pushes(daemons) == ["127.0.0.12"]
+
+
+def test_plan_predicts_the_next_run(settings, store, daemons, lainlet):
+    run(settings, store)
+    lainlet.spec["mysql.worker.master"][0]["Containers"][0]["NodeIp"] = "127.0.0.12"
+    daemons["127.0.0.11"].restart()
+    predicted = reconcile.plan_answer(reconcile.observe(settings, store))
+    assert predicted["push"] == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+    assert predicted["clear"] == ["127.0.0.13"] and predicted["restarted"] == ["127.0.0.11"]
+    node12 = next(n for n in predicted["nodes"] if n["node"] == "127.0.0.12")
+    assert len(node12["added"]) == 1 and node12["added"][0].startswith("7f00000c")  # mysql, moved
+    assert node12["removed"] == [] and node12["reasons"] == ["changed"]
+    node13 = next(n for n in predicted["nodes"] if n["node"] == "127.0.0.13")
+    assert node13["removed"] == ["7f00000d021a80f569807176a366a7fac5c3ba76"] and node13["jobs"] == 0
+    pushes(daemons)
+    summary = run(settings, store)
+    assert summary["pushed"] == predicted["push"] and summary["cleared"] == predicted["clear"]
+
+
+def test_routes(api, ddb, daemons, lainlet, monkeypatch):
+    plan = api.http.get("/api/v2/system/reconcile/plan")
+    assert plan.status_code == 200 and plan.json_body["push"] == ["127.0.0.11", "127.0.0.12",
+                                                                   "127.0.0.13"]
+    assert not any(d.received("/api/v1/cron/jobs", "PUT") for d in daemons.values())
+    resp = api.http.post("/api/v2/system/reconcile")
+    assert resp.status_code == 200 and resp.json_body["pushed"] == plan.json_body["push"]
+    history = api.http.get("/api/v2/system/reconcile/history").json_body
+    assert [h["pushed"] for h in history] == [plan.json_body["push"]]
+    problems = api.http.get("/api/v2/system/problems").json_body
+    assert sorted(p["kind"] for p in problems) == ["bad_node_ip", "bad_schedule",
+                                                    "malformed_annotation"]
+    lainlet.stop()
+    resp = api.http.post("/api/v2/system/reconcile")
+    assert resp.status_code == 502 and "lainlet" in json.loads(resp.body)["error"]
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setenv("API_TOKEN", "t")
+    get_settings.cache_clear()
+    assert api.http.post("/api/v2/system/reconcile").status_code == 401
+
+
+def test_scheduled_function_runs_the_reconcile(env, ddb, daemons, lainlet):
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as client:
+        event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event",
+                                                detail={}, resources=[])
+        result = client.lambda_.invoke("scheduled_reconcile", event).payload
+        assert result["ok"] is True
+        assert result["pushed"] == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+        lainlet.stop()
+        failed = client.lambda_.invoke("scheduled_reconcile", event).payload
+        assert failed["ok"] is False and "lainlet" in failed["error"]
+
+
+def test_plan_is_pure_and_covers_every_case():
+    from chalicelib.nodestate import NodeState
+
+    generated = {"10.0.0.1": [{"id": "a", "x": 1}], "10.0.0.2": [{"id": "b"}]}
+    v1 = reconcile.joblib.list_version(generated["10.0.0.1"])
+    states = {"10.0.0.1": NodeState("10.0.0.1", v1, ("a",), 1),
+              "10.0.0.3": NodeState("10.0.0.3", "v", ("c",), 1),
+              "10.0.0.4": NodeState("10.0.0.4", "v", (), 0)}
+    plans = {p.node: p for p in reconcile.plan(copy.deepcopy(generated), states, {"10.0.0.1"})}
+    assert {n: p.reasons for n, p in plans.items()} == {
+        "10.0.0.1": ["restarted"], "10.0.0.2": ["new"], "10.0.0.3": ["stale"], "10.0.0.4": []}
+    assert plans["10.0.0.3"].removed == ["c"] and plans["10.0.0.2"].added == ["b"]
