@@ -115,13 +115,13 @@ class BackupdStandIn(StandIn):
                     return _failed(f"open {name}: no such file or directory")
                 return Reply(200, self.files[name])
             case ("POST", "backup", "delete"):
-                names = {f.split("/")[0] for f in req.form.get("files", [])}
-                self.backups = [b for b in self.backups if b["name"] not in names]
+                self.delete(req.form.get("files", []))
                 return Reply(200, "OK")
             case ("POST", "backup", "full" | "increment", "recover", "file" | "dir", name):
                 if req.form.get("namespace", [""])[0] in ("", self.host) and not self._entity(name):
                     return _failed(f"Unkown backup file {name}")
-                return Reply(202, {"rid": new_rid()})
+                form = {k: v if k == "files" else v[0] for k, v in req.form.items()}
+                return Reply(202, {"rid": self.recover(name, form)})
             case ("PUT", "notify"):
                 addr = req.form.get("addr", [""])[0]
                 if addr and addr not in self.notify:
@@ -189,11 +189,25 @@ class BackupdStandIn(StandIn):
         return Reply(200, "OK")
 
     def _run(self, job_id: str) -> Reply:
-        if not self._job(job_id):
+        job = self._job(job_id)
+        if not job:
             return _bad(f'Job not found with id="{job_id}"')
         rid = new_rid()
         self.runs.append((rid, job_id))
+        self.execute({**job, "type": "once"}, rid)
         return Reply(202, {"rid": rid})
+
+    # -- what a working daemon does (overridden by scripts.simcluster.worker) -------------------
+    def execute(self, job: dict[str, Any], rid: str) -> None:
+        """Run a job now (this stand-in only records that it was asked to)."""
+
+    def recover(self, name: str, form: dict[str, Any]) -> str:
+        """Start a recover of backup ``name``; the record id."""
+        return new_rid()
+
+    def delete(self, files: list[str]) -> None:
+        names = {f.split("/")[0] for f in files}
+        self.backups = [b for b in self.backups if b["name"] not in names]
 
     def _action(self, job_id: str, action: str) -> Reply:
         job = self._job(job_id)

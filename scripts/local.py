@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Run the controller locally in one command: embedded DynamoDB, a simulated Lain cluster and
+``chalice local``, with the reconcile triggered every minute (chalice local runs no schedules).
+
+    python scripts/local.py                          # simulated cluster, API on :8000
+    python scripts/local.py --lainlet http://lainlet.lain:9001 --advertise http://10.0.0.5:8000
+
+With ``--lainlet`` no cluster is simulated: the daemons are the real nodes, and ``--advertise``
+must be an address they can reach. Settings from the environment still apply
+(``DYNAMODB_ENDPOINT_URL`` set: no embedded DynamoDB is started). Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib import schema  # noqa: E402
+from scripts.simcluster.cluster import NODES, SimCluster  # noqa: E402
+
+LOCAL_TABLE = "backupctl-local"  # the local stage's TABLE_NAME (.chalice/config.json)
+
+
+def start_dynamodb(env: dict[str, str]) -> object | None:
+    """moto's threaded server on loopback, unless DYNAMODB_ENDPOINT_URL points elsewhere."""
+    for key, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        env.setdefault(key, value)
+    server = None
+    if not env.get("DYNAMODB_ENDPOINT_URL"):
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        env["DYNAMODB_ENDPOINT_URL"] = f"http://{host}:{port}"
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=env["DYNAMODB_ENDPOINT_URL"],
+                          region_name=env["AWS_DEFAULT_REGION"],
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    if LOCAL_TABLE not in client.list_tables()["TableNames"]:
+        schema.create_table(client, LOCAL_TABLE)
+    return server
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"chalice local exited with {proc.returncode}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"chalice local did not answer {url} within {seconds:g}s")
+
+
+def reconcile_forever(api: str, every: float, stop: threading.Event, token: str) -> None:
+    """What the deployed schedule does: POST /system/reconcile now, then every ``every`` s."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    while not stop.is_set():
+        try:
+            resp = requests.post(f"{api}/api/v2/system/reconcile", headers=headers, timeout=120)
+            body = resp.json()
+            if resp.status_code == 200:
+                print(f"reconcile: pushed={body['pushed']} failed={list(body['failed'])} "
+                      f"problems={body['problems']}", flush=True)
+            else:
+                print(f"reconcile: HTTP {resp.status_code}: {body.get('error')}", flush=True)
+        except (requests.RequestException, ValueError) as e:
+            print(f"reconcile: {e}", flush=True)
+        stop.wait(every)
+
+
+def chalice_command() -> str:
+    local = Path(sys.executable).parent / "chalice"
+    return str(local) if local.exists() else shutil.which("chalice") or "chalice"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address of the API (default %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port of the API (default %(default)s)")
+    parser.add_argument("--lainlet", help="a real lainlet URL instead of the simulated cluster")
+    parser.add_argument("--advertise", help="base URL the daemons post records to "
+                                            "(default http://HOST:PORT)")
+    parser.add_argument("--daemon-port", type=int, default=int(os.environ.get("BACKUPD_PORT") or 9002),
+                        help="port of the (simulated) daemons (default %(default)s)")
+    parser.add_argument("--data-dir", type=Path, help="where the simulated nodes keep volumes and "
+                                                      "backups (default: a temporary dir)")
+    parser.add_argument("--reconcile-every", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument("--job-seconds", type=float, default=0.5,
+                        help="how long each simulated job takes (default %(default)s)")
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ)
+    api = f"http://{args.host}:{args.port}"
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.ExitStack() as cleanup:
+        dynamo = start_dynamodb(env)
+        if dynamo is not None:
+            cleanup.callback(dynamo.stop)
+        if args.lainlet:
+            env["LAINLET_URL"] = args.lainlet
+            where = f"lainlet      {args.lainlet} (real cluster; daemons on port {args.daemon_port})"
+        else:
+            data = args.data_dir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(
+                prefix="backupctl-sim-")))
+            sim = SimCluster(data, args.daemon_port, job_seconds=args.job_seconds).start()
+            cleanup.callback(sim.stop)
+            env["LAINLET_URL"] = sim.lainlet.url
+            where = (f"lainlet      {sim.lainlet.url} (simulated)\n"
+                     f"daemons      {', '.join(f'{n}:{args.daemon_port}' for n in NODES)}"
+                     f" (simulated; files under {data})")
+        env.update(BACKUPD_PORT=str(args.daemon_port), ADVERTISE_URL=args.advertise or api)
+        proc = subprocess.Popen([chalice_command(), "local", "--stage", "local", "--host",
+                                 args.host, "--port", str(args.port), "--no-autoreload"],
+                                cwd=ROOT, env=env)
+        cleanup.callback(_terminate, proc)
+        wait_until_up(f"{api}/api/v2/system/health", proc)
+        ticker = threading.Thread(target=reconcile_forever, daemon=True,
+                                  args=(api, args.reconcile_every, stop, env.get("API_TOKEN", "")))
+        ticker.start()
+        cleanup.callback(stop.set)
+        print(f"""
+backupctl is running
+  API          {api}
+  {where.replace(chr(10), chr(10) + '  ')}
+  DynamoDB     {env['DYNAMODB_ENDPOINT_URL']} (table {LOCAL_TABLE})
+  records to   {env['ADVERTISE_URL']}/api/v2/system/notify
+
+try:
+  curl {api}/api/v2/app/hello/cron/jobs
+  curl {api}/api/v2/app/hello/proc/web/backups
+  curl {api}/api/v2/app/hello/cron/records
+Ctrl-C stops everything.
+""", flush=True)
+        try:
+            while not stop.is_set() and proc.poll() is None:
+                stop.wait(0.5)
+        except KeyboardInterrupt:
+            pass
+        print("stopping", flush=True)
+    return 0
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""End to end: the README's local runner (chalice local + simulated cluster + embedded DynamoDB)
+as a subprocess, driven the way lain-cli drives the controller (plain requests, form bodies)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import free_port
+from tests.reference import ROOT
+
+HELLO = "/api/v2/app/hello/proc/web/backups"
+
+
+class Runner:
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.daemon_port = free_port(("127.0.0.11", "127.0.0.12", "127.0.0.13"))
+        self.data = tmp
+        self.api = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("DYNAMODB_ENDPOINT_URL", "API_TOKEN", "NOTIFY_TOKEN", "LAINLET_URL")}
+        self.log = open(tmp / "runner.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "scripts/local.py", "--port", str(self.port), "--daemon-port",
+             str(self.daemon_port), "--data-dir", str(tmp / "cluster"), "--reconcile-every", "3600",
+             "--job-seconds", "0.4"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def url(self, path: str) -> str:
+        return self.api + path
+
+    def wait(self, what, seconds: float = 30.0, every: float = 0.1):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, (self.data / "runner.log").read_text()
+            try:
+                found = what()
+            except requests.RequestException:
+                found = None
+            if found:
+                return found
+            time.sleep(every)
+        raise AssertionError(f"timed out; runner log:\n{(self.data / 'runner.log').read_text()}")
+
+    def file(self, app: str, proc: str, n: int, volume: str, name: str) -> Path:
+        return (self.data / "cluster" / "fs" / "data/lain/volumes" / app / proc / str(n)
+                / volume.lstrip("/") / name)
+
+    def record(self, app: str, rid: str) -> dict | None:
+        resp = requests.get(self.url(f"/api/v2/app/{app}/cron/records/{rid}"), timeout=5)
+        return resp.json() if resp.status_code == 200 else None
+
+    def finished(self, app: str, rid: str) -> dict:
+        record = self.wait(lambda: (r := self.record(app, rid)) and r["state"] != "running" and r)
+        assert record["state"] == "success", record
+        return record
+
+    def stop(self) -> None:
+        with_group = os.getpgid(self.proc.pid)
+        os.killpg(with_group, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        finally:
+            time.sleep(0.5)
+            leftovers = True
+            try:
+                os.killpg(with_group, 0)
+            except ProcessLookupError:
+                leftovers = False
+            if leftovers:
+                os.killpg(with_group, signal.SIGKILL)
+            self.log.close()
+        assert not leftovers, "the runner left processes behind"
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory):
+    r = Runner(tmp_path_factory.mktemp("e2e"))
+    try:
+        # started, then the first reconcile pushed every node
+        r.wait(lambda: any(h.get("ok") for h in requests.get(
+            r.url("/api/v2/system/reconcile/history"), timeout=5).json()), seconds=90)
+        yield r
+    finally:
+        r.stop()
+
+
+def hello_job(runner: Runner, volume: str, instance: int) -> str:
+    jobs = requests.get(runner.url("/api/v2/app/hello/cron/jobs"), timeout=10).json()
+    return next(e["job"]["id"] for e in jobs
+                if e["job"]["args"]["volume"] == volume and e["job"]["args"]["instanceNo"] == instance)
+
+
+def run_job(runner: Runner, job_id: str) -> dict:
+    """``lain backup run``: POST …/actions/run, then the record shows running, then success."""
+    resp = requests.post(runner.url(f"/api/v2/app/hello/cron/jobs/{job_id}/actions/run"), timeout=10)
+    assert resp.status_code == 200, resp.text
+    rid = resp.json()
+    seen = runner.wait(lambda: runner.record("hello", rid))
+    assert seen["state"] == "running"  # the simulated job takes 0.4 s
+    return runner.finished("hello", rid)
+
+
+def test_jobs(runner):
+    jobs = requests.get(runner.url("/api/v2/app/hello/cron/jobs"), timeout=10).json()
+    assert len(jobs) == 4 and {e["job"]["args"]["volume"] for e in jobs} == {"/data", "/var/log/hello"}
+    assert all("path" not in e["job"]["args"] for e in jobs)
+
+
+def test_run_get_recover(runner):
+    record = run_job(runner, hello_job(runner, "/data", 1))
+    name = record["result"]["file"]
+    info = requests.get(runner.url(f"{HELLO}/{name}"), timeout=10)
+    assert info.status_code == 200 and info.json()["instanceNo"] == 1
+    data = runner.file("hello", "hello.web.web", 1, "/data", "hello.txt")
+    data.write_text("damaged\n")
+    resp = requests.post(runner.url(f"{HELLO}/{name}/actions/recover"), timeout=10)
+    assert resp.status_code == 200, resp.text
+    runner.finished("hello", resp.json())
+    assert data.read_text() == "hello from instance 1\n"  # the backed-up content is back
+
+
+def test_increment_list_open_and_recover(runner):
+    run_job(runner, hello_job(runner, "/var/log/hello", 1))
+    listing = requests.get(runner.url(f"{HELLO}?volume=/var/log/hello"), timeout=10).json()
+    name = next(e["name"] for e in listing if e["instanceNo"] == 1)
+    files = requests.get(runner.url(f"{HELLO}/{name}?open=true"), timeout=10).json()
+    assert [f["name"] for f in files] == ["app.log"]
+    log = runner.file("hello", "hello.web.web", 1, "/var/log/hello", "app.log")
+    log.unlink()
+    resp = requests.post(runner.url(f"{HELLO}/{name}/actions/recover"), data={"files": ["app.log"]},
+                         timeout=10)
+    runner.finished("hello", resp.json())
+    assert log.read_text() == "started instance 1\n"
+
+
+def test_migrate_to_another_instance(runner):
+    name = run_job(runner, hello_job(runner, "/data", 1))["result"]["file"]
+    resp = requests.post(runner.url(f"{HELLO}/{name}/actions/migrate"),
+                         data={"volume": "/data", "to": 2}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    runner.finished("hello", resp.json())
+    assert runner.file("hello", "hello.web.web", 2, "/data", "hello.txt").read_text() == \
+        "hello from instance 1\n"
+
+
+def test_delete(runner):
+    name = run_job(runner, hello_job(runner, "/data", 2))["result"]["file"]
+    resp = requests.post(runner.url(f"{HELLO}/actions/delete"), data={"files": [name]}, timeout=10)
+    assert resp.status_code == 204, resp.text
+    names = {e["name"] for e in requests.get(runner.url(HELLO), timeout=10).json()}
+    assert name not in names
+
+
+def test_records_total(runner):
+    resp = requests.get(runner.url("/api/v2/app/hello/cron/records?total=2"), timeout=10)
+    assert resp.status_code == 200 and len(resp.json()) == 2
+    starts = [r["start"] for r in resp.json()]
+    assert starts == sorted(starts, reverse=True)
+
+
+def test_errors_are_readable(runner):
+    resp = requests.get(runner.url("/api/v2/app/nosuch/proc/web/backups"), timeout=10)
+    assert resp.status_code == 404 and "nosuch" in resp.json()["error"]
+    resp = requests.post(runner.url(
+        f"{HELLO}/mysql-mysql.worker.master-1-var-lib-mysql-1.tar.gz/actions/recover"), timeout=10)
+    assert resp.status_code == 403 and "does not belong" in resp.json()["error"]
