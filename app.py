@@ -74,6 +74,16 @@ def v2_backups(app_name: str, proc: str) -> Any:
     return service.list_backups(_settings(), app_name, proc, _query("volume") or None)
 
 
+@route(V2 + "/app/{app_name}/backups/status")
+def v2_app_backup_status(app_name: str) -> Any:
+    return service.app_backup_status(_settings(), app_name)
+
+
+@route(V2 + "/system/backups/status")
+def v2_system_backup_status() -> Any:
+    return service.system_backup_status(_settings())
+
+
 @route(V2 + "/app/{app_name}/proc/{proc}/backups/{name}")
 def v2_backup(app_name: str, proc: str, name: str) -> Any:
     if (_query("open") or ["false"])[0].lower() == "true":

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.cluster import Cluster, archive_name, volume_dir
+from chalicelib.backupspec import BackupItem
+from chalicelib.cluster import Cluster, Pod, Proc, archive_name, volume_dir
 
 BACKUP_ACTION = "backup"
 EXPIRE_ACTION = "backup_expire"
@@ -45,18 +48,22 @@ def node_of_job_id(job_id_: str) -> str | None:
         return None
 
 
-def generate(cluster: Cluster) -> dict[str, list[Job]]:
-    """Every node's job list: backup jobs in (proc, instance, item, container) order, expire last.
+@dataclass(frozen=True)
+class Placement:
+    """One backup item of one instance on one node, with its backup job (None: invalid schedule)."""
 
-    A backup item gets a backup job on the node of each container of its pod, unless its schedule
-    is invalid (the daemon would drop it). Its dir joins the node's expire job whenever its expire
-    is valid, so backups made before a schedule broke keep expiring.
-    """
-    backups: dict[str, list[Job]] = {}
-    expire: dict[str, list[str]] = {}
+    node: str
+    proc: Proc
+    pod: Pod
+    item: BackupItem
+    path: str
+    job: Job | None
+
+
+def placements(cluster: Cluster) -> Iterator[Placement]:
+    """Every (item, instance, node) in (proc, instance, item, container) order."""
     for proc in cluster.procs.values():
         for pod in proc.pods:
-            nodes = pod.node_ips
             for item in pod.items:
                 path = volume_dir(proc.app, proc.full_name, pod.instance_no, item.volume)
                 args = {
@@ -71,19 +78,35 @@ def generate(cluster: Cluster) -> dict[str, list[Job]]:
                     "proc": proc.full_name,
                     "volume": item.volume,
                 }
-                for node in nodes:
+                for node in pod.node_ips:
+                    job = None
                     if item.schedule_ok:
-                        backups.setdefault(node, []).append({
+                        job = {
                             "id": job_id(node, item.schedule, BACKUP_ACTION, args),
                             "spec": item.schedule,
                             "action": BACKUP_ACTION,
                             "args": args,
                             "type": "cron",
                             "sleep": False,
-                        })
-                    if item.expire_ok:
-                        entry = path + "@increment" if item.expire_mode == "increment" else path
-                        expire.setdefault(node, []).extend([entry, item.expire])
+                        }
+                    yield Placement(node, proc, pod, item, path, job)
+
+
+def generate(cluster: Cluster) -> dict[str, list[Job]]:
+    """Every node's job list: backup jobs in (proc, instance, item, container) order, expire last.
+
+    A backup item gets a backup job on the node of each container of its pod, unless its schedule
+    is invalid (the daemon would drop it). Its dir joins the node's expire job whenever its expire
+    is valid, so backups made before a schedule broke keep expiring.
+    """
+    backups: dict[str, list[Job]] = {}
+    expire: dict[str, list[str]] = {}
+    for p in placements(cluster):
+        if p.job is not None:
+            backups.setdefault(p.node, []).append(p.job)
+        if p.item.expire_ok:
+            entry = p.path + "@increment" if p.item.expire_mode == "increment" else p.path
+            expire.setdefault(p.node, []).extend([entry, p.item.expire])
     result: dict[str, list[Job]] = {}
     for node in sorted(set(backups) | set(expire), key=ipaddress.IPv4Address):
         jobs = _dedupe(backups.get(node, []))

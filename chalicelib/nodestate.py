@@ -14,7 +14,7 @@ from typing import Any
 
 from chalicelib import schema
 
-NODES, PAUSES, RUNS = "NODES", "PAUSES", "RECONCILE"
+NODES, PAUSES, RUNS, STATUSES = "NODES", "PAUSES", "RECONCILE", "STATUS"
 RUN_HISTORY_DAYS = 7
 
 
@@ -27,6 +27,10 @@ class NodeState:
     job_ids: tuple[str, ...] = ()
     job_count: int = 0
     pushed_at: str = ""
+    first_seen: tuple[tuple[str, str], ...] = ()  # (job id, time it was first pushed)
+
+    def first_seen_of(self, job_id: str) -> str:
+        return dict(self.first_seen).get(job_id, "")
 
 
 class NodeStateStore:
@@ -54,7 +58,8 @@ class NodeStateStore:
     # -- node states --------------------------------------------------------------------------
     def states(self) -> dict[str, NodeState]:
         return {i["sk"]: NodeState(i["sk"], i["version"], tuple(i.get("job_ids", [])),
-                                   int(i.get("job_count", 0)), i.get("pushed_at", ""))
+                                   int(i.get("job_count", 0)), i.get("pushed_at", ""),
+                                   tuple(sorted(i.get("first_seen", {}).items())))
                 for i in self._partition(NODES)}
 
     def save(self, states: list[NodeState]) -> None:
@@ -62,7 +67,7 @@ class NodeStateStore:
             for s in states:
                 batch.put_item(Item={"pk": NODES, "sk": s.node, "version": s.version,
                                      "job_ids": list(s.job_ids), "job_count": s.job_count,
-                                     "pushed_at": s.pushed_at})
+                                     "pushed_at": s.pushed_at, "first_seen": dict(s.first_seen)})
 
     # -- pauses -------------------------------------------------------------------------------
     def pauses(self) -> dict[str, set[str]]:
@@ -84,6 +89,15 @@ class NodeStateStore:
         with self.table.batch_writer() as batch:
             for job_id in job_ids:
                 batch.delete_item(Key={"pk": PAUSES, "sk": f"{node}#{job_id}"})
+
+    # -- backup statuses seen by the last run (for alerts on transitions) ------------------------
+    def statuses(self) -> dict[str, str]:
+        return {i["sk"]: i["status"] for i in self._partition(STATUSES)}
+
+    def save_statuses(self, changed: dict[str, str]) -> None:
+        with self.table.batch_writer() as batch:
+            for key, status in changed.items():
+                batch.put_item(Item={"pk": STATUSES, "sk": key, "status": status})
 
     # -- run history --------------------------------------------------------------------------
     def add_run(self, summary: dict[str, Any]) -> None:

@@ -20,11 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import jobs as joblib
+from chalicelib import status
 from chalicelib.backupd import BackupdClient, fan_out
 from chalicelib.cluster import Cluster
 from chalicelib.errors import ControllerError, LainletError
 from chalicelib.lainlet import fetch_cluster
 from chalicelib.nodestate import NodeState, NodeStateStore
+from chalicelib.records import RecordStore
 from chalicelib.settings import NOTIFY_PATH, Settings
 
 log = logging.getLogger("backupctl")
@@ -111,6 +113,7 @@ class Observation:
     plans: list[NodePlan]
     restarted: list[str]
     silent: list[str]  # nodes whose /debug did not answer
+    states: dict[str, NodeState]
 
 
 def observe(settings: Settings, store: NodeStateStore) -> Observation:
@@ -127,7 +130,7 @@ def observe(settings: Settings, store: NodeStateStore) -> Observation:
                         if isinstance(d, dict) and d.get("updateTime") == GO_ZERO),
                        key=ipaddress.IPv4Address)
     return Observation(cluster, plan(generated, states, set(restarted)), restarted,
-                       debug.unreachable)
+                       debug.unreachable, states)
 
 
 def _push(client: BackupdClient, p: NodePlan, notify: str, paused: set[str]) -> list[str]:
@@ -139,6 +142,12 @@ def _push(client: BackupdClient, p: NodePlan, notify: str, paused: set[str]) -> 
     for job_id in repaused:
         client.job_action(job_id, "sleep")
     return repaused
+
+
+def _first_seen(old: NodeState | None, job_ids: list[str], now: str) -> tuple[tuple[str, str], ...]:
+    """When each job was first pushed to the node (kept across pushes while the job exists)."""
+    before = dict(old.first_seen) if old else {}
+    return tuple((job_id, before.get(job_id, now)) for job_id in job_ids)
 
 
 def run(settings: Settings, store: NodeStateStore) -> dict[str, Any]:
@@ -161,7 +170,8 @@ def run(settings: Settings, store: NodeStateStore) -> dict[str, Any]:
     result = fan_out(list(todo),
                      lambda c: _push(c, todo[c.node], notify, pauses.get(c.node, set())), settings)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    store.save([NodeState(n, todo[n].version, tuple(todo[n].job_ids), len(todo[n].jobs), now)
+    store.save([NodeState(n, todo[n].version, tuple(todo[n].job_ids), len(todo[n].jobs), now,
+                          _first_seen(seen.states.get(n), todo[n].job_ids, now))
                 for n in result.results])
     for node in result.results:  # pauses of jobs that no longer exist on the node go away
         gone = pauses.get(node, set()) - set(todo[node].job_ids)
@@ -178,6 +188,7 @@ def run(settings: Settings, store: NodeStateStore) -> dict[str, Any]:
         "unchanged": len(seen.plans) - len(todo),
         "problems": len(seen.cluster.problems),
         "notify_url_set": bool(notify),
+        "alerts": _alerts(settings, seen.cluster, store),
         "duration_ms": round((time.monotonic() - clock) * 1000),
     }
     log.info("event=reconcile ok=true nodes=%s pushed=%s failed=%s cleared=%s restarted=%s "
@@ -189,6 +200,16 @@ def run(settings: Settings, store: NodeStateStore) -> dict[str, Any]:
                     "where to post records'")
     store.add_run(summary)
     return summary
+
+
+def _alerts(settings: Settings, cluster: Cluster, store: NodeStateStore) -> int:
+    """Alert on backup items that stopped being ok; never fails the run that pushed the jobs."""
+    try:
+        items = status.assess(settings, cluster, store, RecordStore(store.table))
+        return status.alert_transitions(settings, items, store)
+    except Exception as e:
+        log.exception("event=alert_check_failed error=%r", str(e))
+        return 0
 
 
 def plan_answer(seen: Observation) -> dict[str, Any]:

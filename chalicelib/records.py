@@ -21,6 +21,7 @@ from chalicelib import schema
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.settings import Settings
 
+LATEST = "JOBLAST"  # partition of each job's newest record and newest success
 SYSTEM_APP = "backupctl"  # backup_expire records (and records naming no app) belong here
 STATES = ("running", "success", "failed")
 GO_ZERO = "0001-01-01T00:00:00Z"
@@ -98,8 +99,6 @@ class RecordStore:
 
     def put(self, record: dict[str, Any]) -> bool:
         """Store a validated record under the ordering rules; False if an existing one was kept."""
-        from botocore.exceptions import ClientError
-
         rid, state = record["rid"], record["state"]
         key = sort_key(record["start"], rid)
         app = record_app(record)
@@ -113,15 +112,25 @@ class RecordStore:
             expires = parse_go_time(record["start"])[0] + timedelta(days=self.retention_days)
             item[schema.TTL_ATTRIBUTE] = int(expires.timestamp())
         if state == "running":
-            condition = "attribute_not_exists(pk)"
-            values: dict[str, str] = {}
+            condition, values = "attribute_not_exists(pk)", {}
         else:
             condition = "attribute_not_exists(pk) OR #s = :running OR #s = :same"
             values = {":running": "running", ":same": state}
+        stored = self._put_if(item, condition, values)
+        if stored and record.get("action") == "backup" and record.get("id"):
+            self._put_latest(record, key, "last")
+            if state == "success":
+                self._put_latest(record, key, "success")
+        return stored
+
+    def _put_if(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> bool:
+        from botocore.exceptions import ClientError
+
         kwargs: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
         if values:
-            kwargs |= {"ExpressionAttributeNames": {"#s": "state"},
-                       "ExpressionAttributeValues": values}
+            kwargs["ExpressionAttributeValues"] = values
+        if "#s" in condition:
+            kwargs["ExpressionAttributeNames"] = {"#s": "state"}
         try:
             self.table.put_item(**kwargs)
         except ClientError as e:
@@ -129,6 +138,34 @@ class RecordStore:
                 return False
             raise
         return True
+
+    def _put_latest(self, record: dict[str, Any], key: str, kind: str) -> None:
+        """Keep the job's newest record (``last``) and newest success, so freshness of every job
+        is one Query; same ordering rule: a late ``running`` never replaces its own result."""
+        item = {"pk": LATEST, "sk": f"{record['id']}#{kind}", "skey": key, "state": record["state"],
+                "record": json.dumps(record)}
+        if record["state"] == "running":
+            condition = "attribute_not_exists(pk) OR skey < :k"
+            values: dict[str, Any] = {":k": key}
+        else:
+            condition = "attribute_not_exists(pk) OR skey < :k OR (skey = :k AND #s = :running)"
+            values = {":k": key, ":running": "running"}
+        self._put_if(item, condition, values)
+
+    def latest_by_job(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """``{job id: {"last": record, "success": record}}`` for every job with a record."""
+        from boto3.dynamodb.conditions import Key
+
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(LATEST)}
+        while True:
+            page = self.table.query(**kwargs)
+            for item in page.get("Items", []):
+                job_id, _, kind = item["sk"].rpartition("#")
+                out.setdefault(job_id, {})[kind] = json.loads(item["record"])
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def get(self, app: str, rid: str) -> dict[str, Any]:
         """One record of ``app`` (404 if unknown or another app's)."""

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from chalicelib import jobs as joblib
-from chalicelib import reconcile
+from chalicelib import reconcile, status
 from chalicelib.backupd import BackupdClient, BackupdError, fan_out
 from chalicelib.cluster import VOLUME_ROOT, Cluster, Proc, archive_prefix, is_node_ip, volume_dir
 from chalicelib.errors import (
@@ -355,3 +355,19 @@ def reconcile_history(settings: Settings, limit: str | None) -> Answer:
 def problems(settings: Settings) -> Answer:
     """Spec problems the original silently dropped: bad schedules, expires, annotations, IPs."""
     return Answer([p.to_dict() for p in fetch_cluster(settings).problems])
+
+
+# -- backup freshness ------------------------------------------------------------------------------
+
+def _status(settings: Settings, cluster: Cluster) -> dict[str, Any]:
+    return status.answer(status.assess(settings, cluster, _node_states(settings), _store(settings)))
+
+
+def app_backup_status(settings: Settings, app: str) -> Answer:
+    cluster = fetch_cluster(settings, app)
+    cluster.procs_of(app)  # 404 for an unknown app
+    return Answer(_status(settings, cluster))
+
+
+def system_backup_status(settings: Settings) -> Answer:
+    return Answer(_status(settings, fetch_cluster(settings)))

@@ -35,6 +35,8 @@ class Settings:
     node_timeout_seconds: float = 3.0
     fanout_workers: int = 32
     record_retention_days: int = 0
+    freshness_grace_seconds: float = 600.0
+    alert_webhook_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +78,10 @@ class Settings:
             record_retention_days=int(
                 number("RECORD_RETENTION_DAYS", d.record_retention_days, int, 0)
             ),
+            freshness_grace_seconds=number(
+                "FRESHNESS_GRACE_SECONDS", d.freshness_grace_seconds, float, 0
+            ),
+            alert_webhook_url=text("ALERT_WEBHOOK_URL", d.alert_webhook_url),
         )
 
 

@@ -1,0 +1,138 @@
+"""Is every declared volume actually backed up on schedule? Pure: no I/O, time is passed in.
+
+For every backup item of every instance (on each node it runs on) the status is, in order:
+
+* ``invalid``  the spec has a problem that stops the backup (bad schedule, never fires, no node);
+* ``paused``   a user paused the job;
+* ``failing``  the latest run since the last due run failed;
+* ``pending``  no run was due yet since the job was first pushed (a new job);
+* ``ok``       a success at or after the last due run;
+* ``never``    no success ever recorded (or the job never reached its node);
+* ``late``     a run was due and nothing succeeded since.
+
+A run is *due* once its expected start plus the grace period (``FRESHNESS_GRACE_SECONDS``, plus the
+job's last run time) has passed: the daemons need time to run it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib import cron
+from chalicelib.cluster import Cluster
+from chalicelib.jobs import Placement, placements
+from chalicelib.records import parse_go_time
+
+STATUSES = ("ok", "pending", "late", "failing", "never", "paused", "invalid")
+BAD = ("late", "failing", "never")
+SKEW = timedelta(seconds=5)  # daemon clocks and the expected start may differ a little
+
+
+@dataclass(frozen=True)
+class ItemStatus:
+    app: str
+    proc: str
+    instance: int
+    volume: str
+    mode: str
+    schedule: str
+    node: str
+    job_id: str
+    status: str
+    reason: str
+    due: str = ""  # the last run that should have finished by now
+    last_run: dict[str, Any] | None = None
+    last_success: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.proc}/{self.instance}{self.volume}@{self.node}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _when(record: dict[str, Any] | None, field: str = "start") -> datetime | None:
+    if not record:
+        return None
+    try:
+        return parse_go_time(record.get(field, ""))[0]
+    except ValueError:
+        return None
+
+
+def _brief(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not record:
+        return None
+    return {k: record.get(k) for k in ("rid", "state", "start", "end", "reason")}
+
+
+def _iso(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
+
+
+def status_of(p: Placement, *, first_seen: str, paused: bool, latest: dict[str, dict[str, Any]],
+              now: datetime, grace: timedelta) -> tuple[str, str, datetime | None]:
+    """(status, reason, due time) of one placement."""
+    if p.job is None:
+        return "invalid", f"schedule {p.item.schedule!r} is invalid; the daemon drops this job", None
+    if paused:
+        return "paused", "paused by a user (sleep); wake it up to resume backups", None
+    last, success = latest.get("last"), latest.get("success")
+    first = _when({"start": first_seen}) if first_seen else None
+    if first is None and success is None:
+        return "never", f"the job has not reached {p.node} yet (next reconcile pushes it)", None
+    schedule = cron.parse(p.item.schedule)
+    if schedule.prev_before(now) is None:
+        return "invalid", f"schedule {p.item.schedule!r} never fires", None
+    run_time = timedelta(0)
+    if success and _when(success, "end") and _when(success):
+        run_time = max(timedelta(0), _when(success, "end") - _when(success))
+    due = schedule.prev_before(now - grace - run_time)
+    last_start, success_start = _when(last), _when(success)
+    if last and last.get("state") == "failed" and last_start and (due is None
+                                                                  or last_start >= due - SKEW):
+        return "failing", f"the latest run ({last.get('start')}) failed: {last.get('reason')}", due
+    if due is None or (first is not None and due < first - SKEW):
+        if success:
+            return "ok", "no run due since the job was pushed; an earlier one succeeded", due
+        return "pending", f"first run due after {_iso(schedule.next_after(first or now))} + grace", due
+    if success_start and success_start >= due - SKEW:
+        return "ok", f"succeeded at {success.get('start')}", due
+    if success is None:
+        return "never", f"no successful backup ever recorded; a run was due at {_iso(due)}", due
+    return "late", (f"a run was due at {_iso(due)}; the last success was at "
+                    f"{success.get('start')}"), due
+
+
+def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
+           paused: dict[str, set[str]], latest: dict[str, dict[str, dict[str, Any]]],
+           now: datetime, grace: timedelta) -> list[ItemStatus]:
+    """The status of every backup item of every instance of ``cluster``."""
+    out = []
+    for p in placements(cluster):
+        job_id = p.job["id"] if p.job else ""
+        job_latest = latest.get(job_id, {})
+        status, reason, due = status_of(
+            p, first_seen=first_seen.get((p.node, job_id), ""),
+            paused=job_id in paused.get(p.node, set()), latest=job_latest, now=now, grace=grace)
+        out.append(ItemStatus(p.proc.app, p.proc.full_name, p.pod.instance_no, p.item.volume,
+                              p.item.mode or "full", p.item.schedule, p.node, job_id, status,
+                              reason, _iso(due), _brief(job_latest.get("last")),
+                              _brief(job_latest.get("success"))))
+    for proc in cluster.procs.values():  # items of instances with no valid node IP get no job
+        for pod in proc.pods:
+            if pod.items and not pod.node_ips:
+                for item in pod.items:
+                    out.append(ItemStatus(proc.app, proc.full_name, pod.instance_no, item.volume,
+                                          item.mode or "full", item.schedule, "", "", "invalid",
+                                          "no container of this instance has a valid node IP"))
+    return out
+
+
+def counts(items: list[ItemStatus]) -> dict[str, int]:
+    found = Counter(i.status for i in items)
+    return {s: found.get(s, 0) for s in STATUSES}

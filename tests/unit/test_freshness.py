@@ -1,0 +1,138 @@
+"""Backup freshness from constructed histories; time is injected, never waited for."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib import freshness
+from chalicelib.cluster import Cluster
+from chalicelib.jobs import placements
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+GRACE = timedelta(minutes=10)
+NODE = "127.0.0.11"
+
+
+def cluster(schedule="0 3 * * *", node=NODE):
+    item = {"procname": "a.web.web", "volume": "/data", "schedule": schedule, "expire": "7d",
+            "mode": "full"}
+    return Cluster.from_backupspec({"a.web.web": [{
+        "Annotation": json.dumps({"backup": [item]}), "InstanceNo": 1,
+        "Containers": [{"Id": "c1", "Ip": "x", "NodeIp": node, "NodeName": "n"}]}]})
+
+
+def record(state, start, seconds=30, reason=""):
+    end = start + timedelta(seconds=seconds)
+    return {"rid": f"r{start:%H%M%S}{state}", "state": state, "reason": reason,
+            "start": start.strftime("%Y-%m-%dT%H:%M:%S.123456789Z"),
+            "end": end.strftime("%Y-%m-%dT%H:%M:%S.5Z") if state != "running" else
+            "0001-01-01T00:00:00Z"}
+
+
+def assess(c=None, last=None, success=None, first_seen=NOW - timedelta(days=30), paused=False,
+           now=NOW):
+    c = c or cluster()
+    job_id = next(placements(c)).job["id"] if next(placements(c)).job else ""
+    latest = {job_id: {k: v for k, v in (("last", last), ("success", success)) if v}}
+    items = freshness.assess(
+        c, first_seen={(NODE, job_id): first_seen.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        if first_seen else {}, paused={NODE: {job_id}} if paused else {}, latest=latest,
+        now=now, grace=GRACE)
+    assert len(items) == 1
+    return items[0]
+
+
+TODAY_3AM = datetime(2026, 11, 25, 3, 0, 0, tzinfo=UTC)
+
+
+def test_success_on_time_is_ok():
+    ok = record("success", TODAY_3AM)
+    item = assess(last=ok, success=ok)
+    assert (item.status, item.due) == ("ok", "2026-11-25T03:00:00Z")
+    assert item.last_success["rid"] == ok["rid"]
+
+
+def test_nothing_since_the_last_due_run_is_late():
+    yesterday = record("success", TODAY_3AM - timedelta(days=1))
+    item = assess(last=yesterday, success=yesterday)
+    assert item.status == "late" and "2026-11-25T03:00:00Z" in item.reason
+
+
+def test_within_grace_the_previous_success_still_counts():
+    yesterday = record("success", TODAY_3AM - timedelta(days=1))
+    item = assess(last=yesterday, success=yesterday, now=TODAY_3AM + timedelta(minutes=5))
+    assert item.status == "ok" and item.due == "2026-11-24T03:00:00Z"
+
+
+def test_latest_run_failed_is_failing():
+    yesterday = record("success", TODAY_3AM - timedelta(days=1))
+    failed = record("failed", TODAY_3AM, reason="preHook backup.sh failed")
+    item = assess(last=failed, success=yesterday)
+    assert item.status == "failing" and "preHook backup.sh failed" in item.reason
+
+
+def test_failure_shows_before_the_grace_period_ends():
+    yesterday = record("success", TODAY_3AM - timedelta(days=1))
+    failed = record("failed", TODAY_3AM)
+    assert assess(last=failed, success=yesterday,
+                  now=TODAY_3AM + timedelta(minutes=2)).status == "failing"
+
+
+def test_no_success_ever_is_never():
+    assert assess(last=None, success=None).status == "never"
+    failed_long_ago = record("failed", TODAY_3AM - timedelta(days=3))
+    assert assess(last=failed_long_ago, success=None).status == "never"
+
+
+def test_job_that_never_reached_its_node_is_never():
+    item = assess(first_seen=None)
+    assert item.status == "never" and "not reached 127.0.0.11" in item.reason
+
+
+def test_new_job_is_pending_until_its_first_run_is_due():
+    item = assess(first_seen=NOW - timedelta(hours=1))
+    assert item.status == "pending" and "2026-11-26T03:00:00Z" in item.reason
+
+
+def test_paused_job_is_paused():
+    assert assess(paused=True).status == "paused"
+
+
+@pytest.mark.parametrize("schedule", ["0 0 5 0 0", "61 * * * *"])
+def test_bad_cron_is_invalid(schedule):
+    item = assess(cluster(schedule))
+    assert item.status == "invalid" and item.job_id == ""
+
+
+def test_schedule_that_never_fires_is_invalid():
+    assert assess(cluster("0 0 30 2 *")).status == "invalid"
+
+
+def test_instance_without_a_valid_node_is_invalid():
+    items = freshness.assess(cluster(node="not-an-ip"), first_seen={}, paused={}, latest={},
+                             now=NOW, grace=GRACE)
+    assert [(i.status, i.node) for i in items] == [("invalid", "")]
+
+
+@pytest.mark.parametrize("schedule, due", [
+    ("30 0 3 * * *", "2026-11-25T03:00:30Z"),  # 6 fields: seconds first
+    ("0 */20 * * * *", "2026-11-25T11:40:00Z"),  # every 20 minutes, at second 0
+    ("@every 2h", "2026-11-25T09:50:00Z"),  # now - grace - 2h
+    ("TZ=Asia/Shanghai 0 11 * * *", "2026-11-25T03:00:00Z"),
+])
+def test_due_times_follow_robfig_semantics(schedule, due):
+    assert assess(cluster(schedule)).due == due
+
+
+def test_run_time_of_the_job_extends_the_grace():
+    slow = record("success", TODAY_3AM - timedelta(days=1), seconds=3600)
+    # 03:50: past 10 min of grace, but the job takes an hour: today's run is not due yet
+    assert assess(last=slow, success=slow, now=TODAY_3AM + timedelta(minutes=50)).status == "ok"
+    assert assess(last=slow, success=slow, now=TODAY_3AM + timedelta(minutes=75)).status == "late"
+
+
+def test_counts():
+    items = [assess(paused=True), assess()]
+    assert freshness.counts(items) == {"ok": 0, "pending": 0, "late": 0, "failing": 0,
+                                       "never": 1, "paused": 1, "invalid": 0}
