@@ -58,20 +58,29 @@ def parse_annotation(
     annotation: str, *, app: str, proc: str, instance: int
 ) -> tuple[list[BackupItem], list[Problem]]:
     """Items and problems of one pod's annotation; ``proc`` is the full proc name from lainlet."""
+    items, found = _parse_cached(annotation, proc)
+    return list(items), [Problem(kind, app, proc, instance, reason, volume)
+                         for kind, reason, volume in found]
+
+
+@lru_cache(maxsize=8192)
+def _parse_cached(annotation: str, proc: str) -> tuple[tuple[BackupItem, ...],
+                                                       tuple[tuple[str, str, str], ...]]:
+    """Items and (kind, reason, volume) problems; every pod of a proc shares its annotation."""
     decoded = _decode(annotation)
     if isinstance(decoded, str):
-        return [], [Problem("malformed_annotation", app, proc, instance, decoded)]
+        return (), (("malformed_annotation", decoded, ""),)
     items: list[BackupItem] = []
-    problems: list[Problem] = []
+    problems: list[tuple[str, str, str]] = []
     for index, raw in enumerate(decoded):
         item, reasons = _parse_item(raw, proc)
         for kind, reason in reasons:
             volume = raw.get("volume", "") if isinstance(raw, dict) else ""
-            problems.append(Problem(kind, app, proc, instance, f"backup[{index}]: {reason}",
-                                    volume if isinstance(volume, str) else ""))
+            problems.append((kind, f"backup[{index}]: {reason}",
+                             volume if isinstance(volume, str) else ""))
         if item is not None:
             items.append(item)
-    return items, problems
+    return tuple(items), tuple(problems)
 
 
 @lru_cache(maxsize=1024)

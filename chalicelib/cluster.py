@@ -7,16 +7,33 @@ named" have one answer each.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any
 
 from chalicelib.backupspec import BackupItem, Problem, parse_annotation
 from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc
 
 VOLUME_ROOT = "/data/lain/volumes"
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around allocation-heavy pure steps (building a cluster,
+    generating its jobs): they create tens of thousands of acyclic objects, and the collector
+    would rescan them and the whole spec many times over for nothing (measured: up to 2x)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def go_path_join(*parts: str) -> str:
@@ -43,8 +60,10 @@ def archive_prefix(app: str, proc: str) -> str:
     return f"{app}-{proc}-"
 
 
+@lru_cache(maxsize=65536)
 def is_node_ip(text: str) -> bool:
-    """A dotted IPv4 address, the only kind of node address the controller will ever contact."""
+    """A dotted IPv4 address, the only kind of node address the controller will ever contact.
+    Cached: a cluster has a few hundred nodes and every pod, job and request asks again."""
     try:
         ipaddress.IPv4Address(text)
     except ValueError:
@@ -70,7 +89,7 @@ class Pod:
     def container_ids(self) -> list[str]:
         return [c.id for c in self.containers]
 
-    @property
+    @cached_property
     def node_ips(self) -> list[str]:
         """Distinct valid node IPs of this pod's containers, in container order."""
         return list(dict.fromkeys(c.node_ip for c in self.containers if is_node_ip(c.node_ip)))
@@ -133,6 +152,11 @@ class Cluster:
         """
         if not isinstance(data, Mapping):
             raise LainletError("lainlet sent a backupspec that is not a JSON object")
+        with gc_paused():
+            return cls._build(data)
+
+    @classmethod
+    def _build(cls, data: Mapping[str, Any]) -> Cluster:
         cluster = cls()
         for key in sorted(data):
             pods_raw = data[key]

@@ -13,10 +13,11 @@ import ipaddress
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from chalicelib.backupspec import BackupItem
-from chalicelib.cluster import Cluster, Pod, Proc, archive_name, volume_dir
+from chalicelib.cluster import Cluster, Pod, Proc, archive_name, gc_paused, volume_dir
 
 BACKUP_ACTION = "backup"
 EXPIRE_ACTION = "backup_expire"
@@ -26,8 +27,10 @@ Job = dict[str, Any]
 
 def go_format(value: Any) -> str:
     """``fmt.Sprintf("%v", value)`` for the JSON-ish values job args hold."""
+    if isinstance(value, str):  # most values: checked first, this runs for every job of a cluster
+        return value
     if isinstance(value, (list, tuple)):
-        return "[" + " ".join(go_format(v) for v in value) + "]"
+        return "[" + " ".join(map(go_format, value)) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -37,7 +40,12 @@ def job_id(node_ip: str, spec: str, action: str, args: dict[str, Any]) -> str:
     """The Go controller's ``GenerateID`` for a job on ``node_ip``."""
     values = [args[key] for key in sorted(args)]
     digest = hashlib.md5(f"{spec}/{action}/{go_format(values)}".encode()).hexdigest()
-    return ipaddress.IPv4Address(node_ip).packed.hex() + digest
+    return _ip_hex(node_ip) + digest
+
+
+@lru_cache(maxsize=65536)
+def _ip_hex(node_ip: str) -> str:
+    return ipaddress.IPv4Address(node_ip).packed.hex()
 
 
 def node_of_job_id(job_id_: str) -> str | None:
@@ -99,6 +107,11 @@ def generate(cluster: Cluster) -> dict[str, list[Job]]:
     is invalid (the daemon would drop it). Its dir joins the node's expire job whenever its expire
     is valid, so backups made before a schedule broke keep expiring.
     """
+    with gc_paused():
+        return _generate(cluster)
+
+
+def _generate(cluster: Cluster) -> dict[str, list[Job]]:
     backups: dict[str, list[Job]] = {}
     expire: dict[str, list[str]] = {}
     for p in placements(cluster):
