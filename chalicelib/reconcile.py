@@ -1,8 +1,9 @@
 """The scheduled reconcile: regenerate every node's job list and push only what changed.
 
 One run: fetch the whole backupspec from lainlet → generate job lists (pure) → read the node
-states of the last accepted pushes → ask every known daemon's ``/debug`` (a Go zero
-``updateTime`` means it restarted and lost its jobs) → :func:`plan` (pure) → push the planned
+states of the last accepted pushes → ask the ``/debug`` of each daemon that would otherwise be
+left alone (a Go zero ``updateTime`` means it restarted and lost its jobs) → :func:`plan`
+(pure) → push the planned
 nodes concurrently (jobs, then the notify URL, then re-pause paused jobs) → store the new state
 of the nodes that accepted. A node that failed keeps its old state and is retried next run.
 
@@ -125,7 +126,9 @@ def observe(settings: Settings, store: NodeStateStore) -> Observation:
         raise NothingToKeep("lainlet's backupspec yields no backup job on any node while "
                             f"{sum(1 for s in states.values() if s.job_count)} node(s) hold jobs; "
                             "refusing to clear every node (is lainlet answering {}?)")
-    debug = fan_out(sorted(set(generated) | set(states)), lambda c: c.debug(), settings)
+    # Only nodes that would otherwise be left alone need a restart check: the rest are pushed.
+    unchanged = [p.node for p in plan(generated, states, set()) if not p.push and p.jobs]
+    debug = fan_out(unchanged, lambda c: c.debug(), settings)
     restarted = sorted((n for n, d in debug.results.items()
                         if isinstance(d, dict) and d.get("updateTime") == GO_ZERO),
                        key=ipaddress.IPv4Address)
@@ -170,9 +173,11 @@ def run(settings: Settings, store: NodeStateStore) -> dict[str, Any]:
     result = fan_out(list(todo),
                      lambda c: _push(c, todo[c.node], notify, pauses.get(c.node, set())), settings)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    store.save([NodeState(n, todo[n].version, tuple(todo[n].job_ids), len(todo[n].jobs), now,
-                          _first_seen(seen.states.get(n), todo[n].job_ids, now))
-                for n in result.results])
+    pushed = [NodeState(n, todo[n].version, tuple(todo[n].job_ids), len(todo[n].jobs), now,
+                        _first_seen(seen.states.get(n), todo[n].job_ids, now))
+              for n in result.results]
+    store.save(pushed)
+    states_now = {**seen.states, **{s.node: s for s in pushed}}
     for node in result.results:  # pauses of jobs that no longer exist on the node go away
         gone = pauses.get(node, set()) - set(todo[node].job_ids)
         if gone:
@@ -188,7 +193,7 @@ def run(settings: Settings, store: NodeStateStore) -> dict[str, Any]:
         "unchanged": len(seen.plans) - len(todo),
         "problems": len(seen.cluster.problems),
         "notify_url_set": bool(notify),
-        "alerts": _alerts(settings, seen.cluster, store),
+        "alerts": _alerts(settings, seen.cluster, store, states_now, pauses),
         "duration_ms": round((time.monotonic() - clock) * 1000),
     }
     log.info("event=reconcile ok=true nodes=%s pushed=%s failed=%s cleared=%s restarted=%s "
@@ -202,10 +207,14 @@ def run(settings: Settings, store: NodeStateStore) -> dict[str, Any]:
     return summary
 
 
-def _alerts(settings: Settings, cluster: Cluster, store: NodeStateStore) -> int:
-    """Alert on backup items that stopped being ok; never fails the run that pushed the jobs."""
+def _alerts(settings: Settings, cluster: Cluster, store: NodeStateStore,
+            states: dict[str, NodeState], pauses: dict[str, set[str]]) -> int:
+    """Alert on backup items that stopped being ok (only when ``ALERT_WEBHOOK_URL`` is set: the
+    status routes assess on demand); never fails the run that pushed the jobs."""
+    if not settings.alert_webhook_url:
+        return 0
     try:
-        items = status.assess(settings, cluster, store, RecordStore(store.table))
+        items = status.assess(settings, cluster, store, RecordStore(store.table), states, pauses)
         return status.alert_transitions(settings, items, store)
     except Exception as e:
         log.exception("event=alert_check_failed error=%r", str(e))

@@ -11,7 +11,7 @@ import requests
 
 from chalicelib import freshness
 from chalicelib.cluster import Cluster
-from chalicelib.nodestate import NodeStateStore
+from chalicelib.nodestate import NodeState, NodeStateStore
 from chalicelib.records import RecordStore
 from chalicelib.settings import Settings
 
@@ -19,12 +19,16 @@ log = logging.getLogger("backupctl")
 
 
 def assess(settings: Settings, cluster: Cluster, nodes: NodeStateStore, records: RecordStore,
-           now: datetime | None = None) -> list[freshness.ItemStatus]:
-    """Status of every item of ``cluster``: three Queries (node states, pauses, latest records)."""
-    first_seen = {(node, job_id): when for node, state in nodes.states().items()
+           states: dict[str, NodeState] | None = None,
+           pauses: dict[str, set[str]] | None = None) -> list[freshness.ItemStatus]:
+    """Status of every item of ``cluster``: at most three Queries (node states and pauses unless
+    the caller already read them, and every job's latest records)."""
+    states = nodes.states() if states is None else states
+    first_seen = {(node, job_id): when for node, state in states.items()
                   for job_id, when in state.first_seen}
-    return freshness.assess(cluster, first_seen=first_seen, paused=nodes.pauses(),
-                            latest=records.latest_by_job(), now=now or datetime.now(UTC),
+    return freshness.assess(cluster, first_seen=first_seen,
+                            paused=nodes.pauses() if pauses is None else pauses,
+                            latest=records.latest_by_job(), now=datetime.now(UTC),
                             grace=timedelta(seconds=settings.freshness_grace_seconds))
 
 
