@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib import schema  # noqa: E402
 from scripts.simcluster.cluster import NODES, SimCluster  # noqa: E402
+from scripts.simcluster.server import free_port  # noqa: E402
 
 LOCAL_TABLE = "backupctl-local"  # the local stage's TABLE_NAME (.chalice/config.json)
 
@@ -57,14 +58,6 @@ def start_dynamodb(env: dict[str, str]) -> object | None:
     if LOCAL_TABLE not in client.list_tables()["TableNames"]:
         schema.create_table(client, LOCAL_TABLE)
     return server
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until_up(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:

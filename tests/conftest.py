@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -12,24 +11,10 @@ from chalice.test import Client
 from chalicelib.settings import Settings, get_settings
 from scripts.simcluster.backupd import BackupdStandIn
 from scripts.simcluster.lainlet import LainletStandIn
+from scripts.simcluster.server import free_port
 from tests import reference
 
 NODES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
-
-
-def free_port(hosts: tuple[str, ...] = ("127.0.0.1",)) -> int:
-    """A port free on every one of ``hosts`` (the daemons of a cluster share one port)."""
-    while True:
-        with socket.socket() as s:
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
-        try:
-            for host in hosts[1:]:
-                with socket.socket() as s:
-                    s.bind((host, port))
-            return port
-        except OSError:
-            continue
 
 
 @pytest.fixture

@@ -17,6 +17,21 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 
+def free_port(hosts: tuple[str, ...] | list[str] = ("127.0.0.1",)) -> int:
+    """A port free on every one of ``hosts`` (the daemons of a cluster share one port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as s:
+                    s.bind((host, port))
+            return port
+        except OSError:
+            continue
+
+
 @dataclass
 class Recorded:
     method: str
@@ -49,6 +64,7 @@ class StandIn:
         self.delay = 0.0  # seconds before every answer
         self.fail_status: int | None = None  # answer every request with this status
         self.blackhole = False  # accept, read, never answer
+        self.poll_interval = 0.02  # how fast stop() takes effect; raise it for hundreds of stand-ins
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -64,7 +80,8 @@ class StandIn:
         self._released.clear()
         self._server = _Server((self.host, self.port), self._handler_class())
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True,
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        args=(self.poll_interval,), daemon=True,
                                         name=f"standin-{self.host}:{self.port}")
         self._thread.start()
         return self
@@ -105,6 +122,9 @@ class StandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Go's servers (the real daemons) set TCP_NODELAY; without it headers and body go out
+            # as two segments and the client's delayed ACK adds ~40 ms to every answer.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port
+from scripts.simcluster.server import free_port
 from tests.reference import ROOT
 
 HELLO = "/api/v2/app/hello/proc/web/backups"
