@@ -12,11 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from chalicelib.errors import ControllerError
+
 NOTIFY_PATH = "/api/v2/system/notify"
 
 
-class SettingsError(ValueError):
-    """A setting in the environment has a value the controller cannot use."""
+class SettingsError(ControllerError):
+    """A setting in the environment has a value the controller cannot use (answered as a 500 that
+    names the variable, so the operator sees what to fix)."""
+
+    code = "bad_setting"
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,8 @@ class Settings:
             try:
                 value = kind(raw)
             except ValueError:
-                raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}") from None
+                what = "a whole number" if kind is int else "a number"
+                raise SettingsError(f"{name}={raw!r} is not {what}") from None
             if value < minimum:
                 raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
             return value
@@ -65,7 +71,7 @@ class Settings:
                 "LAINLET_TIMEOUT_SECONDS", d.lainlet_timeout_seconds, float, 0.1
             ),
             backupd_port=int(number("BACKUPD_PORT", d.backupd_port, int, 1)),
-            backupd_api_prefix="/" + text("BACKUPD_API_PREFIX", d.backupd_api_prefix).strip("/"),
+            backupd_api_prefix=_prefix(text("BACKUPD_API_PREFIX", d.backupd_api_prefix)),
             advertise_url=text("ADVERTISE_URL", d.advertise_url).rstrip("/"),
             notify_token=text("NOTIFY_TOKEN", d.notify_token),
             api_token=text("API_TOKEN", d.api_token),
@@ -83,6 +89,12 @@ class Settings:
             ),
             alert_webhook_url=text("ALERT_WEBHOOK_URL", d.alert_webhook_url),
         )
+
+
+def _prefix(raw: str) -> str:
+    """``api/v1/`` → ``/api/v1``; empty stays empty (the daemon's API at its root)."""
+    raw = raw.strip("/")
+    return "/" + raw if raw else ""
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,31 @@
+"""Settings come from the environment once, with defaults, and bad values are named."""
+
+import pytest
+
+from chalicelib.settings import Settings, SettingsError
+
+
+def test_defaults():
+    s = Settings.from_env({})
+    assert (s.lainlet_url, s.backupd_port, s.backupd_api_prefix, s.node_timeout_seconds,
+            s.fanout_workers, s.notify_token, s.api_token) == \
+        ("http://lainlet.lain:9001", 9002, "/api/v1", 3.0, 32, "", "")
+
+
+def test_values_are_normalised():
+    s = Settings.from_env({"LAINLET_URL": "http://l:1/", "BACKUPD_API_PREFIX": "api/v2/",
+                           "ADVERTISE_URL": "https://ctl/", "NODE_TIMEOUT_SECONDS": "0.5"})
+    assert (s.lainlet_url, s.backupd_api_prefix, s.advertise_url, s.node_timeout_seconds) == \
+        ("http://l:1", "/api/v2", "https://ctl", 0.5)
+    assert Settings.from_env({"BACKUPD_API_PREFIX": "/"}).backupd_api_prefix == ""
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"NODE_TIMEOUT_SECONDS": "abc"}, "NODE_TIMEOUT_SECONDS='abc' is not a number"),
+    ({"FANOUT_WORKERS": "0"}, "FANOUT_WORKERS='0' must be at least 1"),
+    ({"BACKUPD_PORT": "90.2"}, "BACKUPD_PORT='90.2' is not a whole number"),
+])
+def test_bad_values_name_the_variable(env, words):
+    with pytest.raises(SettingsError, match=words.replace("(", r"\(")) as e:
+        Settings.from_env(env)
+    assert e.value.status == 500 and e.value.code == "bad_setting"
