@@ -54,6 +54,12 @@ class BackupItem:
         return "increment" if self.mode == "increment" else "full"
 
 
+def is_volume_path(volume: str) -> bool:
+    """A volume path that stays inside its instance's dir once path-joined (no ``..``, not root)."""
+    return bool(volume) and volume.strip("/") != "" and ".." not in volume.split("/") \
+        and "\x00" not in volume
+
+
 def parse_annotation(
     annotation: str, *, app: str, proc: str, instance: int
 ) -> tuple[list[BackupItem], list[Problem]]:
@@ -120,7 +126,7 @@ def _parse_item(raw: Any, proc: str) -> tuple[BackupItem | None, list[tuple[str,
         return None, [("procname_mismatch",
                        f"procname {fields['procname']!r} is not this proc ({proc!r})")]
     volume = fields["volume"]
-    if ".." in volume.split("/") or "\x00" in volume or volume.strip("/") == "":
+    if not is_volume_path(volume):
         return None, [("invalid_volume", f"volume {volume!r} must name a directory inside the proc")]
     problems = []
     schedule_error = cron.validate(fields["schedule"])

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from chalicelib import jobs as joblib
 from chalicelib import reconcile, status
 from chalicelib.backupd import BackupdClient, BackupdError, fan_out
+from chalicelib.backupspec import is_volume_path
 from chalicelib.cluster import VOLUME_ROOT, Cluster, Proc, archive_prefix, is_node_ip, volume_dir
 from chalicelib.errors import (
     BadRequest,
@@ -29,7 +30,7 @@ from chalicelib.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from chalicelib.httpapi import Answer
+from chalicelib.httpapi import Answer, check_name
 from chalicelib.lainlet import fetch_cluster
 from chalicelib.nodestate import NodeStateStore
 from chalicelib.records import (
@@ -60,16 +61,14 @@ def _entity(entity: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_volume(volume: str) -> str:
-    if not volume or ".." in volume.split("/") or "\x00" in volume:
+    if not is_volume_path(volume):
         raise BadRequest(f"volume {volume!r} is not a volume path such as /data", code="bad_volume")
     return volume
 
 
 def owned_backup(proc: Proc, name: str) -> str:
     """``name`` if it is a backup (file or increment dir) of ``proc``, else 403 naming the owner rule."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or ".." in name:
-        raise BadRequest(f"backup name {name!r} is not a backup file or directory name",
-                         code="bad_backup_name")
+    check_name(name, "backup name")
     prefix = archive_prefix(proc.app, proc.full_name)
     if not re.fullmatch(re.escape(prefix) + r"[0-9]+-.+", name):
         raise Forbidden(f"backup {name!r} does not belong to {proc.full_name} of app {proc.app} "
@@ -100,12 +99,18 @@ def _raise_unreachable(what: str, errors: Mapping[str, ControllerError]) -> None
     raise kind(f"{what}: " + "; ".join(e.message for e in failed))
 
 
+def _of_proc(proc: Proc, entity: Any) -> bool:
+    """Whether a daemon's backup entity was made from one of ``proc``'s volumes; daemons are
+    asked by name or dir, and this keeps a wrong answer from showing another app's backup."""
+    root = posixpath.join(VOLUME_ROOT, proc.app, proc.full_name) + "/"
+    return isinstance(entity, dict) and str(entity.get("source", "")).startswith(root)
+
+
 def locate_backup(settings: Settings, proc: Proc, name: str) -> tuple[str, dict[str, Any]]:
     """The node whose daemon knows backup ``name`` (its namespace), and the daemon's entity."""
     found = fan_out(proc.node_ips, lambda c: c.backup_info(name), settings)
-    root = posixpath.join(VOLUME_ROOT, proc.app, proc.full_name) + "/"
     for node, entity in found.results.items():
-        if isinstance(entity, dict) and str(entity.get("source", "")).startswith(root):
+        if _of_proc(proc, entity):
             return node, entity
     if found.errors and not _not_found_everywhere(found.errors):
         _raise_unreachable(f"cannot tell whether backup {name!r} exists", found.errors)
@@ -123,7 +128,7 @@ def list_backups(settings: Settings, app: str, proc: str, volumes: list[str] | N
         return Answer([])
     dirs = p.volume_dirs(wanted)
     result = fan_out(p.node_ips, lambda c: c.backups(dirs), settings)
-    body = [_entity(e) for entities in result.results.values() for e in entities]
+    body = [_entity(e) for entities in result.results.values() for e in entities if _of_proc(p, e)]
     return Answer(body, unreachable=result.unreachable)
 
 

@@ -71,3 +71,11 @@ def test_bad_json_body_is_400(api, daemons):
     resp = api.http.post("/api/v2/app/hello/proc/web/backups/actions/delete",
                          headers={"Content-Type": "application/json"}, body=b"{nope")
     assert resp.status_code == 400 and error_of(resp)["code"] == "bad_body"
+
+
+def test_listing_keeps_only_the_procs_backups_even_if_a_daemon_ignores_the_filter(api, daemons):
+    node = daemons["127.0.0.11"]
+    node.add_backup("mysql", "mysql.worker.master", 1, "/var/lib/mysql")
+    node._backups = lambda dirs: node.backups  # a daemon answering every backup it has
+    names = {e["name"] for e in api.http.get("/api/v2/app/hello/proc/web/backups").json_body}
+    assert names and all(n.startswith("hello-hello.web.web-") for n in names)
