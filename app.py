@@ -25,8 +25,9 @@ def _request() -> Any:
     return app.current_request
 
 
-def route(path: str, method: str = "GET", *, mutating: bool = False) -> Callable[..., Any]:
-    """Register ``path``; path pieces other than ``ip`` must be plain names (no ``/``, no ``..``)."""
+def route(*paths: str, method: str = "GET", mutating: bool = False) -> Callable[..., Any]:
+    """Register the view on ``paths`` (a v2 route and its v1 twin share one view); path pieces
+    other than ``ip`` must be plain names (no ``/``, no ``..``)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -39,7 +40,10 @@ def route(path: str, method: str = "GET", *, mutating: bool = False) -> Callable
             return view(**params)
 
         kwargs = {"content_types": BODY_TYPES} if method in ("POST", "PUT") else {}
-        return app.route(path, methods=[method], **kwargs)(handled(_request)(checked))
+        view_ = handled(_request)(checked)
+        for path in paths:
+            app.route(path, methods=[method], **kwargs)(view_)
+        return view_
 
     return decorate
 
@@ -91,17 +95,20 @@ def v2_backup(app_name: str, proc: str, name: str) -> Any:
     return service.backup_info(_settings(), app_name, proc, name)
 
 
-@route(V2 + "/app/{app_name}/proc/{proc}/backups/actions/delete", "POST", mutating=True)
+@route(V2 + "/app/{app_name}/proc/{proc}/backups/actions/delete", method="POST", mutating=True)
 def v2_delete(app_name: str, proc: str) -> Any:
     return service.delete_backups(_settings(), app_name, proc, _form().getlist("files"))
 
 
-@route(V2 + "/app/{app_name}/proc/{proc}/backups/{name}/actions/recover", "POST", mutating=True)
+@route(V2 + "/app/{app_name}/proc/{proc}/backups/{name}/actions/recover",
+       method="POST", mutating=True)
 def v2_recover(app_name: str, proc: str, name: str) -> Any:
     return service.restore(_settings(), app_name, proc, name, _form().getlist("files"))
 
 
-@route(V2 + "/app/{app_name}/proc/{proc}/backups/{name}/actions/migrate", "POST", mutating=True)
+@route(V2 + "/app/{app_name}/proc/{proc}/backups/{name}/actions/migrate",
+       V1 + "/backup/migrate/increment/app/{app_name}/proc/{proc}/dir/{name}",
+       method="POST", mutating=True)
 def v2_migrate(app_name: str, proc: str, name: str) -> Any:
     form = _form()
     return service.restore(_settings(), app_name, proc, name, form.getlist("files"),
@@ -110,7 +117,7 @@ def v2_migrate(app_name: str, proc: str, name: str) -> Any:
 
 # -- v2: jobs --------------------------------------------------------------------------------------
 
-@route(V2 + "/app/{app_name}/cron/jobs")
+@route(V2 + "/app/{app_name}/cron/jobs", V1 + "/cron/jobs/app/{app_name}")
 def v2_jobs(app_name: str) -> Any:
     return service.app_jobs(_settings(), app_name, _first_values())
 
@@ -120,7 +127,7 @@ def v2_job(app_name: str, job_id: str) -> Any:
     return service.app_job(_settings(), app_name, job_id)
 
 
-@route(V2 + "/app/{app_name}/cron/jobs/{job_id}/actions/{action}", "POST", mutating=True)
+@route(V2 + "/app/{app_name}/cron/jobs/{job_id}/actions/{action}", method="POST", mutating=True)
 def v2_job_action(app_name: str, job_id: str, action: str) -> Any:
     return service.job_action(_settings(), app_name, job_id, action)
 
@@ -132,7 +139,7 @@ def v2_server_jobs(ip: str) -> Any:
     return service.server_jobs(_settings(), ip)
 
 
-@route(V2 + "/server/{ip}/cron/actions/{action}", "PUT", mutating=True)
+@route(V2 + "/server/{ip}/cron/actions/{action}", method="PUT", mutating=True)
 def v2_server_crond(ip: str, action: str) -> Any:
     return service.server_crond(_settings(), ip, action)
 
@@ -142,7 +149,7 @@ def v2_server_debug(ip: str) -> Any:
     return service.server_debug(_settings(), ip)
 
 
-@route(V2 + "/system/cron/jobs")
+@route(V2 + "/system/cron/jobs", V1 + "/cron/jobs/all")
 def v2_system_jobs() -> Any:
     return service.generated_jobs(_settings())
 
@@ -159,76 +166,50 @@ def v1_file_list(app_name: str, proc: str, name: str) -> Any:
     return service.backup_file_list(_settings(), app_name, proc, name)
 
 
-@route(V1 + "/backup/recover/app/{app_name}/proc/{proc}/file/{name}", "POST", mutating=True)
+@route(V1 + "/backup/recover/app/{app_name}/proc/{proc}/file/{name}",
+       method="POST", mutating=True)
 def v1_recover(app_name: str, proc: str, name: str) -> Any:
     return service.restore(_settings(), app_name, proc, name, [])
 
 
-@route(V1 + "/backup/recover/increment/app/{app_name}/proc/{proc}/dir/{name}", "POST",
+@route(V1 + "/backup/recover/increment/app/{app_name}/proc/{proc}/dir/{name}", method="POST",
        mutating=True)
 def v1_recover_increment(app_name: str, proc: str, name: str) -> Any:
     return service.restore(_settings(), app_name, proc, name, _form().getlist("files"))
 
 
-@route(V1 + "/backup/migrate/app/{app_name}/proc/{proc}/file/{name}", "POST", mutating=True)
+@route(V1 + "/backup/migrate/app/{app_name}/proc/{proc}/file/{name}",
+       method="POST", mutating=True)
 def v1_migrate(app_name: str, proc: str, name: str) -> Any:
     form = _form()  # "from" is not needed: the backup's own node is found by asking the daemons
     return service.restore(_settings(), app_name, proc, name, [], to=form.get_int("to"),
                            volume=form.get("volume"))
 
 
-@route(V1 + "/backup/migrate/increment/app/{app_name}/proc/{proc}/dir/{name}", "POST",
-       mutating=True)
-def v1_migrate_increment(app_name: str, proc: str, name: str) -> Any:
-    form = _form()
-    return service.restore(_settings(), app_name, proc, name, form.getlist("files"),
-                           to=form.get_int("to"), volume=form.get("volume"))
-
-
-@route(V1 + "/cron/jobs/app/{app_name}")
-def v1_jobs(app_name: str) -> Any:
-    return service.app_jobs(_settings(), app_name, _first_values())
-
-
-@route(V1 + "/cron/jobs/all")
-def v1_all_jobs() -> Any:
-    return service.generated_jobs(_settings())
-
-
-@route(V1 + "/cron/once/app/{app_name}/id/{job_id}", "POST", mutating=True)
+@route(V1 + "/cron/once/app/{app_name}/id/{job_id}", method="POST", mutating=True)
 def v1_run_once(app_name: str, job_id: str) -> Any:
     return service.run_once(_settings(), app_name, job_id)
 
 
 # -- records ---------------------------------------------------------------------------------------
 
-@route(V2 + "/system/notify", "POST")
+@route(V2 + "/system/notify", method="POST")
 def v2_notify() -> Any:
     req = app.current_request
     return service.notify(_settings(), req.raw_body, (_query("token") or [""])[0])
 
 
-@route(V2 + "/app/{app_name}/cron/records")
+@route(V2 + "/app/{app_name}/cron/records", V1 + "/cron/records/app/{app_name}")
 def v2_records(app_name: str) -> Any:
     return service.records(_settings(), app_name, _first_values())
 
 
-@route(V2 + "/app/{app_name}/cron/records/{rid}")
+@route(V2 + "/app/{app_name}/cron/records/{rid}", V1 + "/cron/record/app/{app_name}/id/{rid}")
 def v2_record(app_name: str, rid: str) -> Any:
     return service.record(_settings(), app_name, rid)
 
 
-@route(V1 + "/cron/records/app/{app_name}")
-def v1_records(app_name: str) -> Any:
-    return service.records(_settings(), app_name, _first_values())
-
-
-@route(V1 + "/cron/record/app/{app_name}/id/{rid}")
-def v1_record(app_name: str, rid: str) -> Any:
-    return service.record(_settings(), app_name, rid)
-
-
-@route(V2 + "/system/backup", "POST", mutating=True)
+@route(V2 + "/system/backup", method="POST", mutating=True)
 def v2_backup_records() -> Any:
     return service.backup_records(_settings())
 
@@ -245,7 +226,7 @@ def scheduled_reconcile(event: Any) -> dict:
         return {"ok": False, "error": e.message}
 
 
-@route(V2 + "/system/reconcile", "POST", mutating=True)
+@route(V2 + "/system/reconcile", method="POST", mutating=True)
 def v2_reconcile() -> Any:
     return service.reconcile_now(_settings())
 
