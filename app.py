@@ -14,10 +14,19 @@ from chalice import Chalice, Rate
 
 from chalicelib import __version__, service
 from chalicelib.errors import ControllerError
-from chalicelib.httpapi import BODY_TYPES, Form, check_name, handled, query_lists, require_token
+from chalicelib.httpapi import (
+    BODY_TYPES,
+    Form,
+    check_name,
+    framework_errors,
+    handled,
+    query_lists,
+    require_token,
+)
 from chalicelib.settings import Settings, get_settings
 
 app = Chalice(app_name="backupctl")
+app.register_middleware(framework_errors, "http")
 V1, V2 = "/api/v1", "/api/v2"
 
 

@@ -13,10 +13,18 @@ from functools import lru_cache
 from typing import Any
 
 from chalicelib import cron
+from chalicelib.errors import ControllerError
+from chalicelib.idlewindow import HOLD, Load
+from chalicelib.inputs import KIB, load_json
 
 MODES = ("full", "increment")
 _REQUIRED = ("procname", "volume", "expire", "schedule")
-_TEXT_FIELDS = ("procname", "volume", "schedule", "expire", "mode", "preRun", "postRun")
+# Each field's longest accepted value: far above any real spec, far below what could hurt.
+_TEXT_FIELDS = {"procname": 256, "volume": 256, "schedule": 128, "expire": 32, "mode": 32,
+                "preRun": 1024, "postRun": 1024}
+MAX_ANNOTATION = 64 * KIB
+MAX_DEPTH = 16
+MAX_ITEMS = 100
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,8 @@ class BackupItem:
 
 def is_volume_path(volume: str) -> bool:
     """A volume path that stays inside its instance's dir once path-joined (no ``..``, not root)."""
-    return bool(volume) and volume.strip("/") != "" and ".." not in volume.split("/") \
-        and "\x00" not in volume
+    return bool(volume) and len(volume) <= _TEXT_FIELDS["volume"] and volume.strip("/") != "" \
+        and ".." not in volume.split("/") and "\x00" not in volume
 
 
 def parse_annotation(
@@ -78,8 +86,14 @@ def _parse_cached(annotation: str, proc: str) -> tuple[tuple[BackupItem, ...],
         return (), (("malformed_annotation", decoded, ""),)
     items: list[BackupItem] = []
     problems: list[tuple[str, str, str]] = []
-    for index, raw in enumerate(decoded):
-        item, reasons = _parse_item(raw, proc)
+    if len(decoded) > MAX_ITEMS:
+        problems.append(("malformed_annotation", f"{len(decoded)} backup items; only the first "
+                                                 f"{MAX_ITEMS} are read", ""))
+    for index, raw in enumerate(decoded[:MAX_ITEMS]):
+        try:
+            item, reasons = _parse_item(raw, proc)
+        except Exception as e:  # one unreadable item must never stop the others (or other apps)
+            item, reasons = None, [("invalid_item", f"cannot be read ({type(e).__name__})")]
         for kind, reason in reasons:
             volume = raw.get("volume", "") if isinstance(raw, dict) else ""
             problems.append((kind, f"backup[{index}]: {reason}",
@@ -95,9 +109,10 @@ def _decode(annotation: str) -> tuple[Any, ...] | str:
     if not annotation.strip():
         return ()
     try:
-        data = json.loads(annotation)
-    except ValueError as e:
-        return f"annotation is not valid JSON: {e}"
+        data = load_json(annotation, what="annotation", max_bytes=MAX_ANNOTATION,
+                         max_depth=MAX_DEPTH)
+    except ControllerError as e:
+        return e.message
     if not isinstance(data, dict):
         return "annotation is not a JSON object"
     backup = data.get("backup")
@@ -112,12 +127,14 @@ def _parse_item(raw: Any, proc: str) -> tuple[BackupItem | None, list[tuple[str,
     if not isinstance(raw, dict):
         return None, [("invalid_item", "is not a JSON object")]
     fields: dict[str, str] = {}
-    for name in _TEXT_FIELDS:
+    for name, longest in _TEXT_FIELDS.items():
         value = raw.get(name)
         if value is None:
             value = ""
         if not isinstance(value, str):
-            return None, [("invalid_item", f"{name} must be a string, got {json.dumps(value)}")]
+            return None, [("invalid_item", f"{name} must be a string, got {json.dumps(value)[:40]}")]
+        if len(value) > longest:
+            return None, [("invalid_item", f"{name} is {len(value)} characters; at most {longest}")]
         fields[name] = value
     missing = [name for name in _REQUIRED if not fields[name]]
     if missing:
@@ -133,6 +150,11 @@ def _parse_item(raw: Any, proc: str) -> tuple[BackupItem | None, list[tuple[str,
     if schedule_error:
         problems.append(("bad_schedule", f"schedule {fields['schedule']!r}: {schedule_error}; "
                                          "the daemon would drop this job, so no backup runs"))
+    elif Load().add(cron.parse(fields["schedule"])).blocked:
+        schedule_error = "busy"
+        problems.append(("busy_schedule", f"schedule {fields['schedule']!r} fires every {HOLD} s or "
+                                          "more often: its daemon could never accept another job "
+                                          "list, so it is not pushed"))
     try:
         cron.parse_expire(fields["expire"])
         expire_ok = True

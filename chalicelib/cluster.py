@@ -10,14 +10,17 @@ from __future__ import annotations
 import gc
 import ipaddress
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
+from chalicelib import cron
 from chalicelib.backupspec import BackupItem, Problem, parse_annotation
-from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc
+from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc, UpstreamError
+from chalicelib.idlewindow import HOLD, Load
 
 VOLUME_ROOT = "/data/lain/volumes"
 
@@ -136,72 +139,134 @@ class Proc:
         return None
 
 
+class _Unreadable(ValueError):
+    """One proc's part of lainlet's answer has the wrong shape (that proc is skipped)."""
+
+
+_PROC_PART = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+MAX_INSTANCE = 100_000
+_CONTAINER_FIELDS = {"Id": 128, "Ip": 64, "NodeIp": 64, "NodeName": 256}
+
+
 @dataclass
 class Cluster:
-    """All procs lainlet named, by full name, and the problems found in their specs."""
+    """All procs lainlet named, by full name, and the problems found in their specs.
+
+    ``unreadable`` names the procs whose part of the answer could not be read at all (they are
+    left out; the reconcile keeps their jobs rather than removing them); ``busy`` holds the
+    placements ``(node, proc, instance, volume)`` whose schedule, with the others on that node,
+    would leave the daemon no idle moment to accept a new list (they get no backup job)."""
 
     procs: dict[str, Proc] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    busy: set[tuple[str, str, int, str]] = field(default_factory=set)
 
     @classmethod
     def from_backupspec(cls, data: Any) -> Cluster:
-        """Build from lainlet's JSON; a wrong *shape* raises :class:`LainletError` (nothing is trusted).
+        """Build from lainlet's JSON; only an answer that is not an object raises (:class:`LainletError`).
 
-        A wrong *spec* inside a well-formed answer (bad annotation, bad item, bad node IP) only
-        adds a problem: other procs are unaffected.
+        Anything wrong inside one proc (its pods' shape, an annotation, an item, a node IP) is a
+        problem of that proc: the other procs are unaffected.
         """
         if not isinstance(data, Mapping):
             raise LainletError("lainlet sent a backupspec that is not a JSON object")
         with gc_paused():
-            return cls._build(data)
+            cluster = cls._build(data)
+            cluster._find_busy()
+            return cluster
 
     @classmethod
     def _build(cls, data: Mapping[str, Any]) -> Cluster:
         cluster = cls()
         for key in sorted(data):
-            pods_raw = data[key]
-            if pods_raw is None:
-                pods_raw = []
-            if not isinstance(key, str) or not isinstance(pods_raw, list):
-                raise LainletError(f"lainlet sent a malformed backupspec: {key!r} is not a pod list")
             parts = key.split(".")
-            if len(parts) != 3 or not all(parts):
+            app = parts[0][:100]
+            if len(parts) != 3 or not all(_PROC_PART.fullmatch(p) for p in parts):
                 cluster.problems.append(
-                    Problem("bad_proc_name", parts[0], key, None,
+                    Problem("bad_proc_name", app, key[:300], None,
                             "proc name is not <app>.<type>.<proc>; its backups are ignored"))
                 continue
-            pods = [cluster._pod(key, parts[0], raw) for raw in pods_raw]
-            pods.sort(key=lambda p: p.instance_no)
-            cluster.procs[key] = Proc(key, parts[0], parts[2], tuple(pods))
+            try:
+                pods, problems = cls._pods(key, app, data[key])
+            except Exception as e:  # one proc's garbage never stops the others
+                reason = str(e) if isinstance(e, _Unreadable) else f"cannot be read ({type(e).__name__})"
+                cluster.unreadable[key] = reason
+                cluster.problems.append(Problem("malformed_pod", app, key, None,
+                                                f"lainlet's answer for this proc is unreadable: "
+                                                f"{reason}; its jobs are kept as they are"))
+                continue
+            cluster.problems.extend(problems)
+            cluster.procs[key] = Proc(key, app, parts[2], tuple(sorted(pods, key=lambda p: p.instance_no)))
         return cluster
 
-    def _pod(self, proc: str, app: str, raw: Any) -> Pod:
+    @classmethod
+    def _pods(cls, proc: str, app: str, raw: Any) -> tuple[list[Pod], list[Problem]]:
+        if raw is None:
+            raw = []
+        if not isinstance(raw, list):
+            raise _Unreadable("its value is not a list of pods")
+        pods, problems = [], []
+        for pod_raw in raw:
+            pod, found = cls._pod(proc, app, pod_raw)
+            pods.append(pod)
+            problems.extend(found)
+        return pods, problems
+
+    @staticmethod
+    def _pod(proc: str, app: str, raw: Any) -> tuple[Pod, list[Problem]]:
         if not isinstance(raw, Mapping):
-            raise LainletError(f"lainlet sent a malformed backupspec: a pod of {proc} is not an object")
+            raise _Unreadable("a pod is not an object")
         instance = raw.get("InstanceNo")
         annotation = raw.get("Annotation") or ""
         containers_raw = raw.get("Containers") or []
         if (not isinstance(instance, int) or isinstance(instance, bool)
+                or not 0 <= instance <= MAX_INSTANCE
                 or not isinstance(annotation, str) or not isinstance(containers_raw, list)):
-            raise LainletError(f"lainlet sent a malformed backupspec: a pod of {proc} has "
-                               "no integer InstanceNo, string Annotation and Containers list")
+            raise _Unreadable(f"a pod has no InstanceNo from 0 to {MAX_INSTANCE}, string "
+                              "Annotation and Containers list")
         containers = []
         for c in containers_raw:
             if not isinstance(c, Mapping) or not all(
-                    isinstance(c.get(k, ""), str) for k in ("Id", "Ip", "NodeIp", "NodeName")):
-                raise LainletError(f"lainlet sent a malformed backupspec: a container of {proc} "
-                                   f"instance {instance} is not an object of strings")
+                    isinstance(c.get(k, ""), str) and len(c.get(k, "")) <= longest
+                    for k, longest in _CONTAINER_FIELDS.items()):
+                raise _Unreadable(f"a container of instance {instance} is not an object of "
+                                  "short strings")
             containers.append(Container(c.get("Id", ""), c.get("Ip", ""), c.get("NodeIp", ""),
                                         c.get("NodeName", "")))
         items, problems = parse_annotation(annotation, app=app, proc=proc, instance=instance)
-        self.problems.extend(problems)
         if items:
-            for c in containers:
-                if not is_node_ip(c.node_ip):
-                    self.problems.append(Problem(
-                        "bad_node_ip", app, proc, instance,
-                        f"container {c.id} has node IP {c.node_ip!r}; it gets no backup jobs"))
-        return Pod(instance, tuple(containers), tuple(items))
+            problems.extend(
+                Problem("bad_node_ip", app, proc, instance,
+                        f"container {c.id} has node IP {c.node_ip[:64]!r}; it gets no backup jobs")
+                for c in containers if not is_node_ip(c.node_ip))
+        return Pod(instance, tuple(containers), tuple(items)), problems
+
+    def _find_busy(self) -> None:
+        """Mark placements whose schedule would, with those before it on the node, leave the
+        daemon no idle moment (see :mod:`chalicelib.idlewindow`), first come first kept."""
+        loads: dict[str, Load] = {}
+        for proc in self.procs.values():
+            for pod in proc.pods:
+                for item in pod.items:
+                    if not item.schedule_ok:
+                        continue
+                    schedule = cron.parse(item.schedule)
+                    for node in pod.node_ips:
+                        load = loads.get(node, Load())
+                        grown = load.add(schedule)
+                        key = (node, proc.full_name, pod.instance_no, item.volume)
+                        if grown is load or key in self.busy:
+                            continue
+                        if grown.blocked:
+                            self.busy.add(key)
+                            self.problems.append(Problem(
+                                "busy_schedule", proc.app, proc.full_name, pod.instance_no,
+                                f"schedule {item.schedule!r}, with the others on {node}, would "
+                                f"leave its daemon no {HOLD} s without a job: no later job list "
+                                "could be pushed there, so this job is not pushed", item.volume))
+                        else:
+                            loads[node] = grown
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -212,6 +277,7 @@ class Cluster:
         """Procs of ``app``; :class:`UnknownApp` if lainlet names none."""
         procs = [p for p in self.procs.values() if p.app == app]
         if not procs:
+            self._unreadable_of(app, lambda full: True)
             raise UnknownApp(f"app {app!r} is unknown to lainlet (no proc with a backup spec)")
         return procs
 
@@ -219,19 +285,28 @@ class Cluster:
         """Resolve ``web``, ``web.web`` or ``hello.web.web`` within ``app`` (never another app's)."""
         procs = self.procs_of(app)
         parts = proc.split(".")
-        if len(parts) == 1:
-            found = [p for p in procs if p.name == proc]
-        else:
-            full = f"{app}.{proc}" if len(parts) == 2 else proc
-            found = [p for p in procs if p.full_name == full]
+        wanted = proc if len(parts) == 3 else f"{app}.{proc}"
+
+        def matches(full: str) -> bool:
+            return full.rsplit(".", 1)[-1] == proc if len(parts) == 1 else full == wanted
+
+        found = [p for p in procs if matches(p.full_name)]
         if len(found) > 1:
             raise BadRequest(f"proc {proc!r} of app {app!r} is ambiguous: "
                              f"{', '.join(p.full_name for p in found)}; use the full name",
                              code="ambiguous_proc")
         if not found:
+            self._unreadable_of(app, matches)
             raise UnknownProc(f"proc {proc!r} not found in app {app!r} "
                               f"(procs: {', '.join(p.full_name for p in procs)})")
         return found[0]
+
+    def _unreadable_of(self, app: str, matches: Callable[[str], bool]) -> None:
+        """A 502 naming lainlet's unreadable answer for a proc of ``app`` that ``matches``."""
+        for full, reason in self.unreadable.items():
+            if full.split(".", 1)[0] == app and matches(full):
+                raise UpstreamError(f"lainlet's answer for {full} is unreadable: {reason}",
+                                    code="unreadable_proc")
 
     def node_ips(self) -> list[str]:
         """Every valid node IP lainlet names, sorted numerically."""

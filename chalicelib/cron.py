@@ -51,8 +51,10 @@ _DESCRIPTORS = {
     "@hourly": "0 0 * * * *",
 }
 
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-_GO_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+       "h": 3600 * 10**9}
+_GO_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?(ns|us|µs|μs|ms|s|m|h)")
+MAX_GO_DURATION_NS = 2**63 - 1  # Go's time.Duration is an int64 of nanoseconds
 _NEVER = None
 
 
@@ -69,6 +71,8 @@ class Schedule:
     expression: str = ""  # croniter form: "min hour dom month dow sec", explicit value lists
     day_or: bool = False  # robfig: OR day-of-month and day-of-week unless either is a star field
     every: timedelta | None = None
+    seconds: frozenset[int] = frozenset()  # seconds of the minute it fires at (cron forms)
+    every_minute: bool = False  # minute, hour, day, month and weekday all unrestricted
 
     def next_after(self, when: datetime) -> datetime | None:
         """First run strictly after ``when`` (aware datetime), or None if the spec never fires."""
@@ -119,8 +123,8 @@ def _parse_cached(spec: str) -> Schedule:
         zone, _, text = text[3:].partition(" ")
         try:
             tz = ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ScheduleError(f"Provided bad location {zone}") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
+            raise ScheduleError(f"Provided bad location {zone[:40]}") from None
         text = text.strip()
         if not text:
             raise ScheduleError("Empty spec string")
@@ -128,11 +132,11 @@ def _parse_cached(spec: str) -> Schedule:
         if text.startswith("@every "):
             return Schedule(spec, tz, every=_parse_every(text[len("@every "):].strip()))
         if text not in _DESCRIPTORS:
-            raise ScheduleError(f"Unrecognized descriptor: {text}")
+            raise ScheduleError(f"Unrecognized descriptor: {text[:40]}")
         text = _DESCRIPTORS[text]
     fields = text.split()
     if len(fields) not in (5, 6):
-        raise ScheduleError(f"Expected 5 or 6 fields, found {len(fields)}: {text}")
+        raise ScheduleError(f"Expected 5 or 6 fields, found {len(fields)}: {text[:60]}")
     if len(fields) == 5:
         fields = ["0", *fields]
     parts, stars = [], []
@@ -140,7 +144,7 @@ def _parse_cached(spec: str) -> Schedule:
         try:
             values, star = _parse_field(raw, lo, hi, names)
         except ScheduleError as e:
-            raise ScheduleError(f"{name} {raw!r}: {e}") from None
+            raise ScheduleError(f"{name} {raw[:20]!r}: {e}") from None
         parts.append(",".join(str(v) for v in sorted(values)))
         stars.append(star)
     second, minute, hour, dom, month, dow = parts
@@ -149,6 +153,9 @@ def _parse_cached(spec: str) -> Schedule:
         tz,
         expression=f"{minute} {hour} {dom} {month} {dow} {second}",
         day_or=not (stars[3] or stars[5]),
+        seconds=frozenset(int(v) for v in second.split(",")),
+        every_minute=all(len(p.split(",")) == hi - lo + 1
+                         for p, (_, lo, hi, _) in zip(parts[1:], _FIELDS[1:], strict=True)),
     )
 
 
@@ -190,8 +197,9 @@ def _parse_field(field: str, lo: int, hi: int, names: dict[str, int] | None) -> 
 def _int_or_name(expr: str, names: dict[str, int] | None) -> int:
     if names and expr.lower() in names:
         return names[expr.lower()]
-    if not expr.isdigit():
-        raise ScheduleError(f"Failed to parse int from {expr!r}")
+    # ASCII digits only ("²".isdigit() is True), and few enough that int() stays cheap and sane
+    if not (expr.isascii() and expr.isdigit()) or len(expr) > 9:
+        raise ScheduleError(f"Failed to parse int from {expr[:20]!r}")
     return int(expr)
 
 
@@ -199,28 +207,45 @@ def _parse_every(text: str) -> timedelta:
     """Go's ``time.ParseDuration``, as ``@every`` uses it; robfig refuses delays under a second."""
     body = text.lstrip("+")
     if body.startswith("-"):
-        raise ScheduleError(f"Negative duration in @every {text}")
-    seconds = 0.0
-    if body != "0":
-        pos = 0
-        for m in _GO_DURATION_PART.finditer(body):
-            if m.start() != pos or m.group(1) in ("", "."):
-                break
-            seconds += float(m.group(1)) * _GO_UNITS[m.group(2)]
-            pos = m.end()
-        if pos != len(body) or not body:
-            raise ScheduleError(f"Failed to parse duration @every {text}")
-    if seconds < 1:
-        raise ScheduleError(f"Delays of less than a second are not supported: @every {text}")
-    return timedelta(seconds=int(seconds))
+        raise ScheduleError(f"Negative duration in @every {text[:40]}")
+    nanos = 0 if body == "0" else _go_duration_ns(body, text)
+    if nanos < 10**9:
+        raise ScheduleError(f"Delays of less than a second are not supported: @every {text[:40]}")
+    return timedelta(seconds=nanos // 10**9)
+
+
+def _go_duration_ns(body: str, text: str) -> int:
+    """Nanoseconds of a Go duration; an error where Go's parser fails, overflow included."""
+    total, pos = 0, 0
+    while pos < len(body):
+        m = _GO_DURATION_PART.match(body, pos)
+        if not m or not (m.group(1) or m.group(2)):
+            raise ScheduleError(f"Failed to parse duration @every {text[:40]}")
+        whole, fraction, unit = m.group(1) or "0", (m.group(2) or "")[:18], m.group(3)
+        if len(whole) > 19:
+            raise ScheduleError(f"Failed to parse duration @every {text[:40]}: invalid duration")
+        total += int(whole) * _NS[unit] + int(fraction or "0") * _NS[unit] // 10 ** len(fraction)
+        if total > MAX_GO_DURATION_NS:
+            raise ScheduleError(f"Failed to parse duration @every {text[:40]}: invalid duration")
+        pos = m.end()
+    if not body:
+        raise ScheduleError(f"Failed to parse duration @every {text[:40]}")
+    return total
 
 
 def parse_expire(expire: str) -> timedelta:
-    """``<int><m|h|d>``, as the daemon's expire job reads it. Zero would delete every backup at once."""
+    """``<int><m|h|d>``, as the daemon's expire job reads it.
+
+    Zero would delete every backup at once; beyond Go's int64 nanoseconds the daemon's
+    ``time.Duration(n) * unit`` silently wraps around (possibly negative: every backup expired)."""
     m = EXPIRE_RE.match(expire.strip())
     if not m:
-        raise ScheduleError(f"expire {expire!r} is not <number><m|h|d>, e.g. 7d")
-    amount = int(m.group(1))
-    if amount == 0:
+        raise ScheduleError(f"expire {expire[:40]!r} is not <number><m|h|d>, e.g. 7d")
+    digits, unit = m.group(1).lstrip("0") or "0", _EXPIRE_UNITS[m.group(2)]
+    if digits == "0":
         raise ScheduleError(f"expire {expire!r} would delete every backup as soon as it is made")
-    return timedelta(seconds=amount * _EXPIRE_UNITS[m.group(2)])
+    if len(digits) > 19 or int(digits) * unit * 10**9 > MAX_GO_DURATION_NS:
+        most = MAX_GO_DURATION_NS // (unit * 10**9)
+        raise ScheduleError(f"expire {expire[:40]!r} overflows the daemon's duration type "
+                            f"(at most {most}{m.group(2)}); the daemon would expire backups at once")
+    return timedelta(seconds=int(digits) * unit)

@@ -44,6 +44,18 @@ class NotFound(ControllerError):
     code = "not_found"
 
 
+class Conflict(ControllerError):
+    """The request contradicts what is already stored (a record's owner, a finished record)."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ControllerError):
+    status = 413
+    code = "too_large"
+
+
 class UnknownApp(NotFound):
     code = "unknown_app"
 
@@ -62,6 +74,13 @@ class UpstreamError(ControllerError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
+
+
+class StoreUnavailable(ControllerError):
+    """DynamoDB did not answer in time or refused the request; the caller may retry."""
+
+    status = 503
+    code = "store_unavailable"
 
 
 class LainletError(UpstreamError):

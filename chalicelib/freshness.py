@@ -29,6 +29,7 @@ from chalicelib.records import parse_go_time
 STATUSES = ("ok", "pending", "late", "failing", "never", "paused", "invalid")
 BAD = ("late", "failing", "never")
 SKEW = timedelta(seconds=5)  # daemon clocks and the expected start may differ a little
+MAX_RUN_TIME = timedelta(days=7)  # a longer "run time" is a broken record, not a slow backup
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,11 @@ class ItemStatus:
 
 
 def _when(record: dict[str, Any] | None, field: str = "start") -> datetime | None:
-    if not record:
+    value = record.get(field) if record else None
+    if not isinstance(value, str):
         return None
     try:
-        return parse_go_time(record.get(field, ""))[0]
+        return parse_go_time(value)[0]
     except ValueError:
         return None
 
@@ -89,8 +91,9 @@ def status_of(p: Placement, *, first_seen: str, paused: bool, latest: dict[str, 
     if schedule.prev_before(now) is None:
         return "invalid", f"schedule {p.item.schedule!r} never fires", None
     run_time = timedelta(0)
-    if success and _when(success, "end") and _when(success):
-        run_time = max(timedelta(0), _when(success, "end") - _when(success))
+    ended, started = _when(success, "end"), _when(success)
+    if ended and started:
+        run_time = min(max(timedelta(0), ended - started), MAX_RUN_TIME)
     due = schedule.prev_before(now - grace - run_time)
     last_start, success_start = _when(last), _when(success)
     if last and last.get("state") == "failed" and last_start and (due is None
@@ -116,9 +119,12 @@ def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
     for p in placements(cluster):
         job_id = p.job["id"] if p.job else ""
         job_latest = latest.get(job_id, {})
-        status, reason, due = status_of(
-            p, first_seen=first_seen.get((p.node, job_id), ""),
-            paused=job_id in paused.get(p.node, set()), latest=job_latest, now=now, grace=grace)
+        try:
+            status, reason, due = status_of(
+                p, first_seen=first_seen.get((p.node, job_id), ""),
+                paused=job_id in paused.get(p.node, set()), latest=job_latest, now=now, grace=grace)
+        except Exception as e:  # one item's odd schedule or record never fails the whole answer
+            status, reason, due = "invalid", f"cannot be assessed ({type(e).__name__})", None
         out.append(ItemStatus(p.proc.app, p.proc.full_name, p.pod.instance_no, p.item.volume,
                               p.item.mode or "full", p.item.schedule, p.node, job_id, status,
                               reason, _iso(due), _brief(job_latest.get("last")),

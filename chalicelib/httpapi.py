@@ -20,13 +20,18 @@ from urllib.parse import parse_qs
 from chalice import Response
 from chalice.app import Request
 
-from chalicelib.errors import BadRequest, ControllerError, Unauthorized
+from chalicelib.errors import BadRequest, ControllerError, PayloadTooLarge, Unauthorized
+from chalicelib.inputs import KIB, bounded_int, is_text, load_json, preview
 from chalicelib.settings import Settings
 
 log = logging.getLogger("backupctl")
 UNREACHABLE_HEADER = "X-Backupctl-Unreachable"
 BODY_TYPES = ["application/x-www-form-urlencoded", "application/json"]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+MAX_BODY = 64 * KIB  # lain-cli's largest body is a list of backup names
+MAX_FIELDS = 1000
+MAX_VALUE = 4096
+MAX_INSTANCE = 100_000
 
 
 @dataclass
@@ -77,22 +82,58 @@ def handled(request: Callable[[], Request]) -> Callable[..., Callable[..., Respo
     return decorate
 
 
+_FRAMEWORK_HINTS = {
+    "MethodNotAllowedError": ("method_not_allowed", "this route allows {allow}"),
+    "UnsupportedMediaType": ("unsupported_media_type",
+                             "send the body form-encoded (application/x-www-form-urlencoded) or "
+                             "as application/json"),
+}
+
+
+def framework_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Chalice middleware: the framework's own answers (405, 415, an uncaught error) get the app's
+    ``{"error", "code"}`` body too, so every error a client sees has one shape."""
+    response = get_response(event)
+    body = response.body
+    if isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code, hint = _FRAMEWORK_HINTS.get(str(body["Code"]), ("internal_error", ""))
+        allow = response.headers.get("Allow", "")
+        message = str(body["Message"]) + ("; " + hint.format(allow=allow) if hint else "")
+        if response.status_code >= 500:
+            message = "internal error; the controller's log has the details"
+        response.body = json.dumps({"error": message, "code": code})
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
 class Form:
-    """A POST body, form-encoded (lain-cli, ``files`` repeated) or JSON; both read the same."""
+    """A POST body, form-encoded (lain-cli, ``files`` repeated) or JSON; both read the same.
+
+    Bounded like every untrusted input: at most ``MAX_BODY`` bytes, valid UTF-8, a JSON object of
+    strings, numbers or lists of them (nothing nested deeper)."""
 
     def __init__(self, req: Request) -> None:
         self.values: dict[str, list[str]] = {}
         content_type = (req.headers.get("content-type") or "").lower()
         raw = req.raw_body or b""
+        if len(raw) > MAX_BODY:
+            raise PayloadTooLarge(f"request body is {len(raw):,} bytes; at most {MAX_BODY:,} "
+                                  "are accepted", code="too_large")
         if not raw.strip():
             return
         if "application/x-www-form-urlencoded" in content_type:
-            self.values = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+            try:
+                values = parse_qs(raw.decode("utf-8"), keep_blank_values=True, errors="strict",
+                                  max_num_fields=MAX_FIELDS)
+            except UnicodeDecodeError:
+                raise BadRequest("request body is not valid UTF-8", code="bad_body") from None
+            except ValueError:
+                raise BadRequest(f"request body has more than {MAX_FIELDS} fields",
+                                 code="bad_body") from None
+            for key, items in values.items():
+                self.values[key] = [_text(v, key) for v in items]
             return
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise BadRequest("request body is not valid JSON", code="bad_body") from None
+        data = load_json(raw, what="request body", max_bytes=MAX_BODY, max_depth=2, code="bad_body")
         if not isinstance(data, dict):
             raise BadRequest("request body must be a JSON object", code="bad_body")
         for key, value in data.items():
@@ -100,7 +141,7 @@ class Form:
             if any(isinstance(v, (dict, list)) for v in items):
                 raise BadRequest(f"{key}: must be a string, a number or a list of them",
                                  code="bad_body")
-            self.values[key] = [str(v) for v in items if v is not None]
+            self.values[key] = [_text(str(v), key) for v in items if v is not None]
 
     def get(self, name: str) -> str:
         return (self.values.get(name) or [""])[0].strip()
@@ -109,11 +150,16 @@ class Form:
         return [v for v in self.values.get(name, []) if v != ""]
 
     def get_int(self, name: str) -> int:
-        raw = self.get(name)
-        if not re.fullmatch(r"[0-9]+", raw):
-            raise BadRequest(f"{name}: an instance number is required, got {raw!r}",
-                             code="bad_instance")
-        return int(raw)
+        return bounded_int(self.get(name), name, 0, MAX_INSTANCE, code="bad_instance",
+                           kind="an instance number")
+
+
+def _text(value: str, name: str) -> str:
+    """A body or query value: valid text, no NUL, at most ``MAX_VALUE`` characters."""
+    if len(value) > MAX_VALUE or not is_text(value):
+        raise BadRequest(f"{name}: {preview(value)} is not a value this API accepts (valid text "
+                         f"of at most {MAX_VALUE} characters)", code="bad_value")
+    return value
 
 
 def require_token(req: Request, settings: Settings) -> None:
@@ -130,13 +176,14 @@ def require_token(req: Request, settings: Settings) -> None:
 def check_name(value: str, what: str) -> str:
     """A single path piece (app, proc, backup name, job id): no ``/``, no ``..``, no oddities."""
     if not _NAME.fullmatch(value or "") or ".." in value:
-        raise BadRequest(f"{what} {value!r} is not a valid name", code=f"bad_{what.replace(' ', '_')}")
+        raise BadRequest(f"{what} {preview(value)} is not a valid name",
+                         code=f"bad_{what.replace(' ', '_')}")
     return value
 
 
 def query_lists(req: Request) -> dict[str, list[str]]:
-    """All query values, repeated keys included (``?volume=a&volume=b``)."""
+    """All query values, repeated keys included (``?volume=a&volume=b``), each checked as text."""
     multi = getattr(req, "query_params", None)
     if multi is None:
         return {}
-    return {k: multi.getlist(k) for k in multi}
+    return {_text(k, "query key"): [_text(v, k) for v in multi.getlist(k)] for k in multi}

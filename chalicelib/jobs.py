@@ -58,7 +58,8 @@ def node_of_job_id(job_id_: str) -> str | None:
 
 @dataclass(frozen=True)
 class Placement:
-    """One backup item of one instance on one node, with its backup job (None: invalid schedule)."""
+    """One backup item of one instance on one node, with its backup job (None: its schedule is
+    invalid, or too busy for that node's daemon)."""
 
     node: str
     proc: Proc
@@ -88,7 +89,8 @@ def placements(cluster: Cluster) -> Iterator[Placement]:
                 }
                 for node in pod.node_ips:
                     job = None
-                    if item.schedule_ok:
+                    if item.schedule_ok and (node, proc.full_name, pod.instance_no,
+                                             item.volume) not in cluster.busy:
                         job = {
                             "id": job_id(node, item.schedule, BACKUP_ACTION, args),
                             "spec": item.schedule,

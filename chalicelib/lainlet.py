@@ -7,6 +7,7 @@ lainlet, so a user sees "lainlet at ... timed out", never a traceback, and the r
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import lru_cache
 from typing import Any
@@ -18,6 +19,7 @@ from chalicelib.errors import LainletError, LainletTimeout
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
+MAX_ANSWER = 256 * 1024 * 1024  # 20x the largest cluster benchmarked (40,500 jobs: ~12 MB)
 
 
 @lru_cache(maxsize=1)
@@ -45,10 +47,13 @@ def fetch_backupspec(settings: Settings, appname: str | None = None) -> dict[str
     if resp.status_code != 200:
         log.warning("event=lainlet_error url=%s status=%s", url, resp.status_code)
         raise LainletError(f"lainlet at {settings.lainlet_url} answered HTTP {resp.status_code}: "
-                           f"{resp.text[:200]}")
+                           f"{resp.text[:200]!r}")
+    if len(resp.content) > MAX_ANSWER:
+        raise LainletError(f"lainlet at {settings.lainlet_url} sent {len(resp.content):,} bytes; "
+                           f"a backupspec over {MAX_ANSWER:,} is refused")
     try:
-        data = resp.json()
-    except ValueError:
+        data = json.loads(resp.content)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be a backupspec
         raise LainletError(f"lainlet at {settings.lainlet_url} sent a backupspec that is not "
                            "JSON") from None
     if not isinstance(data, dict):

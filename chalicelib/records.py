@@ -19,6 +19,7 @@ from typing import Any
 
 from chalicelib import schema
 from chalicelib.errors import BadRequest, NotFound
+from chalicelib.inputs import bounded_int
 from chalicelib.settings import Settings
 
 LATEST = "JOBLAST"  # partition of each job's newest record and newest success
@@ -222,12 +223,7 @@ def month_query(total: str | None, month: str | None, year: str | None,
     now = now or datetime.now(UTC)
 
     def number(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
-        if raw in (None, ""):
-            return default
-        if not re.fullmatch(r"[0-9]+", raw) or not lo <= int(raw) <= hi:
-            raise BadRequest(f"{name} must be a whole number from {lo} to {hi}, got {raw!r}",
-                             code=f"bad_{name}")
-        return int(raw)
+        return default if raw in (None, "") else bounded_int(raw, name, lo, hi)
 
     return (number("total", total, 100, 1, MAX_TOTAL), number("month", month, now.month, 1, 12),
             number("year", year, now.year, 2000, 9999))

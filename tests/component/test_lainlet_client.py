@@ -53,10 +53,17 @@ def test_timeout(lainlet, settings):
 @pytest.mark.parametrize("body, message", [
     (b"<html>oops", "not JSON"),
     (b"[1, 2]", "not a JSON object"),
-    (b'{"hello.web.web": [{"InstanceNo": "x"}]}', "malformed backupspec"),
+    (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
+    (b'{"a": "\xff"}', "not JSON"),
 ])
 def test_garbage(lainlet, settings, body, message):
     lainlet.raw_body = body
     with pytest.raises(LainletError, match=message) as e:
         lainlet_client.fetch_cluster(settings)
     assert e.value.status == 502
+
+
+def test_one_unreadable_proc_does_not_fail_the_answer(lainlet, settings):
+    lainlet.spec["evil.web.web"] = [{"InstanceNo": "x"}]
+    cluster = lainlet_client.fetch_cluster(settings)
+    assert "hello.web.web" in cluster.procs and "evil.web.web" in cluster.unreadable

@@ -95,3 +95,46 @@ def test_valid_expire(expire, seconds):
 def test_invalid_expire(expire):
     with pytest.raises(cron.ScheduleError):
         cron.parse_expire(expire)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("² * * * *", "Failed to parse int"),  # "²".isdigit() is True, int("²") raises
+    ("1٢ * * * *", "Failed to parse int"),
+    ("NINES * * * *", "Failed to parse int"),
+    ("@every NINESs", "invalid duration"),
+    ("@every 2562048h", "invalid duration"),  # over Go's int64 nanoseconds
+    ("@every .5s", "less than a second"),
+    ("@every 1.", "Failed to parse duration"),  # Go: missing unit
+    ("@every .", "Failed to parse duration"),
+    ("@every 5mss", "Failed to parse duration"),
+    ("TZ=LONG 0 3 * * *", "bad location"),
+    ("TZ=../../etc/passwd 0 3 * * *", "bad location"),
+])
+def test_specs_that_used_to_raise_are_refused_with_a_reason(spec, message):
+    spec = spec.replace("NINES", "9" * 5000).replace("LONG", "x" * 5000)
+    reason = cron.validate(spec)
+    assert reason is not None and message in reason and len(reason) < 200
+
+
+def test_every_at_the_edge_of_go_durations():
+    assert cron.parse("@every 2562047h47m16s").every == timedelta(seconds=9223372036)
+    assert cron.parse("@every 1.5s").every == timedelta(seconds=1)  # robfig keeps whole seconds
+    assert cron.parse("@every 90s").every == timedelta(seconds=90)
+
+
+@pytest.mark.parametrize("expire", ["1000000000d", "106752d", "2562048h", "153722868m",
+                                    "NINESd", "00"])
+def test_expire_that_would_wrap_the_daemons_duration_is_refused(expire):
+    with pytest.raises(cron.ScheduleError):
+        cron.parse_expire(expire.replace("NINES", "9" * 5000))
+
+
+def test_expire_messages_stay_short():
+    with pytest.raises(cron.ScheduleError) as e:
+        cron.parse_expire("9" * 5000 + "d")
+    assert "overflows" in str(e.value) and len(str(e.value)) < 200
+
+
+def test_longest_expire_the_daemon_can_hold():
+    assert cron.parse_expire("106751d") == timedelta(days=106751)
+    assert cron.parse_expire("0007d") == timedelta(days=7)
