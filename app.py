@@ -10,10 +10,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, Rate
+from chalice import Chalice, Cron
 
 from chalicelib import __version__, service
-from chalicelib.errors import ControllerError
 from chalicelib.httpapi import (
     BODY_TYPES,
     Form,
@@ -225,19 +224,17 @@ def v2_backup_records() -> Any:
 
 # -- reconcile -------------------------------------------------------------------------------------
 
-@app.schedule(Rate(1, unit=Rate.MINUTES))
+@app.schedule(Cron("*", "*", "*", "*", "?", "*"))
 def scheduled_reconcile(event: Any) -> dict:
-    """Every minute: push changed job lists. A failed run is logged and kept in the history; it is
-    not raised, so Lambda does not retry it on top of the next scheduled run."""
-    try:
-        return service.reconcile_now(_settings()).body
-    except ControllerError as e:
-        return {"ok": False, "error": e.message}
+    """At the top of every minute (every node's expire job has just run, so no daemon holds the
+    push for its 5 s rule): push changed job lists. Never raises: a failed run is logged and kept
+    in the history, and Lambda does not retry it on top of the next scheduled run."""
+    return service.scheduled_reconcile(_settings())
 
 
 @route(V2 + "/system/reconcile", method="POST", mutating=True)
 def v2_reconcile() -> Any:
-    return service.reconcile_now(_settings())
+    return service.reconcile_now(_settings(), confirm=_query("confirm"))
 
 
 @route(V2 + "/system/reconcile/plan")

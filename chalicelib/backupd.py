@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -23,6 +24,7 @@ from urllib3.util.retry import Retry
 
 from chalicelib.cluster import is_node_ip
 from chalicelib.errors import ControllerError, UpstreamError, UpstreamTimeout
+from chalicelib.inputs import preview
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,12 @@ class BackupdError(UpstreamError):
         self.upstream_status = status
 
 
+class BackupdGarbage(BackupdError):
+    """A daemon answered, but not with what its API promises; nothing of it is passed on."""
+
+    code = "backupd_garbage"
+
+
 class BackupdTimeout(UpstreamTimeout):
     code = "backupd_timeout"
 
@@ -48,6 +56,8 @@ class BackupdTimeout(UpstreamTimeout):
         self.node = node
 
 
+MAX_ANSWER = 32 * 1024 * 1024  # a daemon's largest real answer (a backup list) is far smaller
+_RID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 HOST_POOLS = 2048  # keep a connection pool per node for a whole cluster, not just the last few
 CONNECTIONS_PER_NODE = 4  # a fan-out talks to each node one request at a time
 
@@ -86,45 +96,61 @@ class BackupdClient:
         self.timeout = (settings.node_timeout_seconds, settings.node_timeout_seconds)
         self.session = _session()
 
-    def request(self, method: str, path: str, *, params: Any = None, data: Any = None) -> Any:
+    def request(self, method: str, path: str, *, params: Any = None, data: Any = None,
+                timeout: float | None = None) -> Any:
         """Call the daemon; its JSON answer, or a :class:`BackupdError` / :class:`BackupdTimeout`."""
         url = self.base + path
+        limit = (self.timeout[0], timeout) if timeout else self.timeout
         try:
-            resp = self.session.request(method, url, params=params, data=data, timeout=self.timeout)
+            resp = self.session.request(method, url, params=params, data=data, timeout=limit,
+                                        stream=True)
+            with resp:
+                content = b"".join(_chunks(resp, self.node))
         except requests.Timeout:
             raise BackupdTimeout(f"backupd on {self.node} did not answer within "
-                                 f"{self.timeout[1]:g}s ({method} {path})", node=self.node) from None
+                                 f"{limit[1]:g}s ({method} {path})", node=self.node) from None
         except requests.RequestException as e:
             raise BackupdError(f"backupd on {self.node} is unreachable ({type(e).__name__})",
                                node=self.node) from None
         body: Any = None
-        if resp.content:
+        if content:
             try:
-                body = resp.json()
-            except ValueError:
-                body = resp.text[:300]
+                body = json.loads(content)
+            except (ValueError, RecursionError):
+                body = content[:300].decode("utf-8", "replace")
         if resp.status_code >= 300:
-            cause = body if isinstance(body, str) else json.dumps(body)
+            cause = body if isinstance(body, str) else json.dumps(body)[:300]
             raise BackupdError(f"backupd on {self.node} answered HTTP {resp.status_code}: {cause}",
                                node=self.node, status=resp.status_code)
         return body
 
+    def _expect(self, body: Any, ok: bool, what: str) -> Any:
+        """``body`` if ``ok``, else a 502 naming the node and what it sent instead of ``what``."""
+        if not ok:
+            raise BackupdGarbage(f"backupd on {self.node} sent {preview(body, 60)} where {what} "
+                                 "was expected", node=self.node, status=200)
+        return body
+
     def _rid(self, method: str, path: str, data: Any = None) -> str:
         body = self.request(method, path, data=data)
-        if not isinstance(body, dict) or not isinstance(body.get("rid"), str):
-            raise BackupdError(f"backupd on {self.node} sent an unexpected answer to {path}: "
-                               f"{json.dumps(body)[:200]}", node=self.node)
-        return body["rid"]
+        ok = isinstance(body, dict) and isinstance(body.get("rid"), str) and _RID.fullmatch(body["rid"])
+        return self._expect(body, bool(ok), "a record id")["rid"]
 
     # -- cron --------------------------------------------------------------------------------
     def jobs(self, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        return self.request("GET", "/cron/jobs", params=query) or []
+        body = self.request("GET", "/cron/jobs", params=query) or []
+        ok = isinstance(body, list) and all(
+            isinstance(e, dict) and is_job(e.get("job")) and isinstance(e.get("next", ""), str)
+            and isinstance(e.get("prev", ""), str) for e in body)
+        return self._expect(body, ok, "a list of cron entries")
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/cron/jobs/{_p(job_id)}")
+        body = self.request("GET", f"/cron/jobs/{_p(job_id)}")
+        return self._expect(body, is_job(body), "a job")
 
-    def set_jobs(self, jobs: list[dict[str, Any]], version: str) -> None:
-        self.request("PUT", "/cron/jobs", data={"data": json.dumps(jobs), "version": version})
+    def set_jobs(self, jobs: list[dict[str, Any]], version: str, timeout: float | None = None) -> None:
+        self.request("PUT", "/cron/jobs", data={"data": json.dumps(jobs), "version": version},
+                     timeout=timeout)
 
     def run_once(self, job_id: str) -> str:
         return self._rid("POST", f"/cron/once/{_p(job_id)}")
@@ -133,21 +159,26 @@ class BackupdClient:
         """Run a cron job now (``actions/run``); the record id of that run."""
         return self._rid("POST", f"/cron/jobs/{_p(job_id)}/actions/run")
 
-    def job_action(self, job_id: str, action: str) -> Any:
-        return self.request("POST", f"/cron/jobs/{_p(job_id)}/actions/{_p(action)}")
+    def job_action(self, job_id: str, action: str) -> None:
+        self.request("POST", f"/cron/jobs/{_p(job_id)}/actions/{_p(action)}")
 
     def crond(self, action: str) -> None:
         self.request("PUT", f"/cron/{_p(action)}")
 
     # -- backups -----------------------------------------------------------------------------
     def backups(self, dirs: Iterable[str]) -> list[dict[str, Any]]:
-        return self.request("GET", "/backup/json", params=[("dir", d) for d in dirs]) or []
+        body = self.request("GET", "/backup/json", params=[("dir", d) for d in dirs]) or []
+        ok = isinstance(body, list) and all(is_entity(e) for e in body)
+        return self._expect(body, ok, "a list of backups")
 
     def backup_info(self, name: str) -> dict[str, Any]:
-        return self.request("GET", f"/backup/info/file/{_p(name)}")
+        body = self.request("GET", f"/backup/info/file/{_p(name)}")
+        return self._expect(body, is_entity(body), "a backup")
 
     def file_list(self, name: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/backup/filelist/dir/{_p(name)}") or []
+        body = self.request("GET", f"/backup/filelist/dir/{_p(name)}") or []
+        ok = isinstance(body, list) and all(is_file_info(f) for f in body)
+        return self._expect(body, ok, "a list of files")
 
     def delete(self, files: list[str]) -> None:
         self.request("POST", "/backup/delete", data=[("files", f) for f in files])
@@ -164,17 +195,56 @@ class BackupdClient:
 
     def notify_addrs(self) -> list[str]:
         body = self.request("GET", "/notify")
-        return list(body.get("addr") or []) if isinstance(body, dict) else []
+        addrs = body.get("addr") if isinstance(body, dict) else None
+        ok = addrs is None or (isinstance(addrs, list) and all(isinstance(a, str) for a in addrs))
+        return list(self._expect(addrs, isinstance(body, dict) and ok, "notify addresses") or [])
 
     def remove_notify(self, addr: str) -> None:
         self.request("POST", "/notify/actions/remove", data={"addr": addr})
 
     def debug(self) -> dict[str, Any]:
-        return self.request("GET", "/debug")
+        body = self.request("GET", "/debug")
+        ok = isinstance(body, dict) and isinstance(body.get("updateTime", ""), str)
+        return self._expect(body, ok, "the daemon's debug object")
+
+
+def _chunks(resp: requests.Response, node: str) -> Iterator[bytes]:
+    """The answer's body, refusing to read more than ``MAX_ANSWER`` bytes of it."""
+    read = 0
+    for chunk in resp.iter_content(64 * 1024):
+        read += len(chunk)
+        if read > MAX_ANSWER:
+            raise BackupdGarbage(f"backupd on {node} sent more than {MAX_ANSWER:,} bytes",
+                                 node=node, status=resp.status_code)
+        yield chunk
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_job(job: Any) -> bool:
+    """The daemon's ``Job``: id, spec, action strings, an args object."""
+    return (isinstance(job, dict) and all(isinstance(job.get(k), str) for k in ("id", "spec", "action"))
+            and isinstance(job.get("args"), dict) and isinstance(job.get("sleep", False), bool))
+
+
+def is_entity(entity: Any) -> bool:
+    """The daemon's backup ``Entity`` (the fields the controller reads or passes on)."""
+    return (isinstance(entity, dict)
+            and all(isinstance(entity.get(k), str) for k in ("name", "source", "volume", "created"))
+            and _is_int(entity.get("size")) and _is_int(entity.get("instanceNo"))
+            and isinstance(entity.get("mode", ""), str))
+
+
+def is_file_info(info: Any) -> bool:
+    """One entry of ``/backup/filelist``: name, size, mod_time, dir."""
+    return (isinstance(info, dict) and isinstance(info.get("name"), str) and _is_int(info.get("size"))
+            and isinstance(info.get("mod_time"), str) and isinstance(info.get("dir"), bool))
 
 
 @dataclass
-class FanOut(Generic[T]):
+class FanOut[T]:
     """Per-node results and per-node errors of one fan-out, in the order the nodes were given."""
 
     results: dict[str, T] = field(default_factory=dict)
@@ -185,7 +255,7 @@ class FanOut(Generic[T]):
         return list(self.errors)
 
 
-def fan_out(nodes: Iterable[str], call: Callable[[BackupdClient], T], settings: Settings) -> FanOut[T]:
+def fan_out[T](nodes: Iterable[str], call: Callable[[BackupdClient], T], settings: Settings) -> FanOut[T]:
     """Run ``call`` against every node concurrently (at most ``FANOUT_WORKERS`` at once)."""
     nodes = list(dict.fromkeys(nodes))
     out: FanOut[T] = FanOut()

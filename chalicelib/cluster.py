@@ -152,8 +152,9 @@ _CONTAINER_FIELDS = {"Id": 128, "Ip": 64, "NodeIp": 64, "NodeName": 256}
 class Cluster:
     """All procs lainlet named, by full name, and the problems found in their specs.
 
-    ``unreadable`` names the procs whose part of the answer could not be read at all (they are
-    left out; the reconcile keeps their jobs rather than removing them); ``busy`` holds the
+    ``unreadable`` names the procs whose part of the answer (or whose annotation) could not be
+    read (the reconcile keeps their jobs rather than removing them; a proc whose pods could not be
+    read is also left out of ``procs``); ``busy`` holds the
     placements ``(node, proc, instance, volume)`` whose schedule, with the others on that node,
     would leave the daemon no idle moment to accept a new list (they get no backup job)."""
 
@@ -197,6 +198,9 @@ class Cluster:
                                                 f"{reason}; its jobs are kept as they are"))
                 continue
             cluster.problems.extend(problems)
+            garbled = next((p.reason for p in problems if p.kind == "malformed_annotation"), "")
+            if garbled:  # its jobs are kept, not removed, while the annotation cannot be read
+                cluster.unreadable[key] = garbled
             cluster.procs[key] = Proc(key, app, parts[2], tuple(sorted(pods, key=lambda p: p.instance_no)))
         return cluster
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from chalicelib import cron
 from chalicelib.cluster import Cluster
+from chalicelib.gotime import parse_go_time
 from chalicelib.jobs import Placement, placements
-from chalicelib.records import parse_go_time
 
 STATUSES = ("ok", "pending", "late", "failing", "never", "paused", "invalid")
 BAD = ("late", "failing", "never")

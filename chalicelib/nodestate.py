@@ -8,19 +8,24 @@ them, so a pause lasts until the user wakes the job up.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib import schema
+from chalicelib.dynamo import Dynamo
+from chalicelib.gotime import format_time
 
 NODES, PAUSES, RUNS, STATUSES = "NODES", "PAUSES", "RECONCILE", "STATUS"
+HELD = {"pk": "HELD", "sk": "removals"}  # the removals the last runs held, and for how many runs
 RUN_HISTORY_DAYS = 7
 
 
 @dataclass(frozen=True)
 class NodeState:
-    """A node's list as of its last accepted push."""
+    """A node's list as of its last accepted push (``jobs``: that list, None if not kept), and
+    since when pushes to it fail (empty while it answers)."""
 
     node: str
     version: str
@@ -28,6 +33,8 @@ class NodeState:
     job_count: int = 0
     pushed_at: str = ""
     first_seen: tuple[tuple[str, str], ...] = ()  # (job id, time it was first pushed)
+    jobs: tuple[dict[str, Any], ...] | None = None
+    unreachable_since: str = ""
 
     def first_seen_of(self, job_id: str) -> str:
         return dict(self.first_seen).get(job_id, "")
@@ -37,79 +44,91 @@ class NodeStateStore:
     """Node states, pauses and run summaries on the controller's table."""
 
     def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def _partition(self, pk: str, *, newest_first: bool = False,
-                   limit: int | None = None) -> list[dict[str, Any]]:
-        from boto3.dynamodb.conditions import Key
-
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(pk),
-                                  "ScanIndexForward": not newest_first}
-        if limit:
-            kwargs["Limit"] = limit
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self.table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page or (limit and len(items) >= limit):
-                return items[:limit] if limit else items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        self.db = Dynamo(table)
 
     # -- node states --------------------------------------------------------------------------
     def states(self) -> dict[str, NodeState]:
         return {i["sk"]: NodeState(i["sk"], i["version"], tuple(i.get("job_ids", [])),
                                    int(i.get("job_count", 0)), i.get("pushed_at", ""),
-                                   tuple(sorted(i.get("first_seen", {}).items())))
-                for i in self._partition(NODES)}
+                                   tuple(sorted(i.get("first_seen", {}).items())),
+                                   _unpack(i.get("jobs_z")), i.get("unreachable_since", ""))
+                for i in self.db.query(NODES)}
 
     def save(self, states: list[NodeState]) -> None:
-        with self.table.batch_writer() as batch:
-            for s in states:
-                batch.put_item(Item={"pk": NODES, "sk": s.node, "version": s.version,
-                                     "job_ids": list(s.job_ids), "job_count": s.job_count,
-                                     "pushed_at": s.pushed_at, "first_seen": dict(s.first_seen)})
+        self.db.put_many(_pack(s) for s in states)
+
+    def forget(self, nodes: list[str]) -> None:
+        """Drop what is kept about nodes that left the cluster (their state and pauses)."""
+        pauses = self.pauses()
+        self.db.delete_many([{"pk": NODES, "sk": n} for n in nodes]
+                            + [{"pk": PAUSES, "sk": f"{n}#{j}"} for n in nodes
+                               for j in pauses.get(n, ())])
+
+    # -- removals held by the last runs ---------------------------------------------------------
+    def held_removals(self) -> dict[str, Any]:
+        """``{"fingerprint", "runs", "since"}`` of the removals the last runs held, or {}."""
+        item = self.db.get(HELD, consistent=True)
+        return {k: item[k] for k in ("fingerprint", "runs", "since")} if item else {}
+
+    def save_held_removals(self, fingerprint: str, runs: int, since: str) -> None:
+        if fingerprint:
+            self.db.put({**HELD, "fingerprint": fingerprint, "runs": runs, "since": since})
+        else:
+            self.db.delete(HELD)
 
     # -- pauses -------------------------------------------------------------------------------
     def pauses(self) -> dict[str, set[str]]:
         """Paused job ids by node."""
         out: dict[str, set[str]] = {}
-        for item in self._partition(PAUSES):
+        for item in self.db.query(PAUSES):
             node, _, job_id = item["sk"].partition("#")
             out.setdefault(node, set()).add(job_id)
         return out
 
+    def is_paused(self, node: str, job_id: str) -> bool:
+        return self.db.get({"pk": PAUSES, "sk": f"{node}#{job_id}"}, consistent=True) is not None
+
     def set_pause(self, node: str, job_id: str, paused: bool) -> None:
         key = {"pk": PAUSES, "sk": f"{node}#{job_id}"}
         if paused:
-            self.table.put_item(Item={**key, "paused_at": _now()})
+            self.db.put({**key, "paused_at": format_time(datetime.now(UTC))})
         else:
-            self.table.delete_item(Key=key)
+            self.db.delete(key)
 
     def drop_pauses(self, node: str, job_ids: set[str]) -> None:
-        with self.table.batch_writer() as batch:
-            for job_id in job_ids:
-                batch.delete_item(Key={"pk": PAUSES, "sk": f"{node}#{job_id}"})
+        self.db.delete_many({"pk": PAUSES, "sk": f"{node}#{job_id}"} for job_id in job_ids)
 
     # -- backup statuses seen by the last run (for alerts on transitions) ------------------------
     def statuses(self) -> dict[str, str]:
-        return {i["sk"]: i["status"] for i in self._partition(STATUSES)}
+        return {i["sk"]: i["status"] for i in self.db.query(STATUSES)}
 
     def save_statuses(self, changed: dict[str, str]) -> None:
-        with self.table.batch_writer() as batch:
-            for key, status in changed.items():
-                batch.put_item(Item={"pk": STATUSES, "sk": key, "status": status})
+        self.db.put_many({"pk": STATUSES, "sk": key, "status": status}
+                         for key, status in changed.items())
 
     # -- run history --------------------------------------------------------------------------
     def add_run(self, summary: dict[str, Any]) -> None:
         expires = datetime.now(UTC) + timedelta(days=RUN_HISTORY_DAYS)
-        self.table.put_item(Item={"pk": RUNS, "sk": summary["started"],
-                                  "summary": json.dumps(summary),
-                                  schema.TTL_ATTRIBUTE: int(expires.timestamp())})
+        self.db.put({"pk": RUNS, "sk": summary["started"], "summary": json.dumps(summary),
+                     schema.TTL_ATTRIBUTE: int(expires.timestamp())})
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        return [json.loads(i["summary"]) for i in self._partition(RUNS, newest_first=True,
-                                                                   limit=limit)]
+        return [json.loads(i["summary"]) for i in self.db.query(RUNS, newest_first=True, limit=limit)]
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _pack(s: NodeState) -> dict[str, Any]:
+    item: dict[str, Any] = {"pk": NODES, "sk": s.node, "version": s.version,
+                            "job_ids": list(s.job_ids), "job_count": s.job_count,
+                            "pushed_at": s.pushed_at, "first_seen": dict(s.first_seen)}
+    if s.jobs is not None:  # the list itself, compressed: held removals are kept from it
+        item["jobs_z"] = zlib.compress(json.dumps(list(s.jobs), separators=(",", ":")).encode(), 6)
+    if s.unreachable_since:
+        item["unreachable_since"] = s.unreachable_since
+    return item
+
+
+def _unpack(blob: Any) -> tuple[dict[str, Any], ...] | None:
+    if blob is None:
+        return None
+    raw = getattr(blob, "value", blob)  # boto3 wraps binary attributes
+    return tuple(json.loads(zlib.decompress(raw)))

@@ -1,14 +1,17 @@
 """The scheduled reconcile: regenerate every node's job list and push only what changed.
 
 One run: fetch the whole backupspec from lainlet → generate job lists (pure) → read the node
-states of the last accepted pushes → ask the ``/debug`` of each daemon that would otherwise be
-left alone (a Go zero ``updateTime`` means it restarted and lost its jobs) → :func:`plan`
-(pure) → push the planned
-nodes concurrently (jobs, then the notify URL, then re-pause paused jobs) → store the new state
-of the nodes that accepted. A node that failed keeps its old state and is retried next run.
+states of the last accepted pushes → hold the removals that look like a wrong answer rather than a
+change (:mod:`chalicelib.removals`) → :func:`plan` (pure) → ask the ``/debug`` of each daemon that
+would otherwise be left alone (a Go zero ``updateTime`` means it restarted and lost its jobs) →
+push the planned nodes concurrently (jobs with their own timeout above the daemon's 5 s hold, then
+the notify URL, then re-pause paused jobs) → store the new state of the nodes that accepted. A node
+that failed keeps its old state and is retried next run; one that lainlet no longer names and that
+stays unreachable for ``NODE_FORGET_HOURS`` is forgotten.
 
-Never wiping: a lainlet failure or a malformed answer changes nothing, and an answer that would
-leave *every* node without jobs (lainlet answering ``{}``) is refused rather than obeyed.
+Never wiping: a lainlet failure or a malformed answer changes nothing; an answer that would leave
+*every* node without jobs (lainlet answering ``{}``) is refused unless an operator confirms it; a
+partial answer's removals are held. Every run, failed or not, is logged and kept in the history.
 """
 
 from __future__ import annotations
@@ -16,22 +19,22 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib import jobs as joblib
-from chalicelib import status
+from chalicelib import removals, status
 from chalicelib.backupd import BackupdClient, fan_out
 from chalicelib.cluster import Cluster
 from chalicelib.errors import ControllerError, LainletError
+from chalicelib.gotime import GO_ZERO, format_time, parse_go_time
 from chalicelib.lainlet import fetch_cluster
 from chalicelib.nodestate import NodeState, NodeStateStore
 from chalicelib.records import RecordStore
 from chalicelib.settings import NOTIFY_PATH, Settings
 
 log = logging.getLogger("backupctl")
-GO_ZERO = "0001-01-01T00:00:00Z"
 
 
 class NothingToKeep(LainletError):
@@ -100,6 +103,14 @@ def plan(generated: dict[str, list[dict[str, Any]]], states: dict[str, NodeState
     return plans
 
 
+def with_restarts(plans: list[NodePlan], restarted: set[str]) -> list[NodePlan]:
+    """Mark nodes whose daemon restarted (and lost its jobs) to be pushed again."""
+    for p in plans:
+        if p.node in restarted and p.jobs and "restarted" not in p.reasons:
+            p.reasons.append("restarted")
+    return plans
+
+
 def notify_url(settings: Settings) -> str:
     """Where daemons post records; the token rides in the query (daemons keep the URL as given)."""
     if not settings.advertise_url:
@@ -110,35 +121,94 @@ def notify_url(settings: Settings) -> str:
 
 @dataclass
 class Observation:
+    """Everything a run decides on; ``held_runs`` counts this run among those holding the same set."""
+
     cluster: Cluster
     plans: list[NodePlan]
     restarted: list[str]
     silent: list[str]  # nodes whose /debug did not answer
     states: dict[str, NodeState]
+    verdict: removals.Verdict
+    held_runs: int = 0
+    applying: bool = False  # held removals take effect this run (confirmed, or held long enough)
+    forgotten: list[str] = field(default_factory=list)
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.verdict.held) and not self.applying
 
 
-def observe(settings: Settings, store: NodeStateStore) -> Observation:
+def _ip_order(nodes: Any) -> list[str]:
+    return sorted(nodes, key=ipaddress.IPv4Address)
+
+
+def _departed(states: dict[str, NodeState], generated: dict[str, Any], now: datetime,
+              hours: float) -> list[str]:
+    """Nodes lainlet no longer names whose pushes have failed for longer than ``hours``."""
+    out = []
+    for node, state in states.items():
+        if node in generated or not state.unreachable_since:
+            continue
+        try:
+            since = parse_go_time(state.unreachable_since)[0]
+        except ValueError:
+            continue
+        if now - since >= timedelta(hours=hours):
+            out.append(node)
+    return _ip_order(out)
+
+
+def observe(settings: Settings, store: NodeStateStore, *, confirm: bool = False,
+            check_restarts: bool = True, cluster: Cluster | None = None) -> Observation:
     """Everything a run decides on, read-only (this is also the plan route's answer)."""
-    cluster = fetch_cluster(settings)
+    cluster = cluster or fetch_cluster(settings)
     generated = joblib.generate(cluster)
     states = store.states()
-    if not generated and any(s.job_count for s in states.values()):
+    holding_jobs = sum(len(s.job_ids) for s in states.values())
+    if not any(j["id"] for node_jobs in generated.values() for j in node_jobs) and holding_jobs \
+            and not confirm:
         raise NothingToKeep("lainlet's backupspec yields no backup job on any node while "
-                            f"{sum(1 for s in states.values() if s.job_count)} node(s) hold jobs; "
-                            "refusing to clear every node (is lainlet answering {}?)")
-    # Only nodes that would otherwise be left alone need a restart check: the rest are pushed.
-    unchanged = [p.node for p in plan(generated, states, set()) if not p.push and p.jobs]
-    debug = fan_out(unchanged, lambda c: c.debug(), settings)
-    restarted = sorted((n for n, d in debug.results.items()
-                        if isinstance(d, dict) and d.get("updateTime") == GO_ZERO),
-                       key=ipaddress.IPv4Address)
-    return Observation(cluster, plan(generated, states, set(restarted)), restarted,
-                       debug.unreachable, states)
+                            f"{sum(1 for s in states.values() if s.job_ids)} node(s) hold jobs; "
+                            "refusing to clear every node (is lainlet answering {}?); "
+                            "POST /api/v2/system/reconcile?confirm=removals clears them")
+    forgotten = _departed(states, generated, datetime.now(UTC), settings.node_forget_hours)
+    live = {n: s for n, s in states.items() if n not in forgotten}
+    verdict = removals.judge(
+        removals.lost(generated, {n: s.jobs for n, s in live.items()},
+                      {n: s.job_ids for n, s in live.items()}),
+        generated, {n: len(s.job_ids) for n, s in live.items()}, cluster.unreadable,
+        settings.removal_guard_percent)
+    before = store.held_removals() if verdict.held else {}
+    runs = int(before.get("runs", 0)) + 1 if before.get("fingerprint") == verdict.fingerprint else 1
+    applying = bool(verdict.held) and (confirm or runs >= settings.removal_confirm_runs)
+    desired = dict(generated)
+    if verdict.held and not applying:
+        for node, ids in verdict.by_node().items():
+            old = live[node].jobs
+            if old is None:  # a state kept before lists were: leave that node as it is
+                desired.pop(node, None)
+                live = {n: s for n, s in live.items() if n != node}
+            else:
+                desired[node] = removals.keep_held(generated.get(node, []), old, ids)
+    plans = plan(desired, live, set())
+    restarted: list[str] = []
+    silent: list[str] = []
+    if check_restarts:
+        # Only nodes that would otherwise be left alone need a restart check: the rest are pushed.
+        debug = fan_out([p.node for p in plans if not p.push and p.jobs], lambda c: c.debug(),
+                        settings)
+        restarted = _ip_order(n for n, d in debug.results.items() if d.get("updateTime") == GO_ZERO)
+        silent = debug.unreachable
+        with_restarts(plans, set(restarted))
+    return Observation(cluster, plans, restarted, silent, states, verdict, runs, applying, forgotten)
 
 
-def _push(client: BackupdClient, p: NodePlan, notify: str, paused: set[str]) -> list[str]:
-    """Push one node: jobs, then notify address, then pause again what users paused."""
-    client.set_jobs(p.jobs, p.version)
+def _push(client: BackupdClient, p: NodePlan, notify: str, paused: set[str],
+          timeout: float) -> list[str]:
+    """Push one node: jobs, then notify address, then pause again what users paused. The jobs get
+    ``timeout``: the daemon holds a list until its nearest job is 5 s away (every minute's expire
+    job makes that common), and a push it applied after 4 s is a success, not a failure."""
+    client.set_jobs(p.jobs, p.version, timeout=timeout)
     if notify:
         client.set_notify(notify)
     repaused = sorted(paused & set(p.job_ids))
@@ -153,36 +223,82 @@ def _first_seen(old: NodeState | None, job_ids: list[str], now: str) -> tuple[tu
     return tuple((job_id, before.get(job_id, now)) for job_id in job_ids)
 
 
-def run(settings: Settings, store: NodeStateStore) -> dict[str, Any]:
-    """One reconcile run; returns (and stores, and logs) its summary. Raises on lainlet failure."""
+def run(settings: Settings, store: NodeStateStore, *, confirm: bool = False) -> dict[str, Any]:
+    """One reconcile run; returns (and stores, and logs) its summary.
+
+    Raises on lainlet failure or any other error, after keeping the failed run in the history."""
     started = datetime.now(UTC)
     clock = time.monotonic()
-    summary: dict[str, Any] = {"started": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "ok": False}
+    summary: dict[str, Any] = {"started": format_time(started), "ok": False}
     try:
-        seen = observe(settings, store)
-    except ControllerError as e:
-        summary |= {"error": e.message, "pushed": [], "failed": {},
+        seen = observe(settings, store, confirm=confirm)
+        summary |= _apply(settings, store, seen)
+    except Exception as e:
+        message = e.message if isinstance(e, ControllerError) else \
+            f"internal error ({type(e).__name__}: {str(e)[:200]})"
+        summary |= {"error": message, "pushed": [], "failed": {},
                     "duration_ms": round((time.monotonic() - clock) * 1000)}
-        log.warning("event=reconcile ok=false error=%r duration_ms=%s", e.message,
-                    summary["duration_ms"])
-        store.add_run(summary)
+        if isinstance(e, ControllerError):
+            log.warning("event=reconcile ok=false error=%r duration_ms=%s", message,
+                        summary["duration_ms"])
+        else:
+            log.exception("event=reconcile ok=false error=%r", message)
+        _keep(store, summary)
         raise
+    summary["duration_ms"] = round((time.monotonic() - clock) * 1000)
+    log.info("event=reconcile ok=true nodes=%s pushed=%s failed=%s cleared=%s restarted=%s "
+             "held=%s forgotten=%s problems=%s duration_ms=%s failures=%r", summary["nodes"],
+             len(summary["pushed"]), len(summary["failed"]), len(summary["cleared"]),
+             len(summary["restarted"]), sum(len(v) for v in summary["held"].values()),
+             len(summary["forgotten"]), summary["problems"], summary["duration_ms"],
+             summary["failed"])
+    _keep(store, summary)
+    return summary
+
+
+def _keep(store: NodeStateStore, summary: dict[str, Any]) -> None:
+    """Add the run to the history; a history that cannot be written is logged, not raised."""
+    try:
+        store.add_run(summary)
+    except ControllerError as e:
+        log.warning("event=reconcile_history_failed error=%r", e.message)
+
+
+def _apply(settings: Settings, store: NodeStateStore, seen: Observation) -> dict[str, Any]:
+    """Push the planned nodes and store what they accepted; the summary's fields."""
     todo = {p.node: p for p in seen.plans if p.push}
     pauses = store.pauses()
     notify = notify_url(settings)
-    result = fan_out(list(todo),
-                     lambda c: _push(c, todo[c.node], notify, pauses.get(c.node, set())), settings)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    result = fan_out(list(todo), lambda c: _push(c, todo[c.node], notify, pauses.get(c.node, set()),
+                                                 settings.push_timeout_seconds), settings)
+    now = format_time(datetime.now(UTC))
     pushed = [NodeState(n, todo[n].version, tuple(todo[n].job_ids), len(todo[n].jobs), now,
-                        _first_seen(seen.states.get(n), todo[n].job_ids, now))
+                        _first_seen(seen.states.get(n), todo[n].job_ids, now), tuple(todo[n].jobs))
               for n in result.results]
-    store.save(pushed)
-    states_now = {**seen.states, **{s.node: s for s in pushed}}
+    failing = [replace(seen.states[n], unreachable_since=seen.states[n].unreachable_since or now)
+               for n in result.errors if n in seen.states]
+    store.save(pushed + failing)
+    if seen.forgotten:
+        store.forget(seen.forgotten)
+        log.warning("event=nodes_forgotten nodes=%s detail='not named by lainlet and unreachable "
+                    "for %gh'", ",".join(seen.forgotten), settings.node_forget_hours)
     for node in result.results:  # pauses of jobs that no longer exist on the node go away
         gone = pauses.get(node, set()) - set(todo[node].job_ids)
         if gone:
             store.drop_pauses(node, gone)
-    summary |= {
+    held = seen.verdict.by_node() if seen.holding else {}
+    if seen.verdict.held or _had_held(store):
+        store.save_held_removals(seen.verdict.fingerprint if seen.holding else "", seen.held_runs,
+                                 now)
+    if held:
+        log.warning("event=removals_held jobs=%s nodes=%s runs=%s of=%s reasons=%r",
+                    sum(map(len, held.values())), ",".join(_ip_order(held)), seen.held_runs,
+                    settings.removal_confirm_runs, seen.verdict.reasons)
+    states_now = {**seen.states, **{s.node: s for s in pushed}}
+    if not notify:
+        log.warning("event=notify_url_unset detail='ADVERTISE_URL is empty: daemons are not told "
+                    "where to post records'")
+    return {
         "ok": True,
         "nodes": len(seen.plans),
         "pushed": list(result.results),
@@ -191,20 +307,19 @@ def run(settings: Settings, store: NodeStateStore) -> dict[str, Any]:
         "restarted": seen.restarted,
         "repaused": {n: ids for n, ids in result.results.items() if ids},
         "unchanged": len(seen.plans) - len(todo),
+        "held": {n: sorted(ids) for n, ids in sorted(held.items())},
+        "held_reasons": seen.verdict.reasons if held else [],
+        "held_runs": seen.held_runs if held else 0,
+        "removals_applied": sum(len(v) for v in seen.verdict.by_node().values()) if seen.applying else 0,
+        "forgotten": seen.forgotten,
         "problems": len(seen.cluster.problems),
         "notify_url_set": bool(notify),
         "alerts": _alerts(settings, seen.cluster, store, states_now, pauses),
-        "duration_ms": round((time.monotonic() - clock) * 1000),
     }
-    log.info("event=reconcile ok=true nodes=%s pushed=%s failed=%s cleared=%s restarted=%s "
-             "problems=%s duration_ms=%s failures=%r", summary["nodes"], len(summary["pushed"]),
-             len(summary["failed"]), len(summary["cleared"]), len(summary["restarted"]),
-             summary["problems"], summary["duration_ms"], summary["failed"])
-    if not notify:
-        log.warning("event=notify_url_unset detail='ADVERTISE_URL is empty: daemons are not told "
-                    "where to post records'")
-    store.add_run(summary)
-    return summary
+
+
+def _had_held(store: NodeStateStore) -> bool:
+    return bool(store.held_removals())
 
 
 def _alerts(settings: Settings, cluster: Cluster, store: NodeStateStore,
@@ -214,7 +329,7 @@ def _alerts(settings: Settings, cluster: Cluster, store: NodeStateStore,
     if not settings.alert_webhook_url:
         return 0
     try:
-        items = status.assess(settings, cluster, store, RecordStore(store.table), states, pauses)
+        items = status.assess(settings, cluster, store, RecordStore(store.db.table), states, pauses)
         return status.alert_transitions(settings, items, store)
     except Exception as e:
         log.exception("event=alert_check_failed error=%r", str(e))
@@ -228,5 +343,11 @@ def plan_answer(seen: Observation) -> dict[str, Any]:
         "clear": [p.node for p in seen.plans if "stale" in p.reasons],
         "restarted": seen.restarted,
         "silent": seen.silent,
+        "held": {n: sorted(ids) for n, ids in sorted(seen.verdict.by_node().items())}
+        if seen.holding else {},
+        "held_reasons": seen.verdict.reasons if seen.holding else [],
+        "held_runs": seen.held_runs if seen.holding else 0,
+        "removals_applied_next_run": seen.applying,
+        "forget": seen.forgotten,
         "nodes": [p.to_dict() for p in seen.plans],
     }

@@ -13,7 +13,7 @@ import logging
 import posixpath
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from chalicelib import jobs as joblib
@@ -21,6 +21,7 @@ from chalicelib import reconcile, status
 from chalicelib.backupd import BackupdClient, BackupdError, fan_out
 from chalicelib.backupspec import is_volume_path
 from chalicelib.cluster import VOLUME_ROOT, Cluster, Proc, archive_prefix, is_node_ip, volume_dir
+from chalicelib.dynamo import table_for
 from chalicelib.errors import (
     BadRequest,
     ControllerError,
@@ -33,14 +34,8 @@ from chalicelib.errors import (
 from chalicelib.httpapi import Answer, check_name
 from chalicelib.lainlet import fetch_cluster
 from chalicelib.nodestate import NodeStateStore
-from chalicelib.records import (
-    STATES,
-    RecordStore,
-    month_query,
-    parse_record,
-    record_app,
-    table_for,
-)
+from chalicelib.records import RecordStore, month_query
+from chalicelib.recordschema import STATES, parse_record, record_app
 from chalicelib.settings import Settings
 
 ENTITY_FIELDS = ("volume", "name", "size", "created", "instanceNo")  # the original's BackupEntity
@@ -139,31 +134,64 @@ def backup_info(settings: Settings, app: str, proc: str, name: str) -> Answer:
 
 
 def backup_file_list(settings: Settings, app: str, proc: str, name: str) -> Answer:
-    """Files inside an increment backup dir (``?open=true``)."""
+    """Files inside an increment backup dir (``?open=true``), asked of the node that holds it
+    once its entity says it is this proc's (as GET and recover check)."""
     _, p = _proc(settings, app, proc)
     owned_backup(p, name)
     if name.endswith(".tar.gz"):
         raise BadRequest(f"{name} is a full backup; open=true lists the files of increment backups",
                          code="not_increment")
-    result = fan_out(p.node_ips, lambda c: c.file_list(name), settings)
-    for files in result.results.values():
-        if files:
-            return Answer(files, unreachable=result.unreachable)
-    if result.results:
-        return Answer([], unreachable=result.unreachable)
-    if result.errors and not _not_found_everywhere(result.errors):
-        _raise_unreachable(f"cannot list increment backup {name!r}", result.errors)
-    raise NotFound(f"increment backup {name!r} of {p.full_name} not found", code="unknown_backup")
+    node, _ = locate_backup(settings, p, name)
+    return Answer(BackupdClient(node, settings).file_list(name))
+
+
+MAX_DELETE = 100
 
 
 def delete_backups(settings: Settings, app: str, proc: str, files: list[str]) -> Answer:
-    """Delete backups (or files inside increment backups) of the proc, on every node of it."""
+    """Delete backups (or files inside increment backups) of the proc, each on the nodes that hold it.
+
+    Every name is checked first, the way GET and recover check them (the daemon's entity must come
+    from this proc's volumes): if any is unknown or another proc's, nothing is deleted (404)."""
     _, p = _proc(settings, app, proc)
     if not files:
         raise BadRequest("files: name at least one backup to delete", code="no_files")
-    for f in _relative_files(files):
-        owned_backup(p, f.split("/")[0])
-    result = fan_out(p.node_ips, lambda c: c.delete(files), settings)
+    if len(files) > MAX_DELETE:
+        raise BadRequest(f"files: at most {MAX_DELETE} names per request, got {len(files)}",
+                         code="too_many_files")
+    names = list(dict.fromkeys(owned_backup(p, f.split("/")[0]) for f in _relative_files(files)))
+
+    def held(client: BackupdClient) -> set[str]:
+        out = set()
+        for name in names:
+            try:
+                if _of_proc(p, client.backup_info(name)):
+                    out.add(name)
+            except BackupdError as e:
+                if not _is_not_found(e):
+                    raise
+        return out
+
+    found = fan_out(p.node_ips, held, settings)
+    holders = {n: [node for node, have in found.results.items() if n in have] for n in names}
+    missing = [n for n in names if not holders[n]]
+    if missing and found.errors and not _not_found_everywhere(found.errors):
+        _raise_unreachable(f"cannot tell whether {', '.join(missing)} exist", found.errors)
+    inner = [f for f in files if "/" in f and f.split("/")[0] not in missing]
+    for f in inner:
+        name, _, path = f.partition("/")
+        listing = {e["name"] for e in BackupdClient(holders[name][0], settings).file_list(name)}
+        if path not in listing and path.split("/")[0] not in listing:
+            missing.append(f)
+    if missing:
+        raise NotFound(f"no backup {', '.join(missing)} of {p.full_name} (app {p.app}) on "
+                       f"{', '.join(p.node_ips) or 'any node'}; nothing was deleted",
+                       code="unknown_backup")
+    per_node: dict[str, list[str]] = {}
+    for f in files:
+        for node in holders[f.split("/")[0]]:
+            per_node.setdefault(node, []).append(f)
+    result = fan_out(per_node, lambda c: c.delete(per_node[c.node]), settings)
     if result.errors:
         done = ", ".join(result.results) or "no node"
         raise UpstreamError(f"delete of {', '.join(files)} done on {done} but failed on: "
@@ -234,9 +262,10 @@ def app_jobs(settings: Settings, app: str, query: Mapping[str, str]) -> Answer:
     return Answer(body, unreachable=result.unreachable)
 
 
-def _on_job_daemon(settings: Settings, app: str, job_id: str, call: Callable[[BackupdClient], T]) -> T:
+def _on_job_daemon[T](settings: Settings, app: str, job_id: str, call: Callable[[BackupdClient], T],
+                   node: str | None = None) -> T:
     """Run ``call`` on the daemon of one of the app's jobs; "no such job" there becomes a 404."""
-    node = _owned_job(settings, app, job_id)
+    node = node or _owned_job(settings, app, job_id)
     try:
         return call(BackupdClient(node, settings))
     except BackupdError as e:
@@ -251,16 +280,30 @@ def app_job(settings: Settings, app: str, job_id: str) -> Answer:
 
 
 def job_action(settings: Settings, app: str, job_id: str, action: str) -> Answer:
-    """run → the record id; sleep/wakeup → "OK", as the original answered."""
+    """run → the record id; sleep/wakeup → "OK", as the original answered.
+
+    A pause lives in two places, DynamoDB (so every later push and a restarted daemon get it
+    back) and the daemon. The intent is written first, so a DynamoDB failure changes nothing; if
+    the daemon then fails, the intent is rolled back and the answer says so."""
     if action not in JOB_ACTIONS:
         raise BadRequest(f"action {action!r} is not one of {', '.join(JOB_ACTIONS)}",
                          code="bad_action")
     if action == "run":
         return Answer(_on_job_daemon(settings, app, job_id, lambda c: c.run(job_id)))
-    _on_job_daemon(settings, app, job_id, lambda c: c.job_action(job_id, action))
-    # remembered so every later push (and a restarted daemon) gets the pause back
-    _node_states(settings).set_pause(joblib.node_of_job_id(job_id) or "", job_id,
-                                     action == "sleep")
+    node = _owned_job(settings, app, job_id)
+    store = _node_states(settings)
+    before = store.is_paused(node, job_id)
+    store.set_pause(node, job_id, action == "sleep")
+    try:
+        _on_job_daemon(settings, app, job_id, lambda c: c.job_action(job_id, action), node)
+    except ControllerError as e:
+        try:
+            store.set_pause(node, job_id, before)
+            e.message += f"; nothing was changed (the job is {'paused' if before else 'running'})"
+        except ControllerError:
+            e.message += (f"; the {action} is recorded but could not be undone: the next push to "
+                          f"{node} applies it")
+        raise
     return Answer("OK")
 
 
@@ -317,7 +360,8 @@ def notify(settings: Settings, body: bytes | None, token: str) -> Answer:
                                                          settings.notify_token.encode()):
         raise Unauthorized("notify needs ?token=<NOTIFY_TOKEN> (the URL the controller gave the "
                            "daemons)", code="bad_notify_token")
-    record = parse_record(body)
+    record = parse_record(body, now=datetime.now(UTC),
+                          skew=timedelta(seconds=settings.notify_clock_skew_seconds))
     stored = _store(settings).put(record)
     log.info("event=notify rid=%s app=%s state=%s stored=%s", record["rid"], record_app(record),
              record["state"], stored)
@@ -344,8 +388,26 @@ def backup_records(settings: Settings) -> Answer:
 
 # -- reconcile -------------------------------------------------------------------------------------
 
-def reconcile_now(settings: Settings) -> Answer:
-    return Answer(reconcile.run(settings, _node_states(settings)))
+CONFIRMATIONS = ("removals",)
+
+
+def reconcile_now(settings: Settings, confirm: list[str] | None = None) -> Answer:
+    """Run the reconcile now; ``?confirm=removals`` applies the removals it holds."""
+    unknown = [c for c in confirm or [] if c not in CONFIRMATIONS]
+    if unknown:
+        raise BadRequest(f"confirm: {', '.join(map(repr, unknown))} is not one of "
+                         f"{', '.join(CONFIRMATIONS)}", code="bad_confirm")
+    return Answer(reconcile.run(settings, _node_states(settings), confirm=bool(confirm)))
+
+
+def scheduled_reconcile(settings: Settings) -> dict[str, Any]:
+    """The scheduled run's result; every failure becomes ``{"ok": false, "error"}``, never raised."""
+    try:
+        return reconcile.run(settings, _node_states(settings))
+    except ControllerError as e:
+        return {"ok": False, "error": e.message}
+    except Exception as e:  # the run already logged it and kept it in the history
+        return {"ok": False, "error": f"internal error ({type(e).__name__})"}
 
 
 def reconcile_plan(settings: Settings) -> Answer:
@@ -358,8 +420,26 @@ def reconcile_history(settings: Settings, limit: str | None) -> Answer:
 
 
 def problems(settings: Settings) -> Answer:
-    """Spec problems the original silently dropped: bad schedules, expires, annotations, IPs."""
-    return Answer([p.to_dict() for p in fetch_cluster(settings).problems])
+    """Spec problems the original silently dropped (bad schedules, expires, annotations, IPs),
+    and the job removals the reconcile holds because lainlet's answer looks wrong."""
+    cluster = fetch_cluster(settings)
+    found = [p.to_dict() for p in cluster.problems]
+    try:
+        seen = reconcile.observe(settings, _node_states(settings), cluster=cluster,
+                                 check_restarts=False)
+    except reconcile.NothingToKeep as e:
+        return Answer([*found, {"kind": "refused_empty_spec", "app": "", "proc": "", "instance": None,
+                                "reason": e.message, "volume": ""}])
+    if seen.holding:
+        why = "; ".join(seen.verdict.reasons)
+        found += [{"kind": "held_removal", "app": r.app, "proc": r.proc, "instance": r.instance,
+                   "volume": r.volume,
+                   "reason": f"job {r.job_id} on {r.node} is kept although lainlet's answer drops "
+                             f"it ({why}; held {seen.held_runs} of "
+                             f"{settings.removal_confirm_runs} runs; POST "
+                             "/api/v2/system/reconcile?confirm=removals applies it now)"}
+                  for r in seen.verdict.held]
+    return Answer(found)
 
 
 # -- backup freshness ------------------------------------------------------------------------------

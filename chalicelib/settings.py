@@ -7,6 +7,7 @@ fails with one readable message instead of a ``ValueError`` deep inside a reques
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,12 @@ class Settings:
     record_retention_days: int = 0
     freshness_grace_seconds: float = 600.0
     alert_webhook_url: str = ""
+    dynamodb_timeout_seconds: float = 1.5
+    notify_clock_skew_seconds: float = 600.0
+    push_timeout_seconds: float = 15.0
+    removal_guard_percent: float = 20.0
+    removal_confirm_runs: int = 3
+    node_forget_hours: float = 24.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,8 +68,8 @@ class Settings:
             except ValueError:
                 what = "a whole number" if kind is int else "a number"
                 raise SettingsError(f"{name}={raw!r} is not {what}") from None
-            if value < minimum:
-                raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+            if not math.isfinite(value) or value < minimum:
+                raise SettingsError(f"{name}={raw!r} must be at least {minimum:g} (and finite)")
             return value
 
         return cls(
@@ -88,6 +95,20 @@ class Settings:
                 "FRESHNESS_GRACE_SECONDS", d.freshness_grace_seconds, float, 0
             ),
             alert_webhook_url=text("ALERT_WEBHOOK_URL", d.alert_webhook_url),
+            dynamodb_timeout_seconds=number(
+                "DYNAMODB_TIMEOUT_SECONDS", d.dynamodb_timeout_seconds, float, 0.1
+            ),
+            notify_clock_skew_seconds=number(
+                "NOTIFY_CLOCK_SKEW_SECONDS", d.notify_clock_skew_seconds, float, 0
+            ),
+            push_timeout_seconds=number("PUSH_TIMEOUT_SECONDS", d.push_timeout_seconds, float, 1),
+            removal_guard_percent=number(
+                "REMOVAL_GUARD_PERCENT", d.removal_guard_percent, float, 0
+            ),
+            removal_confirm_runs=int(
+                number("REMOVAL_CONFIRM_RUNS", d.removal_confirm_runs, int, 1)
+            ),
+            node_forget_hours=number("NODE_FORGET_HOURS", d.node_forget_hours, float, 0),
         )
 
 

@@ -265,12 +265,12 @@ def bench_notify(posts: int) -> Row:
     from chalice.test import Client
     from moto import mock_aws
 
-    from chalicelib import records
+    from chalicelib import dynamo
     from chalicelib.settings import get_settings
 
     os.environ.update(TABLE_NAME="bench-notify", DYNAMODB_ENDPOINT_URL="", NOTIFY_TOKEN="")
     get_settings.cache_clear()
-    records._table.cache_clear()
+    dynamo._table.cache_clear()
     from app import app
 
     sample = json.loads((ROOT.parent / "shared/reference/notify-samples.txt").read_text()
@@ -288,7 +288,7 @@ def bench_notify(posts: int) -> Row:
                                         headers={"Content-Type": "application/json"})
                 samples.append(time.perf_counter() - start)
                 assert resp.status_code == 200, resp.body
-    records._table.cache_clear()
+    dynamo._table.cache_clear()
     per = statistics.median(samples)
     p95 = sorted(samples)[int(len(samples) * 0.95)]
     return Row("notify", f"{posts:,} notify posts through the handler (moto in-process)",

@@ -50,6 +50,19 @@ def daemons(daemon_port) -> Iterator[dict[str, BackupdStandIn]]:
 
 
 @pytest.fixture
+def pushed(daemons, settings):
+    """Every daemon holds the list generated from the reference spec (as a reconcile leaves it)."""
+    from chalicelib import jobs
+    from chalicelib.backupd import BackupdClient
+    from chalicelib.cluster import Cluster
+
+    generated = jobs.generate(Cluster.from_backupspec(reference.backupspec()))
+    for node, node_jobs in generated.items():
+        BackupdClient(node, settings).set_jobs(node_jobs, jobs.list_version(node_jobs))
+    return daemons
+
+
+@pytest.fixture
 def settings(lainlet, daemon_port) -> Settings:
     return dataclasses.replace(Settings(), lainlet_url=lainlet.url, lainlet_timeout_seconds=1.0,
                                node_timeout_seconds=1.0, backupd_port=daemon_port)
@@ -82,18 +95,18 @@ def ddb(monkeypatch):
     import boto3
     from moto import mock_aws
 
-    from chalicelib import records, schema
+    from chalicelib import dynamo, schema
 
     for key, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
                        "AWS_SECRET_ACCESS_KEY": "testing", "TABLE_NAME": "backupctl-test",
                        "DYNAMODB_ENDPOINT_URL": ""}.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
-    records._table.cache_clear()
+    dynamo._table.cache_clear()
     with mock_aws():
         schema.create_table(boto3.client("dynamodb"), "backupctl-test")
         yield boto3.resource("dynamodb").Table("backupctl-test")
-    records._table.cache_clear()
+    dynamo._table.cache_clear()
     get_settings.cache_clear()
 
 
@@ -110,6 +123,20 @@ class OperationLog:
 
 @pytest.fixture
 def app_operations(ddb):
-    from chalicelib import records
+    from chalicelib import dynamo
 
-    return OperationLog(records.table_for(get_settings()))
+    return OperationLog(dynamo.table_for(get_settings()))
+
+
+@pytest.fixture
+def logs(caplog):
+    """Log lines of the controller's logger ("backupctl"), whatever its own handlers are."""
+    import logging
+
+    logger = logging.getLogger("backupctl")
+    level = logger.level
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(level)

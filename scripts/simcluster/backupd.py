@@ -52,6 +52,7 @@ class BackupdStandIn(StandIn):
         self.on_restart()
 
     def on_restart(self) -> None:
+        self.push_hold = 0.0  # seconds a job-list push waits, as the daemon waits for an idle moment
         self.jobs: list[dict[str, Any]] = []
         self.version = ""
         self.update_time = GO_ZERO
@@ -179,6 +180,11 @@ class BackupdStandIn(StandIn):
         version = form.get("version", [""])[0]
         if version and version == self.version:
             return Reply(200, "OK")
+        if any(_fires_every_5s(j.get("spec", "")) for j in self.jobs):
+            # crond.Update waits for its nearest job to be 5 s away; with such a job it never is
+            self._released.wait(120)
+            return Reply(503, "still waiting for an idle moment")
+        time.sleep(self.push_hold)
         paused = self.sleeping()
         for job in jobs:
             job["type"] = "cron"
@@ -219,3 +225,20 @@ class BackupdStandIn(StandIn):
             job["sleep"] = action == "sleep"
             return Reply(201, "") if action == "sleep" else Reply(204, b"")
         return _bad(f"Unknown action {action}")
+
+
+def _fires_every_5s(spec: str) -> bool:
+    """Whether a spec fires every 5 s or more often (the daemon then never accepts another list):
+    ``@every`` of at most 5 s, or a seconds field of ``*`` or ``*/n`` with n <= 5."""
+    if spec.startswith("@every "):
+        text = spec[len("@every "):].strip()
+        for unit, scale in (("ms", 0.001), ("s", 1.0)):
+            number = text.removesuffix(unit)
+            if number != text and number.replace(".", "", 1).isdigit():
+                return float(number) * scale <= 5
+        return False
+    fields = spec.split()
+    if len(fields) != 6:
+        return False
+    second = fields[0]
+    return second == "*" or (second.startswith("*/") and second[2:].isdigit() and int(second[2:]) <= 5)

@@ -161,7 +161,10 @@ class WorkingBackupd(BackupdStandIn):
 
     def recover(self, name: str, form: dict[str, Any]) -> str:
         rid = new_rid()
-        args = {**form, "backup": name}
+        # the args the real daemon gives its backup_recover task (api/v1 BackupRecover)
+        args = {"namespace": form.get("namespace", ""), "backup": name,
+                "files": form.get("files") or None, "destDir": form.get("destDir", ""),
+                "app": form.get("app", ""), "proc": form.get("proc", "")}
         self.execute({"id": "", "spec": "", "action": "backup_recover", "args": args,
                       "type": "once", "sleep": False}, rid)
         return rid

@@ -132,11 +132,26 @@ def test_migrate_bad_input(api, daemons, data, status, words):
 def test_delete(api, daemons):
     resp = post_form(api, f"{HELLO}/actions/delete", [("files", FULL), ("files", f"{INCR}/x.log")])
     assert resp.status_code == 204
-    for node in ("127.0.0.11", "127.0.0.12"):
-        assert daemons[node].received("/api/v1/backup/delete")[0].form["files"] == \
-            [FULL, f"{INCR}/x.log"]
+    assert daemons["127.0.0.11"].received("/api/v1/backup/delete")[0].form["files"] == \
+        [FULL, f"{INCR}/x.log"]
+    assert not daemons["127.0.0.12"].received("/api/v1/backup/delete")  # holds neither
     assert FULL not in {b["name"] for b in daemons["127.0.0.11"].backups}
     assert not daemons["127.0.0.13"].received()
+
+
+@pytest.mark.parametrize("files, named", [
+    ([FULL, "hello-hello.web.web-1-data-1.tar.gz"], "hello-hello.web.web-1-data-1.tar.gz"),
+    ([f"{INCR}/nosuch.log"], f"{INCR}/nosuch.log"),
+    (["hello-hello.web.web-2-1-data-1795563919.tar.gz"], "hello-hello.web.web-2-1-data"),
+])
+def test_delete_of_unknown_or_foreign_names_is_404_and_deletes_nothing(api, daemons, files, named):
+    # a same-app proc whose name extends web's: its backups carry web's archive prefix
+    daemons["127.0.0.11"].add_backup("hello", "hello.web.web-2", 1, "/data")
+    resp = post_form(api, f"{HELLO}/actions/delete", [("files", f) for f in files])
+    assert resp.status_code == 404, resp.body
+    assert named in error_of(resp)["error"] and "nothing was deleted" in error_of(resp)["error"]
+    assert not any(d.received("/api/v1/backup/delete") for d in daemons.values())
+    assert len(daemons["127.0.0.11"].backups) == 3
 
 
 def test_delete_needs_files(api, daemons):

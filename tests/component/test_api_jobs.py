@@ -1,24 +1,12 @@
 """Job, server and system routes against stand-in daemons holding the generated job lists."""
 
-import pytest
 
 from chalicelib import jobs as joblib
-from chalicelib.backupd import BackupdClient
-from chalicelib.cluster import Cluster
 from tests import reference
 from tests.component.apiclient import error_of, post_form
 
 HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
 MYSQL = "7f00000d021a80f569807176a366a7fac5c3ba76"
-
-
-@pytest.fixture
-def pushed(daemons, settings):
-    """Every daemon holds the list generated from the reference spec (as a reconcile leaves it)."""
-    generated = joblib.generate(Cluster.from_backupspec(reference.backupspec()))
-    for node, node_jobs in generated.items():
-        BackupdClient(node, settings).set_jobs(node_jobs, joblib.list_version(node_jobs))
-    return daemons
 
 
 def test_app_jobs_hide_path_and_archive(api, pushed):

@@ -6,7 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.records import RecordStore, month_query, parse_record, sort_key
+from chalicelib.errors import Conflict
+from chalicelib.gotime import sort_key
+from chalicelib.records import RecordStore, month_query
+from chalicelib.recordschema import parse_record
 from tests import reference
 from tests.component.apiclient import error_of
 from tests.conftest import OperationLog
@@ -66,7 +69,7 @@ def test_duplicate_success_leaves_one_record(ddb):
     store = RecordStore(ddb)
     record = copy.deepcopy(reference.notify_samples()[5][1])  # the expire job's success
     assert store.put(record) is True
-    assert store.put(copy.deepcopy(record)) is True  # same post again: harmless
+    assert store.put(copy.deepcopy(record)) is False  # same post again: harmless, unchanged
     running = {**record, "state": "running", "end": "0001-01-01T00:00:00Z"}
     assert store.put(running) is False
     assert store.month("backupctl", 2026, 11, 100) == [record]
@@ -76,7 +79,8 @@ def test_terminal_state_is_not_replaced_by_another_terminal_state(ddb):
     store = RecordStore(ddb)
     failed = reference.notify_samples()[1][1]
     assert store.put(failed)
-    assert store.put({**failed, "state": "success", "reason": ""}) is False
+    with pytest.raises(Conflict, match="already finished as failed"):
+        store.put({**failed, "state": "success", "reason": ""})
     assert store.get("mysql", failed["rid"])["state"] == "failed"
 
 
@@ -141,14 +145,87 @@ def test_bad_query_is_400(api, ddb, query, words):
     (b"{not json", "not valid JSON"),
     (b"[]", "JSON object"),
     (json.dumps({"state": "running", "start": "2026-11-24T23:46:54Z"}), "rid"),
-    (json.dumps({"rid": "r1", "state": "running", "start": "yesterday"}), "start"),
-    (json.dumps({"rid": "r1", "state": "running", "start": "0001-01-01T00:00:00Z"}), "unset"),
-    (json.dumps({"rid": "r1", "state": "weird", "start": "2026-11-24T23:46:54Z"}), "state"),
+    (json.dumps({"rid": "r1", "state": "running", "start": "2026-11-24T23:46:54Z"}), "rid"),
+    (b"[" * 5000 + b"]" * 5000, "nested deeper"),
 ])
 def test_malformed_notify_is_400_and_stores_nothing(api, ddb, body, words):
     resp = post(api, body)
     assert resp.status_code == 400 and words in error_of(resp)["error"]
     assert ddb.scan()["Count"] == 0  # (the test may scan; the app never does)
+
+
+FAILED = reference.notify_samples()[1][1]  # mysql's failed run, as captured
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"start": "yesterday"}, "start"),
+    ({"start": 5}, "start must be str"),
+    ({"start": "0001-01-01T00:00:00Z"}, "unset"),
+    ({"start": "9999-12-31T23:59:59Z"}, "in the future"),
+    ({"start": "2026-11-20T23:46:54Z"}, "not when the rid says"),
+    ({"end": 123}, "end must be str"),
+    ({"end": "2026-11-24T23:46:50Z"}, "before start"),
+    ({"end": "9999-12-31T23:59:59Z"}, "in the future"),
+    ({"end": "0001-01-01T00:00:00Z"}, "needs its end time"),
+    ({"state": "weird"}, "state"),
+    ({"state": None}, "state must be str"),
+    ({"result": "ok"}, "result must be dict or null"),
+    ({"reason": ["x"]}, "reason must be str"),
+    ({"sleep": "no"}, "sleep must be bool"),
+    ({"extra": 1}, "never sends"),
+    ({"action": "rm -rf"}, "action"),
+    ({"args": {**FAILED["args"], "instanceNo": "abc"}}, "args.instanceNo must be a whole number"),
+    ({"args": {**FAILED["args"], "instanceNo": 10**30}}, "args.instanceNo"),
+    ({"args": {**FAILED["args"], "app": "hello"}}, "is not the id of the job"),
+    ({"args": {**FAILED["args"], "evil": "x"}}, "never has"),
+    ({"id": "7f00000d" + "0" * 32}, "is not the id of the job"),
+    ({"id": ""}, "is not the id"),
+    ({"rid": "1795564014" + "g" * 32}, "rid"),
+    ({"rid": "x" * 5000}, "rid"),
+    ({"reason": "\ud800"}, None),  # the JSON escape itself: a lone surrogate
+])
+def test_notify_validates_every_field(api, ddb, change, words):
+    body = json.dumps({**FAILED, **change})
+    if words is None:
+        body, words = body.replace("\\\\ud800", "\\ud800"), "not valid text"
+    resp = post(api, body)
+    assert resp.status_code == 400, resp.body
+    assert words in error_of(resp)["error"] and error_of(resp)["code"] == "bad_record"
+    assert ddb.scan()["Count"] == 0
+
+
+def test_oversize_record_is_413(api, ddb):
+    resp = post(api, {**FAILED, "reason": "x" * 70_000})
+    assert resp.status_code == 413 and "65,536" in error_of(resp)["error"]
+    assert ddb.scan()["Count"] == 0
+
+
+def test_a_record_cannot_be_moved_to_another_app_or_rewritten(api, ddb):
+    assert post(api, FAILED).status_code == 200
+    # hello's job, internally consistent, but posted under mysql's rid
+    hello = reference.record_of(reference.job("7f00000bb19d69edd273f3535f5cd42e6fcbd556"),
+                                "success", datetime(2026, 11, 24, 23, 46, 54, tzinfo=UTC))
+    resp = post(api, {**hello, "rid": FAILED["rid"]})
+    assert resp.status_code == 409 and "belongs to app mysql" in error_of(resp)["error"]
+    for change in ({"reason": "all fine, nothing to see"}, {"state": "success", "reason": ""},
+                   {"end": "2026-11-24T23:46:55Z"}):
+        resp = post(api, {**FAILED, **change})
+        assert resp.status_code == 409 and "already finished as failed" in error_of(resp)["error"]
+    assert api.http.get(f"/api/v2/app/mysql/cron/records/{FAILED['rid']}").json_body == FAILED
+    assert api.http.get(f"/api/v2/app/hello/cron/records/{FAILED['rid']}").status_code == 404
+    repeat = post(api, FAILED)  # an identical repeat is harmless
+    assert (repeat.status_code, repeat.json_body) == (200, {"rid": FAILED["rid"], "stored": False})
+    late = post(api, {**FAILED, "state": "running", "end": "0001-01-01T00:00:00Z", "reason": ""})
+    assert (late.status_code, late.json_body["stored"]) == (200, False)
+
+
+def test_a_result_must_match_the_run_it_finishes(api, ddb):
+    running = reference.notify_samples()[0][1]
+    assert post(api, running).json_body["stored"] is True
+    forged = {**running, "state": "success", "end": running["start"], "sleep": True}
+    resp = post(api, forged)
+    assert resp.status_code == 409 and "belongs to app mysql" in error_of(resp)["error"]
+    assert api.http.get(f"/api/v2/app/mysql/cron/records/{running['rid']}").json_body == running
 
 
 def test_notify_token(api, ddb, monkeypatch):
@@ -164,7 +241,7 @@ def test_notify_token(api, ddb, monkeypatch):
     assert resp.status_code == 200 and resp.json_body == {"rid": record["rid"], "stored": True}
     monkeypatch.setenv("NOTIFY_TOKEN", "")
     get_settings.cache_clear()
-    assert post(api, {**record, "rid": "other"}).status_code == 200
+    assert post(api, {**record, "rid": record["rid"][:10] + "f" * 32}).status_code == 200
 
 
 def test_backup_of_the_store(api, ddb, monkeypatch):
@@ -201,17 +278,8 @@ def test_month_query_defaults():
 
 
 def test_parse_record_accepts_every_captured_post():
+    now = datetime(2026, 11, 25, tzinfo=UTC)
     for _, record in reference.notify_samples():
-        assert parse_record(json.dumps(record)) == record
+        assert parse_record(json.dumps(record), now=now, skew=timedelta(minutes=10)) == record
 
 
-def test_latest_records_of_a_job(ddb):
-    store = RecordStore(ddb)
-    base = datetime(2026, 11, 1, tzinfo=UTC)
-    for n in range(5):
-        record = make_record("a", base + timedelta(days=n), n)
-        store.put({**record, "id": "job1", "state": "failed" if n == 4 else "success"})
-    store.put({**make_record("a", base, 99), "id": "job2"})
-    assert [r["rid"] for r in store.of_job("job1", 2)] == ["r000004", "r000003"]
-    assert [r["rid"] for r in store.of_job("job1", 1, state="success")] == ["r000003"]
-    assert store.of_job("nosuch") == []

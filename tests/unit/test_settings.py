@@ -24,6 +24,8 @@ def test_values_are_normalised():
     ({"NODE_TIMEOUT_SECONDS": "abc"}, "NODE_TIMEOUT_SECONDS='abc' is not a number"),
     ({"FANOUT_WORKERS": "0"}, "FANOUT_WORKERS='0' must be at least 1"),
     ({"BACKUPD_PORT": "90.2"}, "BACKUPD_PORT='90.2' is not a whole number"),
+    ({"PUSH_TIMEOUT_SECONDS": "nan"}, "PUSH_TIMEOUT_SECONDS='nan' must be at least 1"),
+    ({"DYNAMODB_TIMEOUT_SECONDS": "inf"}, "DYNAMODB_TIMEOUT_SECONDS='inf' must be at least 0.1"),
 ])
 def test_bad_values_name_the_variable(env, words):
     with pytest.raises(SettingsError, match=words.replace("(", r"\(")) as e:

@@ -1,0 +1,155 @@
+"""DynamoDB, the one way the controller talks to it: bounded time, one paging loop, one conditional
+put, and every failure a named 503 instead of a traceback.
+
+boto3's defaults (60 s timeouts, up to 5 legacy retries) made a DynamoDB outage cost 25 s per
+request, and a black-holed endpoint more than API Gateway's 29 s. Here each call gets
+``DYNAMODB_TIMEOUT_SECONDS`` to connect and to read and at most two attempts (standard retry mode),
+so an outage answers ``503 {"code": "store_unavailable"}`` within a few seconds and a daemon or a
+user can retry. boto3 is imported on first use only: routes that never touch DynamoDB never pay
+for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import Any
+
+from chalicelib.errors import ControllerError, StoreUnavailable
+from chalicelib.settings import Settings
+
+log = logging.getLogger("backupctl")
+ATTEMPTS = 2
+
+
+@lru_cache(maxsize=4)
+def _table(table_name: str, endpoint_url: str, timeout: float) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=timeout, read_timeout=timeout,
+                    retries={"mode": "standard", "total_max_attempts": ATTEMPTS})
+    return boto3.resource("dynamodb", endpoint_url=endpoint_url or None, config=config).Table(table_name)
+
+
+def table_for(settings: Settings) -> Any:
+    """The table resource, made on first use in this process (never at import)."""
+    return _table(settings.table_name, settings.dynamodb_endpoint_url,
+                  settings.dynamodb_timeout_seconds)
+
+
+class Dynamo:
+    """Calls on one table; every method raises :class:`StoreUnavailable` when DynamoDB fails."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def _failure(self, op: str, error: Exception) -> ControllerError:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = getattr(self.table, "name", "?")
+        if isinstance(error, ClientError):
+            code = error.response.get("Error", {}).get("Code", "")
+            log.warning("event=store_error op=%s table=%s code=%s", op, name, code)
+            if code == "ValidationException":  # our request was wrong: retrying cannot help
+                return ControllerError(f"DynamoDB refused a {op} on table {name} as invalid; "
+                                       "the controller's log has the details", code="store_rejected")
+            return StoreUnavailable(f"DynamoDB table {name} failed a {op} ({code}); retry later")
+        if isinstance(error, BotoCoreError):
+            log.warning("event=store_unavailable op=%s table=%s error=%s", op, name,
+                        type(error).__name__)
+            return StoreUnavailable(f"DynamoDB did not answer a {op} on table {name} "
+                                    f"({type(error).__name__}); retry later")
+        raise error
+
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.table, op)(**kwargs)
+        except Exception as e:
+            raise self._failure(op, e) from None
+
+    def put(self, item: dict[str, Any]) -> None:
+        self._call("put_item", Item=item)
+
+    def put_if(self, item: dict[str, Any], condition: str, values: dict[str, Any] | None = None,
+               names: dict[str, str] | None = None) -> bool:
+        """Write ``item`` if ``condition`` holds; False when it did not (nothing written)."""
+        from botocore.exceptions import ClientError
+
+        kwargs: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            self.table.put_item(**kwargs)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise self._failure("PutItem", e) from None
+        except Exception as e:
+            raise self._failure("PutItem", e) from None
+        return True
+
+    def get(self, key: dict[str, str], *, consistent: bool = False) -> dict[str, Any] | None:
+        item = self._call("get_item", Key=key, ConsistentRead=consistent).get("Item")
+        return item if isinstance(item, dict) else None
+
+    def delete(self, key: dict[str, str], condition: str | None = None,
+               values: dict[str, Any] | None = None) -> None:
+        kwargs: dict[str, Any] = {"Key": key}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+            kwargs["ExpressionAttributeValues"] = values or {}
+        self._call("delete_item", **kwargs)
+
+    def query(self, partition: str, *, index: str | None = None, newest_first: bool = False,
+              limit: int | None = None, state: str | None = None) -> Iterator[dict[str, Any]]:
+        """Items of one partition (of the table or of ``index``), in sort-key order: the one paging
+        loop. ``limit`` stops after that many items; ``state`` keeps only items in that state."""
+        from boto3.dynamodb.conditions import Attr, Key
+
+        key = f"{index}pk" if index else "pk"
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key(key).eq(partition),
+                                  "ScanIndexForward": not newest_first}
+        if index:
+            kwargs["IndexName"] = index
+        if limit:
+            kwargs["Limit"] = limit
+        if state:
+            kwargs["FilterExpression"] = Attr("state").eq(state)
+        found = 0
+        while True:
+            page = self._call("query", **kwargs)
+            for item in page.get("Items", []):
+                yield item
+                found += 1
+                if limit and found >= limit:
+                    return
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put_many(self, items: Iterable[dict[str, Any]]) -> None:
+        try:
+            with self.table.batch_writer() as batch:
+                for item in items:
+                    batch.put_item(Item=item)
+        except Exception as e:
+            raise self._failure("BatchWriteItem", e) from None
+
+    def delete_many(self, keys: Iterable[dict[str, str]]) -> None:
+        try:
+            with self.table.batch_writer() as batch:
+                for key in keys:
+                    batch.delete_item(Key=key)
+        except Exception as e:
+            raise self._failure("BatchWriteItem", e) from None
+
+    def create_backup(self, name: str) -> dict[str, Any]:
+        client = self.table.meta.client
+        try:
+            return client.create_backup(TableName=self.table.name, BackupName=name)["BackupDetails"]
+        except Exception as e:
+            raise self._failure("CreateBackup", e) from None

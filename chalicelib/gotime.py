@@ -1,0 +1,34 @@
+"""Go's time format, as the daemons write it: RFC 3339 with up to nanoseconds, and the zero time.
+
+One place for the parsing and formatting every module needs (records, freshness, the reconcile's
+restart check, the run history). Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+GO_ZERO = "0001-01-01T00:00:00Z"  # Go's zero time.Time: "never" (an unset end, a fresh daemon)
+_GO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
+
+
+def parse_go_time(text: str) -> tuple[datetime, int]:
+    """A Go RFC 3339 time → (UTC datetime to the second, nanoseconds). ValueError if malformed."""
+    m = _GO_TIME.match(text) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(f"{str(text)[:40]!r} is not an RFC 3339 time")
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    when = datetime.fromisoformat(m.group(1) + zone).astimezone(UTC)
+    return when, int((m.group(2) or "").ljust(9, "0"))
+
+
+def format_time(when: datetime) -> str:
+    """A UTC time with microseconds, as the controller stamps its own runs and states."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sort_key(text: str, rid: str) -> str:
+    """Fixed-width UTC time + rid: sorts chronologically whatever precision the daemon wrote."""
+    when, nanos = parse_go_time(text)
+    return f"{when:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z#{rid}"

@@ -1,0 +1,106 @@
+"""Property tests of the pure core: whatever lainlet, an annotation or a daemon sends, parsing ends
+in a value or a *named* refusal (a problem, a ScheduleError, a 4xx error), never another exception."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chalicelib import cron
+from chalicelib.backupspec import parse_annotation
+from chalicelib.cluster import Cluster
+from chalicelib.errors import BadRequest, LainletError, PayloadTooLarge
+from chalicelib.freshness import assess
+from chalicelib.idlewindow import Load
+from chalicelib.jobs import generate
+from chalicelib.recordschema import parse_record
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# JSON values a hostile or broken peer can send: odd strings, huge numbers, nesting, nulls
+scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
+           | st.floats(allow_nan=False) | st.text(max_size=30))
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
+field_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["0 3 * * *", "*/2 * * * * *", "@every 2s", "@every 99999999999999999999h",
+                     "² * * * *", "TZ=Asia/Shanghai 0 3 * * *", "0 0 5 0 0", "1000000000d", "7d",
+                     "0d", "-1d", "/data", "/../etc", "full", "increment", "", "@daily"]),
+)
+items = st.fixed_dictionaries({}, optional={
+    name: st.one_of(field_text, json_values)
+    for name in ("procname", "volume", "schedule", "expire", "mode", "preRun", "postRun")})
+
+
+@FAST
+@given(st.text(max_size=200))
+def test_any_schedule_text_is_valid_or_a_reason(spec):
+    reason = cron.validate(spec)
+    if reason is None:
+        schedule = cron.parse(spec)
+        schedule.next_after(datetime(2026, 11, 25, tzinfo=UTC))
+        Load().add(schedule).blocked  # noqa: B018 - evaluated for its exceptions
+    else:
+        assert isinstance(reason, str) and len(reason) < 300
+
+
+@FAST
+@given(st.text(max_size=60))
+def test_any_expire_is_a_duration_or_a_schedule_error(expire):
+    with contextlib.suppress(cron.ScheduleError):
+        assert cron.parse_expire(expire) > timedelta(0)
+
+
+@FAST
+@given(st.one_of(st.text(max_size=300), json_values.map(json.dumps),
+                 st.lists(items, max_size=5).map(lambda backup: json.dumps({"backup": backup}))))
+def test_any_annotation_gives_items_and_problems(annotation):
+    found, problems = parse_annotation(annotation, app="a", proc="a.web.web", instance=1)
+    assert all(p.app == "a" and p.proc == "a.web.web" for p in problems)
+    assert all(i.volume for i in found)
+
+
+pods = st.fixed_dictionaries({
+    "Annotation": st.one_of(st.lists(items, max_size=3).map(lambda b: json.dumps({"backup": b})),
+                            json_values),
+    "InstanceNo": st.one_of(st.integers(-5, 5), json_values),
+    "Containers": st.one_of(st.lists(st.fixed_dictionaries({
+        "Id": st.text(max_size=8), "NodeIp": st.sampled_from(["10.0.0.1", "10.0.0.2", "x", ""]),
+    }), max_size=2), json_values),
+})
+
+
+@FAST
+@given(st.one_of(json_values, st.dictionaries(
+    st.sampled_from(["a.web.web", "b.web.web", "c.worker.w", "bad", "x/y.web.web"]),
+    st.one_of(st.lists(pods, max_size=3), json_values), max_size=4)))
+def test_any_backupspec_builds_a_cluster_or_is_refused_whole(data):
+    try:
+        cluster = Cluster.from_backupspec(data)
+    except LainletError:
+        assert not isinstance(data, dict)
+        return
+    lists = generate(cluster)
+    assert all(j["id"] == "" or j["id"][:8] in ("0a000001", "0a000002")
+               for node_jobs in lists.values() for j in node_jobs)
+    assess(cluster, first_seen={}, paused={}, latest={}, now=datetime(2026, 11, 25, tzinfo=UTC),
+           grace=timedelta(minutes=10))
+
+
+records = st.fixed_dictionaries({}, optional={
+    k: json_values for k in ("id", "spec", "action", "args", "type", "sleep", "rid", "result",
+                             "state", "start", "end", "reason", "extra")})
+
+
+@FAST
+@given(st.one_of(st.binary(max_size=200), records.map(json.dumps), json_values.map(json.dumps)))
+def test_any_notify_body_is_a_record_or_a_4xx(body):
+    try:
+        parse_record(body, now=datetime(2026, 11, 25, tzinfo=UTC), skew=timedelta(minutes=10))
+    except (BadRequest, PayloadTooLarge) as e:
+        assert e.status in (400, 413) and e.code in ("bad_record", "too_large")
