@@ -13,7 +13,8 @@ from typing import Any
 from chalice import Chalice, Cron
 
 from chalicelib import __version__, service
-from chalicelib.httpapi import (
+from chalicelib.settings import Settings, get_settings
+from chalicelib.web import (
     BODY_TYPES,
     Form,
     check_name,
@@ -22,7 +23,6 @@ from chalicelib.httpapi import (
     query_lists,
     require_token,
 )
-from chalicelib.settings import Settings, get_settings
 
 app = Chalice(app_name="backupctl")
 app.register_middleware(framework_errors, "http")

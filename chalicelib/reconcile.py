@@ -2,7 +2,7 @@
 
 One run: fetch the whole backupspec from lainlet → generate job lists (pure) → read the node
 states of the last accepted pushes → hold the removals that look like a wrong answer rather than a
-change (:mod:`chalicelib.removals`) → :func:`plan` (pure) → ask the ``/debug`` of each daemon that
+change (:mod:`chalicelib.core.removals`) → :func:`plan` (pure) → ask the ``/debug`` of each daemon that
 would otherwise be left alone (a Go zero ``updateTime`` means it restarted and lost its jobs) →
 push the planned nodes concurrently (jobs with their own timeout above the daemon's 5 s hold, then
 the notify URL, then re-pause paused jobs) → store the new state of the nodes that accepted. A node
@@ -23,15 +23,16 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import jobs as joblib
-from chalicelib import removals, status
-from chalicelib.backupd import BackupdClient, fan_out
-from chalicelib.cluster import Cluster
+from chalicelib import status
+from chalicelib.core import jobs as joblib
+from chalicelib.core import removals
+from chalicelib.core.cluster import Cluster
+from chalicelib.core.gotime import GO_ZERO, format_time, parse_go_time
+from chalicelib.edges.backupd import BackupdClient, fan_out
+from chalicelib.edges.lainlet import fetch_cluster
+from chalicelib.edges.records import RecordStore
+from chalicelib.edges.state import NodeState, NodeStateStore
 from chalicelib.errors import ControllerError, LainletError
-from chalicelib.gotime import GO_ZERO, format_time, parse_go_time
-from chalicelib.lainlet import fetch_cluster
-from chalicelib.nodestate import NodeState, NodeStateStore
-from chalicelib.records import RecordStore
 from chalicelib.settings import NOTIFY_PATH, Settings
 
 log = logging.getLogger("backupctl")

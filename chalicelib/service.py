@@ -16,12 +16,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from chalicelib import jobs as joblib
 from chalicelib import reconcile, status
-from chalicelib.backupd import BackupdClient, BackupdError, fan_out
-from chalicelib.backupspec import is_volume_path
-from chalicelib.cluster import VOLUME_ROOT, Cluster, Proc, archive_prefix, is_node_ip, volume_dir
-from chalicelib.dynamo import table_for
+from chalicelib.core import jobs as joblib
+from chalicelib.core.backupspec import is_volume_path
+from chalicelib.core.cluster import VOLUME_ROOT, Cluster, Proc, archive_prefix, is_node_ip, volume_dir
+from chalicelib.core.recordschema import STATES, parse_record, record_app
+from chalicelib.edges.backupd import BackupdClient, BackupdError, fan_out
+from chalicelib.edges.dynamo import table_for
+from chalicelib.edges.lainlet import fetch_cluster
+from chalicelib.edges.records import RecordStore, month_query
+from chalicelib.edges.state import NodeStateStore
 from chalicelib.errors import (
     BadRequest,
     ControllerError,
@@ -31,12 +35,8 @@ from chalicelib.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from chalicelib.httpapi import Answer, check_name
-from chalicelib.lainlet import fetch_cluster
-from chalicelib.nodestate import NodeStateStore
-from chalicelib.records import RecordStore, month_query
-from chalicelib.recordschema import STATES, parse_record, record_app
 from chalicelib.settings import Settings
+from chalicelib.web import Answer, check_name
 
 ENTITY_FIELDS = ("volume", "name", "size", "created", "instanceNo")  # the original's BackupEntity
 JOB_ACTIONS = ("run", "sleep", "wakeup")

@@ -9,10 +9,10 @@ from typing import Any
 
 import requests
 
-from chalicelib import freshness
-from chalicelib.cluster import Cluster
-from chalicelib.nodestate import NodeState, NodeStateStore
-from chalicelib.records import RecordStore
+from chalicelib.core import freshness
+from chalicelib.core.cluster import Cluster
+from chalicelib.edges.records import RecordStore
+from chalicelib.edges.state import NodeState, NodeStateStore
 from chalicelib.settings import Settings
 
 log = logging.getLogger("backupctl")

@@ -32,11 +32,16 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 
-from chalicelib import backupspec, cron, jobs, reconcile, schema, service  # noqa: E402
-from chalicelib import cluster as cluster_mod  # noqa: E402
-from chalicelib.cluster import Cluster  # noqa: E402
-from chalicelib.nodestate import NodeStateStore  # noqa: E402
-from chalicelib.records import RecordStore  # noqa: E402
+from chalicelib import (  # noqa: E402
+    reconcile,
+    service,
+)
+from chalicelib.core import backupspec, cron, jobs  # noqa: E402
+from chalicelib.core import cluster as cluster_mod  # noqa: E402
+from chalicelib.core.cluster import Cluster  # noqa: E402
+from chalicelib.edges import schema  # noqa: E402
+from chalicelib.edges.records import RecordStore  # noqa: E402
+from chalicelib.edges.state import NodeStateStore  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from scripts.simcluster.backupd import BackupdStandIn  # noqa: E402
 from scripts.simcluster.lainlet import LainletStandIn  # noqa: E402
@@ -265,7 +270,7 @@ def bench_notify(posts: int) -> Row:
     from chalice.test import Client
     from moto import mock_aws
 
-    from chalicelib import dynamo
+    from chalicelib.edges import dynamo
     from chalicelib.settings import get_settings
 
     os.environ.update(TABLE_NAME="bench-notify", DYNAMODB_ENDPOINT_URL="", NOTIFY_TOKEN="")

@@ -29,7 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib import schema  # noqa: E402
+from chalicelib.edges import schema  # noqa: E402
 from scripts.simcluster.cluster import NODES, SimCluster  # noqa: E402
 from scripts.simcluster.server import free_port  # noqa: E402
 

@@ -27,7 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib import schema  # noqa: E402
+from chalicelib.edges import schema  # noqa: E402
 
 STAGES = ("local", "dev", "prod")
 DEFAULTS: dict[str, dict[str, Any]] = {

@@ -52,9 +52,9 @@ def daemons(daemon_port) -> Iterator[dict[str, BackupdStandIn]]:
 @pytest.fixture
 def pushed(daemons, settings):
     """Every daemon holds the list generated from the reference spec (as a reconcile leaves it)."""
-    from chalicelib import jobs
-    from chalicelib.backupd import BackupdClient
-    from chalicelib.cluster import Cluster
+    from chalicelib.core import jobs
+    from chalicelib.core.cluster import Cluster
+    from chalicelib.edges.backupd import BackupdClient
 
     generated = jobs.generate(Cluster.from_backupspec(reference.backupspec()))
     for node, node_jobs in generated.items():
@@ -95,7 +95,7 @@ def ddb(monkeypatch):
     import boto3
     from moto import mock_aws
 
-    from chalicelib import dynamo, schema
+    from chalicelib.edges import dynamo, schema
 
     for key, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
                        "AWS_SECRET_ACCESS_KEY": "testing", "TABLE_NAME": "backupctl-test",
@@ -123,7 +123,7 @@ class OperationLog:
 
 @pytest.fixture
 def app_operations(ddb):
-    from chalicelib import dynamo
+    from chalicelib.edges import dynamo
 
     return OperationLog(dynamo.table_for(get_settings()))
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from chalicelib import cron
-from chalicelib.cluster import archive_name, volume_dir
+from chalicelib.core import cron
+from chalicelib.core.cluster import archive_name, volume_dir
 from scripts.simcluster.server import Recorded, Reply, StandIn
 
 GO_ZERO = "0001-01-01T00:00:00Z"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chalicelib.cluster import volume_dir
+from chalicelib.core.cluster import volume_dir
 from scripts.simcluster.lainlet import LainletStandIn
 from scripts.simcluster.worker import WorkingBackupd
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from chalicelib import cron
+from chalicelib.core import cron
 from scripts.simcluster.backupd import GO_ZERO, BackupdStandIn, go_time, new_rid
 
 

@@ -1,7 +1,7 @@
 """Job, server and system routes against stand-in daemons holding the generated job lists."""
 
 
-from chalicelib import jobs as joblib
+from chalicelib.core import jobs as joblib
 from tests import reference
 from tests.component.apiclient import error_of, post_form
 
@@ -52,7 +52,7 @@ def test_run_answers_rid(api, pushed):
 
 
 def test_sleep_and_wakeup_are_remembered(api, pushed, ddb):
-    from chalicelib.nodestate import NodeStateStore
+    from chalicelib.edges.state import NodeStateStore
 
     path = f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions"
     resp = post_form(api, path + "/sleep")

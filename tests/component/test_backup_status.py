@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib import reconcile
-from chalicelib.nodestate import NodeStateStore
-from chalicelib.records import RecordStore
+from chalicelib.edges.records import RecordStore
+from chalicelib.edges.state import NodeStateStore
 from scripts.simcluster.server import Recorded, Reply, StandIn
 
 HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"

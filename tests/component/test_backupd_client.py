@@ -2,7 +2,7 @@
 
 import pytest
 
-from chalicelib.backupd import BackupdClient, BackupdError, BackupdTimeout, fan_out
+from chalicelib.edges.backupd import BackupdClient, BackupdError, BackupdTimeout, fan_out
 from tests.reference import backupd_sample
 
 

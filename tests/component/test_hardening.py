@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import dynamo
+from chalicelib.edges import dynamo
 from chalicelib.settings import get_settings
 from scripts.simcluster.server import Reply
 from tests import reference
@@ -145,7 +145,7 @@ def test_the_scheduled_run_never_raises_and_every_run_is_in_the_history(env, ddb
     from chalice.test import Client
 
     from app import app
-    from chalicelib import jobs
+    from chalicelib.core import jobs
 
     with Client(app) as client:
         event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event",
@@ -204,7 +204,7 @@ def test_sleep_with_dynamodb_down_leaves_the_daemon_alone(api, pushed, dynamodb_
 
 
 def test_sleep_that_the_daemon_refuses_is_rolled_back(api, ddb, daemons, settings):
-    from chalicelib.nodestate import NodeStateStore
+    from chalicelib.edges.state import NodeStateStore
 
     reconcile(api)
     daemons["127.0.0.11"].fail_status = 500
@@ -300,7 +300,7 @@ def test_an_empty_answer_is_refused_unless_confirmed(api, ddb, daemons, lainlet)
 
 
 def test_a_departed_node_that_stays_unreachable_is_forgotten(api, ddb, daemons, lainlet, monkeypatch):
-    from chalicelib.nodestate import NodeStateStore
+    from chalicelib.edges.state import NodeStateStore
 
     reconcile(api)
     lainlet.spec["mysql.worker.master"][0]["Containers"][0]["NodeIp"] = "127.0.0.12"  # moved
@@ -328,7 +328,7 @@ def test_a_push_the_daemon_holds_for_seconds_is_a_success(api, ddb, daemons, mon
 
 
 def test_busy_schedules_are_never_pushed_so_later_pushes_still_work(api, ddb, daemons, lainlet, settings):
-    from chalicelib.backupd import BackupdClient, BackupdTimeout
+    from chalicelib.edges.backupd import BackupdClient, BackupdTimeout
 
     spec = lainlet.spec["hello.web.web"][0]
     annotation = json.loads(spec["Annotation"])

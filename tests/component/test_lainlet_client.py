@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from chalicelib import lainlet as lainlet_client
+from chalicelib.edges import lainlet as lainlet_client
 from chalicelib.errors import LainletError, LainletTimeout
 
 

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from chalicelib import reconcile
+from chalicelib.edges.state import NodeStateStore
 from chalicelib.errors import LainletError
-from chalicelib.nodestate import NodeStateStore
 from scripts.simcluster.backupd import GO_ZERO
 
 HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
@@ -184,7 +184,7 @@ def test_scheduled_function_runs_the_reconcile(env, ddb, daemons, lainlet):
 
 
 def test_plan_is_pure_and_covers_every_case():
-    from chalicelib.nodestate import NodeState
+    from chalicelib.edges.state import NodeState
 
     generated = {"10.0.0.1": [{"id": "a", "x": 1}], "10.0.0.2": [{"id": "b"}]}
     v1 = reconcile.joblib.list_version(generated["10.0.0.1"])

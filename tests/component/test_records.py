@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.core.gotime import sort_key
+from chalicelib.core.recordschema import parse_record
+from chalicelib.edges.records import RecordStore, month_query
 from chalicelib.errors import Conflict
-from chalicelib.gotime import sort_key
-from chalicelib.records import RecordStore, month_query
-from chalicelib.recordschema import parse_record
 from tests import reference
 from tests.component.apiclient import error_of
 from tests.conftest import OperationLog

@@ -10,14 +10,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import cron
-from chalicelib.backupspec import parse_annotation
-from chalicelib.cluster import Cluster
+from chalicelib.core import cron
+from chalicelib.core.backupspec import parse_annotation
+from chalicelib.core.cluster import Cluster
+from chalicelib.core.freshness import assess
+from chalicelib.core.idlewindow import Load
+from chalicelib.core.jobs import generate
+from chalicelib.core.recordschema import parse_record
 from chalicelib.errors import BadRequest, LainletError, PayloadTooLarge
-from chalicelib.freshness import assess
-from chalicelib.idlewindow import Load
-from chalicelib.jobs import generate
-from chalicelib.recordschema import parse_record
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

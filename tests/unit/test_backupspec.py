@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib.backupspec import parse_annotation
+from chalicelib.core.backupspec import parse_annotation
 
 
 def parse(annotation):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib.cluster import Cluster, archive_name, volume_dir
+from chalicelib.core.cluster import Cluster, archive_name, volume_dir
 from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc, UpstreamError
 from tests import reference
 
@@ -117,7 +117,7 @@ def pod(proc, instance, node, *items):
 
 
 def test_schedules_that_together_keep_a_daemon_busy_are_not_pushed():
-    from chalicelib import jobs
+    from chalicelib.core import jobs
 
     spec = {"a.web.web": [pod("a.web.web", 1, "10.0.0.1", ("/x", "0/10 * * * * *"))],
             "b.web.web": [pod("b.web.web", 1, "10.0.0.1", ("/y", "5/10 * * * * *")),

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import cron
+from chalicelib.core import cron
 
 NOW = datetime(2026, 11, 24, 23, 47, 10, tzinfo=UTC)
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import freshness
-from chalicelib.cluster import Cluster
-from chalicelib.jobs import placements
+from chalicelib.core import freshness
+from chalicelib.core.cluster import Cluster
+from chalicelib.core.jobs import placements
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=10)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from chalicelib import cron
-from chalicelib.idlewindow import Load
+from chalicelib.core import cron
+from chalicelib.core.idlewindow import Load
 
 
 def load(*specs: str) -> Load:

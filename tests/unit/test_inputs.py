@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from chalicelib.core.inputs import bounded_int, is_text, load_json
 from chalicelib.errors import BadRequest, PayloadTooLarge
-from chalicelib.inputs import bounded_int, is_text, load_json
 
 
 @pytest.mark.parametrize("raw, expected", [("7", 7), ("007", 7), (" 12 ", 12), ("1000", 1000)])

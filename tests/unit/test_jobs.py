@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from chalicelib import jobs
-from chalicelib.cluster import Cluster
+from chalicelib.core import jobs
+from chalicelib.core.cluster import Cluster
 from tests import reference
 
 

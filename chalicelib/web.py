@@ -20,8 +20,8 @@ from urllib.parse import parse_qs
 from chalice import Response
 from chalice.app import Request
 
+from chalicelib.core.inputs import KIB, bounded_int, is_text, load_json, preview
 from chalicelib.errors import BadRequest, ControllerError, PayloadTooLarge, Unauthorized
-from chalicelib.inputs import KIB, bounded_int, is_text, load_json, preview
 from chalicelib.settings import Settings
 
 log = logging.getLogger("backupctl")

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
-from chalicelib import cron
+from chalicelib.core import cron
+from chalicelib.core.idlewindow import HOLD, Load
+from chalicelib.core.inputs import KIB, load_json
 from chalicelib.errors import ControllerError
-from chalicelib.idlewindow import HOLD, Load
-from chalicelib.inputs import KIB, load_json
 
 MODES = ("full", "increment")
 _REQUIRED = ("procname", "volume", "expire", "schedule")

@@ -1,7 +1,7 @@
 """Client for the backupd daemon on one node, and a concurrent fan-out over many nodes.
 
 Only node IPs that lainlet named reach this module (the callers resolve them through
-:class:`~chalicelib.cluster.Cluster`); every path piece is URL-encoded here, so a name can never
+:class:`~chalicelib.core.cluster.Cluster`); every path piece is URL-encoded here, so a name can never
 change which endpoint is called. Each request has its own connect/read timeout, so one dead node
 costs at most ``NODE_TIMEOUT_SECONDS`` and never stalls an answer about the others.
 """
@@ -22,9 +22,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from chalicelib.cluster import is_node_ip
+from chalicelib.core.cluster import is_node_ip
+from chalicelib.core.inputs import preview
 from chalicelib.errors import ControllerError, UpstreamError, UpstreamTimeout
-from chalicelib.inputs import preview
 from chalicelib.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from chalicelib.backupspec import BackupItem
-from chalicelib.cluster import Cluster, Pod, Proc, archive_name, gc_paused, volume_dir
+from chalicelib.core.backupspec import BackupItem
+from chalicelib.core.cluster import Cluster, Pod, Proc, archive_name, gc_paused, volume_dir
 
 BACKUP_ACTION = "backup"
 EXPIRE_ACTION = "backup_expire"

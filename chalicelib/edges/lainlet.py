@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from chalicelib.cluster import Cluster
+from chalicelib.core.cluster import Cluster
 from chalicelib.errors import LainletError, LainletTimeout
 from chalicelib.settings import Settings
 

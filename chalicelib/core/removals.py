@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.jobs import BACKUP_ACTION, EXPIRE_ACTION, Job, expire_job
+from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, Job, expire_job
 
 
 @dataclass(frozen=True)

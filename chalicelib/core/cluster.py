@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
-from chalicelib import cron
-from chalicelib.backupspec import BackupItem, Problem, parse_annotation
+from chalicelib.core import cron
+from chalicelib.core.backupspec import BackupItem, Problem, parse_annotation
+from chalicelib.core.idlewindow import HOLD, Load
 from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc, UpstreamError
-from chalicelib.idlewindow import HOLD, Load
 
 VOLUME_ROOT = "/data/lain/volumes"
 
@@ -248,7 +248,7 @@ class Cluster:
 
     def _find_busy(self) -> None:
         """Mark placements whose schedule would, with those before it on the node, leave the
-        daemon no idle moment (see :mod:`chalicelib.idlewindow`), first come first kept."""
+        daemon no idle moment (see :mod:`chalicelib.core.idlewindow`), first come first kept."""
         loads: dict[str, Load] = {}
         for proc in self.procs.values():
             for pod in proc.pods:

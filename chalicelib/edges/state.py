@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import schema
-from chalicelib.dynamo import Dynamo
-from chalicelib.gotime import format_time
+from chalicelib.core.gotime import format_time
+from chalicelib.edges import schema
+from chalicelib.edges.dynamo import Dynamo
 
 NODES, PAUSES, RUNS, STATUSES = "NODES", "PAUSES", "RECONCILE", "STATUS"
 HELD = {"pk": "HELD", "sk": "removals"}  # the removals the last runs held, and for how many runs

@@ -23,13 +23,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import schema
-from chalicelib.dynamo import Dynamo
+from chalicelib.core.gotime import parse_go_time, sort_key
+from chalicelib.core.inputs import bounded_int
+from chalicelib.core.jobs import BACKUP_ACTION
+from chalicelib.core.recordschema import identity, record_app
+from chalicelib.edges import schema
+from chalicelib.edges.dynamo import Dynamo
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.gotime import parse_go_time, sort_key
-from chalicelib.inputs import bounded_int
-from chalicelib.jobs import BACKUP_ACTION
-from chalicelib.recordschema import identity, record_app
 
 LATEST = "JOBLAST"  # partition of each job's newest record and newest success
 MAX_TOTAL = 1000

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import cron
-from chalicelib.cluster import Cluster
-from chalicelib.gotime import parse_go_time
-from chalicelib.jobs import Placement, placements
+from chalicelib.core import cron
+from chalicelib.core.cluster import Cluster
+from chalicelib.core.gotime import parse_go_time
+from chalicelib.core.jobs import Placement, placements
 
 STATUSES = ("ok", "pending", "late", "failing", "never", "paused", "invalid")
 BAD = ("late", "failing", "never")

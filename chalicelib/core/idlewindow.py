@@ -24,7 +24,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from chalicelib.cron import Schedule
+from chalicelib.core.cron import Schedule
 
 HOLD = 5
 _CHEAP = 60 // (HOLD + 1)  # firings per minute that always leave a gap over HOLD

@@ -15,10 +15,10 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.core.gotime import GO_ZERO, parse_go_time
+from chalicelib.core.inputs import KIB, load_json, preview
+from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, job_id, node_of_job_id
 from chalicelib.errors import BadRequest
-from chalicelib.gotime import GO_ZERO, parse_go_time
-from chalicelib.inputs import KIB, load_json, preview
-from chalicelib.jobs import BACKUP_ACTION, EXPIRE_ACTION, job_id, node_of_job_id
 
 SYSTEM_APP = "backupctl"  # backup_expire records belong here
 STATES = ("running", "success", "failed")

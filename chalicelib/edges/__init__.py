@@ -1,0 +1,1 @@
+"""Edges: all I/O (lainlet, daemons, DynamoDB, webhooks), each behind one module."""

@@ -1,0 +1,1 @@
+"""Use cases behind the routes, by concern; they return plain data, the web layer decides HTTP."""
