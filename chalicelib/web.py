@@ -1,56 +1,65 @@
-"""HTTP glue shared by every route: error → JSON response, request bodies, auth, path checks.
+"""The web layer: the route decorator, request bodies and queries, tokens, and the one place that
+turns use-case results and errors into HTTP answers.
 
-Every answer that is not a success is ``{"error": "...", "code": "..."}`` with the status of the
-error type (see :mod:`chalicelib.errors`): lain-cli prints that body to the user, so it is never
-empty and never a traceback.
+Use cases return plain data (a :class:`~chalicelib.core.types.Partial` when some nodes did not
+answer) and raise :class:`~chalicelib.errors.ControllerError`; this module picks the status, sets
+the ``X-Backupctl-Unreachable`` header, and makes every error ``{"error", "code"}`` (lain-cli prints
+that body to the user, so it is never empty and never a traceback). Every request gets a request id
+and a correlation id on its log lines; rejected input is logged once, as one line.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import importlib
 import json
-import logging
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from logging import INFO, WARNING
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs
 
-from chalice import Response
+from chalice import Chalice, Response
 from chalice.app import Request
 
+from chalicelib import logs
 from chalicelib.core.inputs import KIB, bounded_int, is_text, load_json, preview
+from chalicelib.core.naming import check_name
+from chalicelib.core.types import Partial
 from chalicelib.errors import BadRequest, ControllerError, PayloadTooLarge, Unauthorized
-from chalicelib.settings import Settings
+from chalicelib.logs import event, log
+from chalicelib.settings import get_settings
 
-log = logging.getLogger("backupctl")
 UNREACHABLE_HEADER = "X-Backupctl-Unreachable"
+CORRELATION_HEADER = "X-Correlation-Id"
 BODY_TYPES = ["application/x-www-form-urlencoded", "application/json"]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MAX_BODY = 64 * KIB  # lain-cli's largest body is a list of backup names
 MAX_FIELDS = 1000
 MAX_VALUE = 4096
 MAX_INSTANCE = 100_000
 
 
-@dataclass
-class Answer:
-    """What a use case returns: the body the original sent, and the nodes that did not reply."""
+class LazyModule:
+    """A module imported on first attribute access: a route pays at cold start only for the use
+    cases (and their dependencies: requests, boto3) it calls."""
 
-    body: Any
-    status: int = 200
-    unreachable: list[str] = field(default_factory=list)
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module: ModuleType = importlib.import_module(self._name)
+        return getattr(module, attr)
 
 
-def to_response(result: Any) -> Response:
-    if not isinstance(result, Answer):
-        result = Answer(result)
+def to_response(result: Any, status: int = 200) -> Response:
     headers = {"Content-Type": "application/json"}
-    if result.unreachable:
-        headers[UNREACHABLE_HEADER] = ", ".join(result.unreachable)
-    body = "" if result.status == 204 else json.dumps(result.body)
-    return Response(body=body, status_code=result.status, headers=headers)
+    if isinstance(result, Partial):
+        if result.unreachable:
+            headers[UNREACHABLE_HEADER] = ", ".join(result.unreachable)
+        result = result.body
+    body = "" if status == 204 else json.dumps(result)
+    return Response(body=body, status_code=status, headers=headers)
 
 
 def error_response(err: ControllerError) -> Response:
@@ -58,28 +67,73 @@ def error_response(err: ControllerError) -> Response:
                     headers={"Content-Type": "application/json"})
 
 
-def handled(request: Callable[[], Request]) -> Callable[..., Callable[..., Response]]:
-    """Decorator factory: run the view, map errors to JSON, log rejections once, one line each."""
+class Router:
+    """Registers views on a Chalice app: a v2 path and its identical v1 twins share one view."""
 
-    def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Response:
-            try:
-                return to_response(view(*args, **kwargs))
-            except ControllerError as e:
-                req = request()
-                level = logging.INFO if e.status < 500 else logging.WARNING
-                log.log(level, "event=rejected method=%s path=%s status=%s code=%s error=%r",
-                        req.method, req.context.get("resourcePath", ""), e.status, e.code, e.message)
-                return error_response(e)
-            except Exception as e:  # never a bare 500 or a traceback to the user
-                log.exception("event=internal_error error=%r", str(e))
-                return error_response(ControllerError(
-                    f"internal error ({type(e).__name__}); the controller's log has the details"))
+    def __init__(self, app: Chalice) -> None:
+        self.app = app
+        app.register_middleware(request_context, "http")
+        app.register_middleware(framework_errors, "http")
 
-        return wrapper
+    def request(self) -> Request:
+        request = self.app.current_request
+        assert request is not None  # only called inside a view
+        return request
 
-    return decorate
+    def route(self, *paths: str, method: str = "GET", mutating: bool = False,
+              status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+        """Register the view on ``paths``. Mutating routes need the API token when it is set; path
+        pieces other than ``ip`` must be plain names (no ``/``, no ``..``); the view's result is
+        answered with ``status``, its :class:`ControllerError` with the error's own."""
+
+        def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
+            @functools.wraps(view)
+            def handler(**params: str) -> Response:
+                try:
+                    if mutating:
+                        require_token(self.request())
+                    for key, value in params.items():
+                        if key != "ip":
+                            check_name(value, key.replace("_name", ""))
+                    return to_response(view(**params), status)
+                except ControllerError as e:
+                    req = self.request()
+                    event(log, "rejected", level=INFO if e.status < 500 else WARNING,
+                          method=req.method, path=req.context.get("resourcePath", ""),
+                          status=e.status, code=e.code, error=e.message)
+                    return error_response(e)
+                except Exception as e:  # never a bare 500 or a traceback to the user
+                    event(log, "internal_error", level=WARNING, exc=True, error=type(e).__name__)
+                    return error_response(ControllerError(
+                        f"internal error ({type(e).__name__}); the controller's log has the details"))
+
+            kwargs = {"content_types": BODY_TYPES} if method in ("POST", "PUT") else {}
+            for path in paths:
+                self.app.route(path, methods=[method], **kwargs)(handler)
+            return handler
+
+        return decorate
+
+    def form(self) -> Form:
+        return Form(self.request())
+
+    def query(self, name: str) -> list[str]:
+        return query_lists(self.request()).get(name, [])
+
+    def first_values(self) -> dict[str, str]:
+        """One value per query key (the first), as the original read its filters."""
+        return {k: v[0] for k, v in query_lists(self.request()).items() if v}
+
+
+def request_context(event_: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Chalice middleware: tag this request's log lines with its ids and echo the correlation id."""
+    context = getattr(event_, "context", None) or {}
+    headers = getattr(event_, "headers", None) or {}
+    correlation = str(headers.get(CORRELATION_HEADER.lower(), ""))[:100]
+    logs.bind_request(str(context.get("requestId", "")), correlation if is_text(correlation) else "")
+    response = get_response(event_)
+    response.headers.setdefault(CORRELATION_HEADER, logs.current()["correlation_id"])
+    return response
 
 
 _FRAMEWORK_HINTS = {
@@ -162,8 +216,9 @@ def _text(value: str, name: str) -> str:
     return value
 
 
-def require_token(req: Request, settings: Settings) -> None:
+def require_token(req: Request) -> None:
     """When ``API_TOKEN`` is set, mutating routes need ``Authorization: Bearer <token>``."""
+    settings = get_settings()
     if not settings.api_token:
         return
     given = req.headers.get("authorization") or ""
@@ -171,14 +226,6 @@ def require_token(req: Request, settings: Settings) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
                                                               settings.api_token.encode()):
         raise Unauthorized("this route changes backups or jobs: send Authorization: Bearer <API_TOKEN>")
-
-
-def check_name(value: str, what: str) -> str:
-    """A single path piece (app, proc, backup name, job id): no ``/``, no ``..``, no oddities."""
-    if not _NAME.fullmatch(value or "") or ".." in value:
-        raise BadRequest(f"{what} {preview(value)} is not a valid name",
-                         code=f"bad_{what.replace(' ', '_')}")
-    return value
 
 
 def query_lists(req: Request) -> dict[str, list[str]]:

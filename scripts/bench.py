@@ -278,7 +278,7 @@ def bench_notify(posts: int) -> Row:
     dynamo._table.cache_clear()
     from app import app
 
-    sample = json.loads((ROOT.parent / "shared/reference/notify-samples.txt").read_text()
+    sample = json.loads((ROOT / "tests/fixtures/notify-samples.txt").read_text()
                         .splitlines()[1])
     with mock_aws():
         import boto3

@@ -89,25 +89,56 @@ def api(env) -> Iterator[Client]:
         yield client
 
 
-@pytest.fixture
-def ddb(monkeypatch):
-    """A moto DynamoDB with the controller's table; the app's cached table handle is reset."""
+MOTO_ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "TABLE_NAME": "backupctl-test",
+            "DYNAMODB_ENDPOINT_URL": ""}
+
+
+@pytest.fixture(scope="session")
+def moto_table():
+    """One moto DynamoDB and table for the whole session (creating one per test cost ~10 s)."""
     import boto3
     from moto import mock_aws
 
-    from chalicelib.edges import dynamo, schema
+    from chalicelib.edges import schema
 
-    for key, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "TABLE_NAME": "backupctl-test",
-                       "DYNAMODB_ENDPOINT_URL": ""}.items():
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in MOTO_ENV.items():
+            patch.setenv(key, value)
+        with mock_aws():
+            schema.create_table(boto3.client("dynamodb"), "backupctl-test")
+            yield boto3.resource("dynamodb").Table("backupctl-test")
+
+
+@pytest.fixture
+def ddb(moto_table, monkeypatch):
+    """The session's moto table, emptied, with the environment pointing the app at it."""
+    from chalicelib.edges import dynamo
+
+    for key, value in MOTO_ENV.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     dynamo._table.cache_clear()
-    with mock_aws():
-        schema.create_table(boto3.client("dynamodb"), "backupctl-test")
-        yield boto3.resource("dynamodb").Table("backupctl-test")
+    kwargs: dict = {"ProjectionExpression": "pk, sk"}
+    with moto_table.batch_writer() as batch:
+        while True:
+            page = moto_table.scan(**kwargs)
+            for item in page["Items"]:
+                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    yield moto_table
     dynamo._table.cache_clear()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def deps(settings, ddb):
+    """The use cases' dependencies on the stand-ins and the moto table, with the real clock."""
+    from chalicelib.deps import Deps
+
+    return Deps(settings, table=ddb)
 
 
 class OperationLog:
@@ -128,15 +159,29 @@ def app_operations(ddb):
     return OperationLog(dynamo.table_for(get_settings()))
 
 
+class JsonLog(list):
+    """The controller's log lines, each parsed back from the JSON the operator would see."""
+
+    def events(self, name: str) -> list[dict]:
+        return [line for line in self if line.get("event") == name]
+
+
 @pytest.fixture
-def logs(caplog):
-    """Log lines of the controller's logger ("backupctl"), whatever its own handlers are."""
+def logs():
+    import json
     import logging
 
-    logger = logging.getLogger("backupctl")
-    level = logger.level
-    logger.addHandler(caplog.handler)
-    logger.setLevel(logging.INFO)
-    yield caplog
-    logger.removeHandler(caplog.handler)
-    logger.setLevel(level)
+    from chalicelib.logs import LOGGER, JsonLines, setup
+
+    lines = JsonLog()
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(self.format(record)))
+
+    handler = Capture()
+    handler.setFormatter(JsonLines())
+    logger = setup()
+    logger.addHandler(handler)
+    yield lines
+    logging.getLogger(LOGGER).removeHandler(handler)

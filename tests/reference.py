@@ -1,4 +1,5 @@
-"""Access to the payloads captured from the original system (``../shared/reference``)."""
+"""The payloads captured from the original system (copied from ``../shared/reference`` into
+``tests/fixtures/``, so a plain clone runs its own suite)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = ROOT / "tests" / "fixtures"
 BACKUPSPEC = REFERENCE / "lainlet-backupspec-sample.json"
 
 

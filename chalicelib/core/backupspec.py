@@ -15,12 +15,13 @@ from typing import Any
 from chalicelib.core import cron
 from chalicelib.core.idlewindow import HOLD, Load
 from chalicelib.core.inputs import KIB, load_json
+from chalicelib.core.naming import MAX_VOLUME, is_volume_path
 from chalicelib.errors import ControllerError
 
 MODES = ("full", "increment")
 _REQUIRED = ("procname", "volume", "expire", "schedule")
 # Each field's longest accepted value: far above any real spec, far below what could hurt.
-_TEXT_FIELDS = {"procname": 256, "volume": 256, "schedule": 128, "expire": 32, "mode": 32,
+_TEXT_FIELDS = {"procname": 256, "volume": MAX_VOLUME, "schedule": 128, "expire": 32, "mode": 32,
                 "preRun": 1024, "postRun": 1024}
 MAX_ANNOTATION = 64 * KIB
 MAX_DEPTH = 16
@@ -60,12 +61,6 @@ class BackupItem:
     def expire_mode(self) -> str:
         """How the expire job lists this volume: the daemon backs up anything but increment fully."""
         return "increment" if self.mode == "increment" else "full"
-
-
-def is_volume_path(volume: str) -> bool:
-    """A volume path that stays inside its instance's dir once path-joined (no ``..``, not root)."""
-    return bool(volume) and len(volume) <= _TEXT_FIELDS["volume"] and volume.strip("/") != "" \
-        and ".." not in volume.split("/") and "\x00" not in volume
 
 
 def parse_annotation(

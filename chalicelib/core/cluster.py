@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import gc
 import ipaddress
-import posixpath
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 from chalicelib.core import cron
 from chalicelib.core.backupspec import BackupItem, Problem, parse_annotation
 from chalicelib.core.idlewindow import HOLD, Load
+from chalicelib.core.naming import is_node_ip, is_proc_name
+from chalicelib.core.paths import go_path_join, volume_dir
 from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc, UpstreamError
-
-VOLUME_ROOT = "/data/lain/volumes"
 
 
 @contextmanager
@@ -37,41 +35,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def go_path_join(*parts: str) -> str:
-    """Go's ``path.Join``: join the non-empty parts with ``/`` and clean the result."""
-    joined = "/".join(p for p in parts if p)
-    if not joined:
-        return ""
-    cleaned = posixpath.normpath(joined)
-    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
-
-
-def volume_dir(app: str, proc: str, instance: int, volume: str) -> str:
-    """Where a pod's volume lives on its node: ``/data/lain/volumes/<app>/<proc>/<n>/<volume>``."""
-    return go_path_join(VOLUME_ROOT, app, proc, str(instance), volume)
-
-
-def archive_name(app: str, proc: str, instance: int, volume: str) -> str:
-    """The daemon's backup name stem: ``hello-hello.web.web-1-var-log-hello``."""
-    return go_path_join(app, proc, str(instance), volume).replace("/", "-")
-
-
-def archive_prefix(app: str, proc: str) -> str:
-    """Every backup file or dir of ``proc`` starts with this; used to refuse other apps' files."""
-    return f"{app}-{proc}-"
-
-
-@lru_cache(maxsize=65536)
-def is_node_ip(text: str) -> bool:
-    """A dotted IPv4 address, the only kind of node address the controller will ever contact.
-    Cached: a cluster has a few hundred nodes and every pod, job and request asks again."""
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -143,7 +106,6 @@ class _Unreadable(ValueError):
     """One proc's part of lainlet's answer has the wrong shape (that proc is skipped)."""
 
 
-_PROC_PART = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 MAX_INSTANCE = 100_000
 _CONTAINER_FIELDS = {"Id": 128, "Ip": 64, "NodeIp": 64, "NodeName": 256}
 
@@ -183,7 +145,7 @@ class Cluster:
         for key in sorted(data):
             parts = key.split(".")
             app = parts[0][:100]
-            if len(parts) != 3 or not all(_PROC_PART.fullmatch(p) for p in parts):
+            if not is_proc_name(key):
                 cluster.problems.append(
                     Problem("bad_proc_name", app, key[:300], None,
                             "proc name is not <app>.<type>.<proc>; its backups are ignored"))

@@ -17,12 +17,13 @@ from functools import lru_cache
 from typing import Any
 
 from chalicelib.core.backupspec import BackupItem
-from chalicelib.core.cluster import Cluster, Pod, Proc, archive_name, gc_paused, volume_dir
+from chalicelib.core.cluster import Cluster, Pod, Proc, gc_paused
+from chalicelib.core.paths import archive_name, volume_dir
+from chalicelib.core.types import Job
 
 BACKUP_ACTION = "backup"
 EXPIRE_ACTION = "backup_expire"
 EXPIRE_SCHEDULE = "* * * * *"
-Job = dict[str, Any]
 
 
 def go_format(value: Any) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from chalicelib.core.gotime import GO_ZERO, parse_go_time
 from chalicelib.core.inputs import KIB, load_json, preview
 from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, job_id, node_of_job_id
+from chalicelib.core.naming import is_app_name
 from chalicelib.errors import BadRequest
 
 SYSTEM_APP = "backupctl"  # backup_expire records belong here
@@ -26,7 +27,6 @@ RECOVER_ACTION = "backup_recover"
 MAX_RECORD = 64 * KIB  # a record is ~1 KB; DynamoDB's item limit is 400 KB
 _RID = re.compile(r"^([0-9]{9,11})[0-9a-f]{32}$")
 _JOB_ID = re.compile(r"^[0-9a-f]{40}$")
-_APP = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _FACT_FREE = ("state", "result", "end", "reason")  # what may change from running to finished
 
 _TOP: dict[str, tuple[type, ...]] = {
@@ -108,7 +108,7 @@ def _check_args(record: dict[str, Any], rid: str) -> None:
         if not _is(value, kind):
             raise _bad(f"record {rid}: args.{key} must be a {kind}, got {preview(value)}")
     app = record_app(record)
-    if not _APP.fullmatch(app):
+    if not is_app_name(app):
         raise _bad(f"record {rid}: app {preview(app)} is not an app name")
     job = record["id"]
     if action != BACKUP_ACTION:

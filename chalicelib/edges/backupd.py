@@ -9,12 +9,12 @@ costs at most ``NODE_TIMEOUT_SECONDS`` and never stalls an answer about the othe
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
+from logging import WARNING
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -22,12 +22,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from chalicelib.core.cluster import is_node_ip
 from chalicelib.core.inputs import preview
+from chalicelib.core.naming import is_node_ip
 from chalicelib.errors import ControllerError, UpstreamError, UpstreamTimeout
+from chalicelib.logs import event, log
 from chalicelib.settings import Settings
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -277,6 +277,6 @@ def fan_out[T](nodes: Iterable[str], call: Callable[[BackupdClient], T], setting
                 out.errors[node] = error
     silent = [n for n, e in out.errors.items() if getattr(e, "upstream_status", None) is None]
     if silent:  # an error *answer* (e.g. "no such backup") is routine; no answer at all is news
-        log.warning("event=nodes_unreachable nodes=%d unreachable=%s reasons=%r", len(nodes),
-                    ",".join(silent), [out.errors[n].code for n in silent])
+        event(log, "nodes_unreachable", level=WARNING, nodes=len(nodes), unreachable=silent,
+              reasons=[out.errors[n].code for n in silent])
     return out

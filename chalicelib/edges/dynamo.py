@@ -11,15 +11,15 @@ for it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from logging import WARNING
 from typing import Any
 
 from chalicelib.errors import ControllerError, StoreUnavailable
+from chalicelib.logs import event, log
 from chalicelib.settings import Settings
 
-log = logging.getLogger("backupctl")
 ATTEMPTS = 2
 
 
@@ -51,14 +51,14 @@ class Dynamo:
         name = getattr(self.table, "name", "?")
         if isinstance(error, ClientError):
             code = error.response.get("Error", {}).get("Code", "")
-            log.warning("event=store_error op=%s table=%s code=%s", op, name, code)
+            event(log, "store_error", level=WARNING, op=op, table=name, code=code)
             if code == "ValidationException":  # our request was wrong: retrying cannot help
                 return ControllerError(f"DynamoDB refused a {op} on table {name} as invalid; "
                                        "the controller's log has the details", code="store_rejected")
             return StoreUnavailable(f"DynamoDB table {name} failed a {op} ({code}); retry later")
         if isinstance(error, BotoCoreError):
-            log.warning("event=store_unavailable op=%s table=%s error=%s", op, name,
-                        type(error).__name__)
+            event(log, "store_unavailable", level=WARNING, op=op, table=name,
+                  error=type(error).__name__)
             return StoreUnavailable(f"DynamoDB did not answer a {op} on table {name} "
                                     f"({type(error).__name__}); retry later")
         raise error

@@ -8,17 +8,17 @@ lainlet, so a user sees "lainlet at ... timed out", never a traceback, and the r
 from __future__ import annotations
 
 import json
-import logging
 from functools import lru_cache
+from logging import WARNING
 from typing import Any
 
 import requests
 
 from chalicelib.core.cluster import Cluster
 from chalicelib.errors import LainletError, LainletTimeout
+from chalicelib.logs import event, log
 from chalicelib.settings import Settings
 
-log = logging.getLogger(__name__)
 MAX_ANSWER = 256 * 1024 * 1024  # 20x the largest cluster benchmarked (40,500 jobs: ~12 MB)
 
 
@@ -37,15 +37,15 @@ def fetch_backupspec(settings: Settings, appname: str | None = None) -> dict[str
     try:
         resp = _session().get(url, params=params, timeout=settings.lainlet_timeout_seconds)
     except requests.Timeout:
-        log.warning("event=lainlet_timeout url=%s timeout=%s", url, settings.lainlet_timeout_seconds)
+        event(log, "lainlet_timeout", level=WARNING, url=url, timeout=settings.lainlet_timeout_seconds)
         raise LainletTimeout(f"lainlet at {settings.lainlet_url} did not answer within "
                              f"{settings.lainlet_timeout_seconds:g}s") from None
     except requests.RequestException as e:
-        log.warning("event=lainlet_unreachable url=%s error=%r", url, str(e))
+        event(log, "lainlet_unreachable", level=WARNING, url=url, error=type(e).__name__)
         raise LainletError(f"lainlet at {settings.lainlet_url} is unreachable: "
                            f"{type(e).__name__}") from None
     if resp.status_code != 200:
-        log.warning("event=lainlet_error url=%s status=%s", url, resp.status_code)
+        event(log, "lainlet_error", level=WARNING, url=url, status=resp.status_code)
         raise LainletError(f"lainlet at {settings.lainlet_url} answered HTTP {resp.status_code}: "
                            f"{resp.text[:200]!r}")
     if len(resp.content) > MAX_ANSWER:

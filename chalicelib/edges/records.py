@@ -19,21 +19,19 @@ job is one Query. Nothing scans.
 from __future__ import annotations
 
 import json
-import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from logging import WARNING
 from typing import Any
 
 from chalicelib.core.gotime import parse_go_time, sort_key
-from chalicelib.core.inputs import bounded_int
 from chalicelib.core.jobs import BACKUP_ACTION
 from chalicelib.core.recordschema import identity, record_app
 from chalicelib.edges import schema
 from chalicelib.edges.dynamo import Dynamo
 from chalicelib.errors import Conflict, NotFound
+from chalicelib.logs import event, log
 
 LATEST = "JOBLAST"  # partition of each job's newest record and newest success
-MAX_TOTAL = 1000
-log = logging.getLogger("backupctl")
 
 
 def _key(rid: str) -> dict[str, str]:
@@ -82,9 +80,8 @@ class RecordStore:
             return self.db.put_if(item, "attribute_not_exists(pk)")
         before = json.loads(existing["record"])
         if identity(before) != item["ident"]:
-            log.warning("event=notify_refused reason=identity rid=%s app=%s stored_app=%s "
-                        "id=%s stored_id=%s", rid, item["app"], existing.get("app"),
-                        record.get("id"), before.get("id"))
+            event(log, "notify_refused", level=WARNING, reason="identity", rid=rid, app=item["app"],
+                  stored_app=existing.get("app"), id=record.get("id"), stored_id=before.get("id"))
             raise Conflict(f"record {rid} belongs to app {existing.get('app')} "
                            f"(job {before.get('id') or before.get('action')}, started "
                            f"{before.get('start')}); a post that says otherwise is refused",
@@ -94,8 +91,8 @@ class RecordStore:
         if existing.get("state") == "running" and "ident" not in existing:  # written before idents
             return self.db.put_if(item, "#s = :running AND attribute_not_exists(ident)",
                                   {":running": "running"}, {"#s": "state"})
-        log.warning("event=notify_refused reason=finished rid=%s app=%s stored_state=%s state=%s",
-                    rid, item["app"], before.get("state"), record["state"])
+        event(log, "notify_refused", level=WARNING, reason="finished", rid=rid, app=item["app"],
+              stored_state=before.get("state"), state=record["state"])
         raise Conflict(f"record {rid} already finished as {before.get('state')} at "
                        f"{before.get('end')}; a different {record['state']} post for it is refused",
                        code="record_finished")
@@ -140,15 +137,3 @@ class RecordStore:
         desc = self.db.create_backup(name)
         return {"backup": desc["BackupName"], "arn": desc["BackupArn"],
                 "status": desc.get("BackupStatus", "")}
-
-
-def month_query(total: str | None, month: str | None, year: str | None,
-                now: datetime | None = None) -> tuple[int, int, int]:
-    """``total``/``month``/``year`` of a records query, defaults 100 / this month / this year."""
-    now = now or datetime.now(UTC)
-
-    def number(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
-        return default if raw in (None, "") else bounded_int(raw, name, lo, hi)
-
-    return (number("total", total, 100, 1, MAX_TOTAL), number("month", month, now.month, 1, 12),
-            number("year", year, now.year, 2000, 9999))

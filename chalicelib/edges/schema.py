@@ -4,11 +4,12 @@ local runner), declaring it in the ``chalice package`` output, and the IAM polic
 Single table, generic keys. Item kinds (``pk`` / ``sk``):
 
 * job record      ``RID#<rid>`` / ``RECORD``; ``gsi1`` = ``<app>#<YYYY-MM>`` / ``<start>#<rid>``
-                  (newest-first records of an app-month), ``gsi2`` = ``JOB#<job id>`` / same
-                  (latest records of one job);
+                  (newest-first records of an app-month);
+* job's latest    ``JOBLAST`` / ``<job id>#last`` and ``<job id>#success`` (freshness);
 * node state      ``NODES`` / ``<ip>`` (version, job ids, time of the last good push);
 * job pause       ``PAUSES`` / ``<ip>#<job id>``;
-* reconcile run   ``RECONCILE`` / ``<time>`` (bounded by ``ttl``).
+* reconcile run   ``RECONCILE`` / ``<time>`` (bounded by ``ttl``);
+* held removals   ``HELD`` / ``removals``; alert memory ``STATUS`` / ``<item key>``.
 
 Node states, pauses and runs each sit in one partition so a reconcile reads all of them with one
 Query each; a cluster has hundreds of nodes, far below a partition's limits.
@@ -20,7 +21,6 @@ from typing import Any
 
 TTL_ATTRIBUTE = "ttl"
 GSI_BY_APP_MONTH = "gsi1"
-GSI_BY_JOB = "gsi2"
 
 KEY_SCHEMA = [
     {"AttributeName": "pk", "KeyType": "HASH"},
@@ -28,7 +28,7 @@ KEY_SCHEMA = [
 ]
 ATTRIBUTE_DEFINITIONS = [
     {"AttributeName": name, "AttributeType": "S"}
-    for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+    for name in ("pk", "sk", "gsi1pk", "gsi1sk")
 ]
 GLOBAL_SECONDARY_INDEXES = [
     {
@@ -39,15 +39,15 @@ GLOBAL_SECONDARY_INDEXES = [
         ],
         "Projection": {"ProjectionType": "ALL"},
     }
-    for index in (GSI_BY_APP_MONTH, GSI_BY_JOB)
+    for index in (GSI_BY_APP_MONTH,)
 ]
 
 # Every DynamoDB action the code issues; the IAM policy allows these and nothing else.
 DYNAMODB_ACTIONS = [
-    "dynamodb:BatchWriteItem",  # node states after a reconcile, dropped pauses
+    "dynamodb:BatchWriteItem",  # node states after a reconcile, dropped pauses, forgotten nodes
     "dynamodb:CreateBackup",  # POST /api/v2/system/backup
-    "dynamodb:DeleteItem",  # wakeup removes a pause
-    "dynamodb:GetItem",  # a record by rid
+    "dynamodb:DeleteItem",  # wakeup removes a pause; held removals applied
+    "dynamodb:GetItem",  # a record by rid, a pause, the held removals
     "dynamodb:PutItem",  # conditional record writes
     "dynamodb:Query",  # records of an app-month / of a job
 ]

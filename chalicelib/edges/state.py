@@ -9,35 +9,17 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core.gotime import format_time
+from chalicelib.core.plan import NodeState
 from chalicelib.edges import schema
 from chalicelib.edges.dynamo import Dynamo
 
 NODES, PAUSES, RUNS, STATUSES = "NODES", "PAUSES", "RECONCILE", "STATUS"
 HELD = {"pk": "HELD", "sk": "removals"}  # the removals the last runs held, and for how many runs
 RUN_HISTORY_DAYS = 7
-
-
-@dataclass(frozen=True)
-class NodeState:
-    """A node's list as of its last accepted push (``jobs``: that list, None if not kept), and
-    since when pushes to it fail (empty while it answers)."""
-
-    node: str
-    version: str
-    job_ids: tuple[str, ...] = ()
-    job_count: int = 0
-    pushed_at: str = ""
-    first_seen: tuple[tuple[str, str], ...] = ()  # (job id, time it was first pushed)
-    jobs: tuple[dict[str, Any], ...] | None = None
-    unreachable_since: str = ""
-
-    def first_seen_of(self, job_id: str) -> str:
-        return dict(self.first_seen).get(job_id, "")
 
 
 class NodeStateStore:
@@ -88,10 +70,10 @@ class NodeStateStore:
     def is_paused(self, node: str, job_id: str) -> bool:
         return self.db.get({"pk": PAUSES, "sk": f"{node}#{job_id}"}, consistent=True) is not None
 
-    def set_pause(self, node: str, job_id: str, paused: bool) -> None:
+    def set_pause(self, node: str, job_id: str, paused: bool, now: datetime) -> None:
         key = {"pk": PAUSES, "sk": f"{node}#{job_id}"}
         if paused:
-            self.db.put({**key, "paused_at": format_time(datetime.now(UTC))})
+            self.db.put({**key, "paused_at": format_time(now)})
         else:
             self.db.delete(key)
 
@@ -102,13 +84,17 @@ class NodeStateStore:
     def statuses(self) -> dict[str, str]:
         return {i["sk"]: i["status"] for i in self.db.query(STATUSES)}
 
-    def save_statuses(self, changed: dict[str, str]) -> None:
+    def save_statuses(self, changed: dict[str, str], gone: set[str] = frozenset()) -> None:
+        """Remember changed statuses; forget those of items that no longer exist."""
         self.db.put_many({"pk": STATUSES, "sk": key, "status": status}
                          for key, status in changed.items())
+        if gone:
+            self.db.delete_many({"pk": STATUSES, "sk": key} for key in gone)
 
     # -- run history --------------------------------------------------------------------------
-    def add_run(self, summary: dict[str, Any]) -> None:
-        expires = datetime.now(UTC) + timedelta(days=RUN_HISTORY_DAYS)
+    def add_run(self, summary: dict[str, Any], now: datetime) -> None:
+        """Keep a run's summary for ``RUN_HISTORY_DAYS`` (DynamoDB TTL)."""
+        expires = now + timedelta(days=RUN_HISTORY_DAYS)
         self.db.put({"pk": RUNS, "sk": summary["started"], "summary": json.dumps(summary),
                      schema.TTL_ATTRIBUTE: int(expires.timestamp())})
 

@@ -1,6 +1,6 @@
 """backupd stand-in: the daemon's v1 API over in-memory state, answering like the real daemon.
 
-Answers and error bodies follow ``../shared/reference/backupd-v1-samples.txt`` (errors are a JSON
+Answers and error bodies follow ``tests/fixtures/backupd-v1-samples.txt`` (errors are a JSON
 string ``"Title: cause"``). A restart forgets the jobs, pause states and notify addresses and
 reports Go's zero ``updateTime``, as the real daemon does.
 """
@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from chalicelib.core import cron
-from chalicelib.core.cluster import archive_name, volume_dir
+from scripts.simcluster import minicron
 from scripts.simcluster.server import Recorded, Reply, StandIn
 
 GO_ZERO = "0001-01-01T00:00:00Z"
@@ -65,10 +64,10 @@ class BackupdStandIn(StandIn):
                    created: int = 1795563919, files: list[str] | None = None,
                    containers: list[str] | None = None, created_at: str = "") -> dict[str, Any]:
         """Record a backup the daemon made (metadata only) and return its entity."""
-        archive = archive_name(app, proc, instance, volume)
+        archive = minicron.archive(app, proc, instance, volume)
         name = f"{archive}-{created}.tar.gz" if mode == "full" else archive
         entity = {
-            "mode": mode, "source": volume_dir(app, proc, instance, volume), "volume": volume,
+            "mode": mode, "source": minicron.volume_path(app, proc, instance, volume), "volume": volume,
             "name": name, "server": self.host, "size": 154 if mode == "full" else 0,
             "created": created_at or go_time(datetime.fromtimestamp(created, UTC)),
             "containers": containers or [], "instanceNo": instance,
@@ -158,8 +157,8 @@ class BackupdStandIn(StandIn):
             if not all(self._matches(job, k, v[0]) for k, v in query.items()):
                 continue
             try:
-                nxt = cron.parse(job["spec"]).next_after(now)
-            except cron.ScheduleError:
+                nxt = minicron.Spec(job["spec"]).next_after(now)
+            except ValueError:
                 continue
             out.append({"prev": GO_ZERO, "next": go_time(nxt) if nxt else GO_ZERO, "job": job})
         return out
@@ -189,7 +188,7 @@ class BackupdStandIn(StandIn):
         for job in jobs:
             job["type"] = "cron"
             job["sleep"] = job["id"] in paused
-        self.jobs = [j for j in jobs if cron.validate(j["spec"]) is None]  # the daemon drops bad specs
+        self.jobs = [j for j in jobs if minicron.valid(j["spec"])]  # the daemon drops bad specs
         self.version = version
         self.update_time = go_time()
         return Reply(200, "OK")

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.cluster import volume_dir
 from scripts.simcluster.lainlet import LainletStandIn
+from scripts.simcluster.minicron import volume_path
 from scripts.simcluster.worker import WorkingBackupd
 
 NODES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
@@ -62,7 +62,7 @@ class SimCluster:
             app = proc.split(".")[0]
             for n, _node in pods:
                 for volume, contents in files.items():
-                    directory = self.root / "fs" / volume_dir(app, proc, n, volume).lstrip("/")
+                    directory = self.root / "fs" / volume_path(app, proc, n, volume).lstrip("/")
                     directory.mkdir(parents=True, exist_ok=True)
                     for name, text in contents.items():
                         if not (directory / name).exists():

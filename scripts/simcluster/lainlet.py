@@ -28,5 +28,6 @@ class LainletStandIn(StandIn):
         if self.raw_body is not None:
             return Reply(200, self.raw_body)
         app = req.query.get("appname", [""])[0]
-        data = {k: v for k, v in self.spec.items() if not app or k.startswith(app + ".")}
+        # lainlet filters by bare key prefix: appname=hello also returns hello2.web.web
+        data = {k: v for k, v in self.spec.items() if k.startswith(app)}
         return Reply(200, data)

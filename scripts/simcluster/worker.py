@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from chalicelib.core import cron
+from scripts.simcluster import minicron
 from scripts.simcluster.backupd import GO_ZERO, BackupdStandIn, go_time, new_rid
 
 
@@ -71,7 +71,7 @@ class WorkingBackupd(BackupdStandIn):
                         if due is not None:
                             self.execute(job, new_rid())
                         self._next[job["id"] or "expire"] = (
-                            cron.parse(job["spec"]).next_after(now) or now + timedelta(days=3650))
+                            minicron.Spec(job["spec"]).next_after(now) or now + timedelta(days=3650))
             time.sleep(0.2)
 
     # -- running jobs ----------------------------------------------------------------------------
@@ -128,10 +128,9 @@ class WorkingBackupd(BackupdStandIn):
         info = args.get("info", [])
         expires = {}
         for path, expire in zip(info[::2], info[1::2], strict=False):
-            try:
-                expires[path] = cron.parse_expire(expire)
-            except cron.ScheduleError:
-                continue
+            units = {"m": 60, "h": 3600, "d": 86400}
+            if expire[:-1].isdigit() and expire[-1:] in units:  # the daemon skips what it cannot read
+                expires[path] = timedelta(seconds=int(expire[:-1]) * units[expire[-1]])
         now = datetime.now(UTC)
         for entity in list(self.backups):
             limit = expires.get(entity["source"])

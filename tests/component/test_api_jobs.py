@@ -2,6 +2,7 @@
 
 
 from chalicelib.core import jobs as joblib
+from chalicelib.edges.state import NodeStateStore
 from tests import reference
 from tests.component.apiclient import error_of, post_form
 
@@ -52,7 +53,6 @@ def test_run_answers_rid(api, pushed):
 
 
 def test_sleep_and_wakeup_are_remembered(api, pushed, ddb):
-    from chalicelib.edges.state import NodeStateStore
 
     path = f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions"
     resp = post_form(api, path + "/sleep")

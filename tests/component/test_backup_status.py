@@ -1,4 +1,5 @@
-"""Backup status routes and transition alerts, with records written the way notify writes them."""
+"""Backup status routes and transition alerts, with records written the way notify writes them and
+time passed in as a clock (nothing in DynamoDB is rewritten to fake it)."""
 
 import dataclasses
 import json
@@ -6,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import reconcile
-from chalicelib.edges.records import RecordStore
-from chalicelib.edges.state import NodeStateStore
+from chalicelib import alerts, reconcile
+from chalicelib.deps import Deps
 from scripts.simcluster.server import Recorded, Reply, StandIn
+from tests import reference
 
 HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
 
 
 class Receiver(StandIn):
-    """A Slack-compatible incoming webhook on loopback; ``fail`` makes it answer 500."""
+    """A Slack-compatible incoming webhook on loopback; ``fail_status`` makes it fail."""
 
     def handle(self, req: Recorded) -> Reply:
         return Reply(200, "ok")
@@ -32,51 +33,79 @@ def receiver():
     r.stop()
 
 
-def put(ddb, state, start, rid, job_id=HELLO_DATA, reason=""):
-    stamp = start.strftime("%Y-%m-%dT%H:%M:%S.000000001Z")
-    RecordStore(ddb).put({"id": job_id, "spec": "0 3 * * *", "action": "backup",
-                          "args": {"app": "hello"}, "type": "cron", "sleep": False, "rid": rid,
-                          "result": None, "state": state, "start": stamp, "end": stamp,
-                          "reason": reason})
+class Clock:
+    """A clock a test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def post(deps, state, start, reason=""):
+    """A run of hello's /data job on 127.0.0.11, stored as notify stores it."""
+    job = reference.job(HELLO_DATA)
+    deps.records.put(reference.record_of(job, state, start, reason=reason,
+                                         result={"file": "f", "size": 5} if state == "success" else None))
+
+
+def cycle(deps):
+    """What the schedule does: a reconcile, then the alert check on what it read."""
+    done = reconcile.run(deps)
+    return alerts.check(deps, done.cluster, done.states, done.pauses)
 
 
 def test_ok_to_failing_posts_exactly_one_message(settings, ddb, daemons, receiver):
-    settings = dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook")
-    store = NodeStateStore(ddb)
     now = datetime.now(UTC)
-    reconcile.run(settings, store)  # pushes the jobs: every item is new
-    first = now - timedelta(days=3)  # make the jobs old enough for runs to be due
-    store.save([dataclasses.replace(s, first_seen=tuple((j, first.strftime("%Y-%m-%dT%H:%M:%SZ"))
-                                                        for j, _ in s.first_seen))
-                for s in store.states().values()])
-    put(ddb, "success", now - timedelta(minutes=1), "r1")  # hello's /data on 127.0.0.11: ok
-    assert reconcile.run(settings, store)["alerts"] == 0
-    assert receiver.messages == []
-    put(ddb, "failed", now, "r2", reason="preHook failed")
-    assert reconcile.run(settings, store)["alerts"] == 1
+    clock = Clock(now - timedelta(days=3))  # the jobs were pushed three days ago
+    deps = Deps(dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook"), clock, ddb)
+    assert cycle(deps) == 0
+    clock.now = now
+    post(deps, "success", now - timedelta(minutes=1))  # hello's /data on 127.0.0.11: ok
+    assert cycle(deps) == 0 and receiver.messages == []
+    post(deps, "failed", now, reason="preHook failed")
+    assert cycle(deps) == 1
     [message] = receiver.messages
     assert message["status"] == "failing" and message["previous"] == "ok"
     assert message["job_id"] == HELLO_DATA and "preHook failed" in message["text"]
-    assert reconcile.run(settings, store)["alerts"] == 0
+    assert cycle(deps) == 0
     assert len(receiver.messages) == 1
 
 
+def test_no_alert_on_first_sight(settings, ddb, daemons, receiver):
+    """An item first seen already failing has no 'ok' to fall from: it is remembered, not posted."""
+    deps = Deps(dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook"), table=ddb)
+    post(deps, "failed", datetime.now(UTC) - timedelta(seconds=30))
+    assert cycle(deps) == 0 and receiver.messages == []
+    assert deps.state.statuses()["hello.web.web/1/data@127.0.0.11"] == "failing"
+
+
 def test_undelivered_alert_is_retried(settings, ddb, daemons, receiver):
-    settings = dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook")
-    store = NodeStateStore(ddb)
-    reconcile.run(settings, store)
-    store.save_statuses({"hello.web.web/1/data@127.0.0.11": "ok"})
-    put(ddb, "failed", datetime.now(UTC), "r3")
+    deps = Deps(dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook"), table=ddb)
+    cycle(deps)
+    deps.state.save_statuses({"hello.web.web/1/data@127.0.0.11": "ok"})
+    post(deps, "failed", datetime.now(UTC) - timedelta(seconds=30))
     receiver.fail_status = 500
-    assert reconcile.run(settings, store)["alerts"] == 0
+    assert cycle(deps) == 0
     receiver.fail_status = None
-    assert reconcile.run(settings, store)["alerts"] == 1
-    assert reconcile.run(settings, store)["alerts"] == 0
+    assert cycle(deps) == 1
+    assert cycle(deps) == 0
 
 
-def test_status_routes(api, ddb, daemons):
+def test_alert_memory_of_removed_items_is_forgotten(settings, ddb, daemons, lainlet, receiver):
+    deps = Deps(dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook"), table=ddb)
+    cycle(deps)
+    assert any(k.startswith("mysql.worker.master/") for k in deps.state.statuses())
+    lainlet.spec["mysql.worker.master"][0]["Annotation"] = "{}"  # mysql declares no backup any more
+    reconcile.run(deps, confirm=True)
+    cycle(deps)
+    assert not any(k.startswith("mysql.worker.master/") for k in deps.state.statuses())
+
+
+def test_status_routes(api, deps, daemons):
     assert api.http.post("/api/v2/system/reconcile").status_code == 200
-    put(ddb, "failed", datetime.now(UTC), "r4", reason="disk full")
+    post(deps, "failed", datetime.now(UTC) - timedelta(seconds=30), "disk full")
     for d in daemons.values():
         d.requests.clear()
     resp = api.http.get("/api/v2/app/hello/backups/status")

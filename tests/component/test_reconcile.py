@@ -1,12 +1,12 @@
 """Reconcile against a lainlet stand-in, stand-in daemons on loopback and moto."""
 
-import copy
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from chalicelib import reconcile
-from chalicelib.edges.state import NodeStateStore
+from chalicelib.deps import Deps
 from chalicelib.errors import LainletError
 from scripts.simcluster.backupd import GO_ZERO
 
@@ -14,8 +14,8 @@ HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
 
 
 @pytest.fixture
-def store(ddb):
-    return NodeStateStore(ddb)
+def store(deps):
+    return deps.state
 
 
 def pushes(daemons):
@@ -26,8 +26,12 @@ def pushes(daemons):
     return out
 
 
-def run(settings, store):
-    return reconcile.run(settings, store)
+def run(deps_or_settings, store=None):
+    """One run's summary (``run(settings, store)`` reads as the scheduled run does)."""
+    from chalicelib.deps import Deps
+
+    deps = deps_or_settings if store is None else Deps(deps_or_settings, table=store.db.table)
+    return reconcile.run(deps).summary
 
 
 def test_first_run_pushes_each_node_once_then_nothing(settings, store, daemons):
@@ -96,7 +100,7 @@ def test_broken_lainlet_changes_nothing(settings, store, daemons, lainlet, break
 def test_restarted_daemon_gets_its_list_and_pauses_back(settings, store, daemons):
     run(settings, store)
     daemons["127.0.0.11"].jobs[0]["sleep"] = True  # a user paused it through the API…
-    store.set_pause("127.0.0.11", HELLO_DATA, True)  # …which also remembers it
+    store.set_pause("127.0.0.11", HELLO_DATA, True, datetime.now(UTC))  # …which also remembers it
     daemons["127.0.0.11"].restart()
     assert daemons["127.0.0.11"].jobs == [] and daemons["127.0.0.11"].update_time == GO_ZERO
     pushes(daemons)
@@ -108,7 +112,7 @@ def test_restarted_daemon_gets_its_list_and_pauses_back(settings, store, daemons
 
 def test_pause_of_a_removed_job_is_dropped(settings, store, daemons, lainlet):
     run(settings, store)
-    store.set_pause("127.0.0.11", HELLO_DATA, True)
+    store.set_pause("127.0.0.11", HELLO_DATA, True, datetime.now(UTC))
     pod = lainlet.spec["hello.web.web"][0]
     pod["Annotation"] = pod["Annotation"].replace('"0 3 * * *"', '"0 4 * * *"')  # new id
     run(settings, store)
@@ -132,7 +136,7 @@ def test_plan_predicts_the_next_run(settings, store, daemons, lainlet):
     run(settings, store)
     lainlet.spec["mysql.worker.master"][0]["Containers"][0]["NodeIp"] = "127.0.0.12"
     daemons["127.0.0.11"].restart()
-    predicted = reconcile.plan_answer(reconcile.observe(settings, store))
+    predicted = reconcile.plan_answer(reconcile.observe(Deps(settings, table=store.db.table)))
     assert predicted["push"] == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
     assert predicted["clear"] == ["127.0.0.13"] and predicted["restarted"] == ["127.0.0.11"]
     node12 = next(n for n in predicted["nodes"] if n["node"] == "127.0.0.12")
@@ -183,15 +187,24 @@ def test_scheduled_function_runs_the_reconcile(env, ddb, daemons, lainlet):
         assert failed["ok"] is False and "lainlet" in failed["error"]
 
 
-def test_plan_is_pure_and_covers_every_case():
-    from chalicelib.edges.state import NodeState
+def test_first_seen_is_kept_across_pushes_of_a_changed_list(settings, ddb, daemons, lainlet):
+    """A job's first push time survives later pushes of its node's list (freshness reads it)."""
+    times = iter([datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)])
+    deps = Deps(settings, lambda: now, ddb)
+    now = next(times)
+    reconcile.run(deps)
+    pod = lainlet.spec["hello.web.web"][0]
+    pod["Annotation"] = pod["Annotation"].replace("*/30 * * * *", "*/20 * * * *")  # new job on .11
+    now = next(times)
+    assert reconcile.run(deps).summary["pushed"] == ["127.0.0.11"]
+    first_seen = dict(deps.state.states()["127.0.0.11"].first_seen)
+    assert first_seen[HELLO_DATA] == "2026-11-01T00:00:00.000000Z"  # unchanged job: kept
+    assert sorted(first_seen.values()) == ["2026-11-01T00:00:00.000000Z",
+                                           "2026-11-02T00:00:00.000000Z"]
 
-    generated = {"10.0.0.1": [{"id": "a", "x": 1}], "10.0.0.2": [{"id": "b"}]}
-    v1 = reconcile.joblib.list_version(generated["10.0.0.1"])
-    states = {"10.0.0.1": NodeState("10.0.0.1", v1, ("a",), 1),
-              "10.0.0.3": NodeState("10.0.0.3", "v", ("c",), 1),
-              "10.0.0.4": NodeState("10.0.0.4", "v", (), 0)}
-    plans = {p.node: p for p in reconcile.plan(copy.deepcopy(generated), states, {"10.0.0.1"})}
-    assert {n: p.reasons for n, p in plans.items()} == {
-        "10.0.0.1": ["restarted"], "10.0.0.2": ["new"], "10.0.0.3": ["stale"], "10.0.0.4": []}
-    assert plans["10.0.0.3"].removed == ["c"] and plans["10.0.0.2"].added == ["b"]
+
+def test_run_history_expires_after_a_week(deps, daemons):
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    deps.state.add_run({"started": "2026-11-25T12:00:00.000000Z", "ok": True}, now)
+    item = deps.table.get_item(Key={"pk": "RECONCILE", "sk": "2026-11-25T12:00:00.000000Z"})["Item"]
+    assert int(item["ttl"]) == int(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())

@@ -8,8 +8,9 @@ import pytest
 
 from chalicelib.core.gotime import sort_key
 from chalicelib.core.recordschema import parse_record
-from chalicelib.edges.records import RecordStore, month_query
+from chalicelib.edges.records import RecordStore
 from chalicelib.errors import Conflict
+from chalicelib.usecases.records import month_query
 from tests import reference
 from tests.component.apiclient import error_of
 from tests.conftest import OperationLog

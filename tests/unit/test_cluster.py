@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from chalicelib.core.cluster import Cluster, archive_name, volume_dir
+from chalicelib.core.cluster import Cluster
+from chalicelib.core.paths import archive_name, volume_dir
 from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc, UpstreamError
 from tests import reference
 

@@ -136,3 +136,17 @@ def test_counts():
     items = [assess(paused=True), assess()]
     assert freshness.counts(items) == {"ok": 0, "pending": 0, "late": 0, "failing": 0,
                                        "never": 1, "paused": 1, "invalid": 0}
+
+
+@pytest.mark.parametrize("early, status", [(4, "ok"), (5, "ok"), (6, "late")])
+def test_a_daemon_clock_a_few_seconds_early_still_counts(early, status):
+    """Daemon clocks and the expected start may differ by up to 5 s (SKEW); more is a miss."""
+    run = record("success", TODAY_3AM - timedelta(seconds=early))
+    assert assess(last=run, success=run).status == status
+
+
+@pytest.mark.parametrize("early, status", [(4, "failing"), (6, "late")])
+def test_a_failure_a_few_seconds_early_still_counts_as_this_run(early, status):
+    yesterday = record("success", TODAY_3AM - timedelta(days=1))
+    failed = record("failed", TODAY_3AM - timedelta(seconds=early), reason="disk full")
+    assert assess(last=failed, success=yesterday).status == status

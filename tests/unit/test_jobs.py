@@ -144,3 +144,20 @@ def test_public_job_hides_path_and_archive_without_touching_the_original():
     assert shown["args"]["volume"] == "/data" and "path" in job["args"]
     expire = generated()["127.0.0.11"][-1]
     assert jobs.public_job(expire) == expire
+
+
+def test_plan_is_pure_and_covers_every_case():
+    import copy
+
+    from chalicelib.core.jobs import list_version
+    from chalicelib.core.plan import NodeState, plan, with_restarts
+
+    generated = {"10.0.0.1": [{"id": "a", "x": 1}], "10.0.0.2": [{"id": "b"}]}
+    v1 = list_version(generated["10.0.0.1"])
+    states = {"10.0.0.1": NodeState("10.0.0.1", v1, ("a",), 1),
+              "10.0.0.3": NodeState("10.0.0.3", "v", ("c",), 1),
+              "10.0.0.4": NodeState("10.0.0.4", "v", (), 0)}
+    plans = {p.node: p for p in with_restarts(plan(copy.deepcopy(generated), states), {"10.0.0.1"})}
+    assert {n: p.reasons for n, p in plans.items()} == {
+        "10.0.0.1": ["restarted"], "10.0.0.2": ["new"], "10.0.0.3": ["stale"], "10.0.0.4": []}
+    assert plans["10.0.0.3"].removed == ["c"] and plans["10.0.0.2"].added == ["b"]

@@ -1,0 +1,103 @@
+"""What a reconcile run does to each node, decided from the lists it wants and the states it read.
+Pure: no I/O, no clock.
+
+A node is pushed when its wanted list's version differs from the one of its last accepted push
+(``changed``), when it has no state yet (``new``), when lainlet names no job for it while it still
+holds some (``stale``: it gets an empty list), or when its daemon restarted and lost its jobs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from chalicelib.core.jobs import Job, list_version
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """A node's list as of its last accepted push (``jobs``: that list, None if not kept), and
+    since when pushes to it fail (empty while it answers)."""
+
+    node: str
+    version: str
+    job_ids: tuple[str, ...] = ()
+    job_count: int = 0
+    pushed_at: str = ""
+    first_seen: tuple[tuple[str, str], ...] = ()  # (job id, time it was first pushed)
+    jobs: tuple[dict[str, Any], ...] | None = None
+    unreachable_since: str = ""
+
+    def first_seen_of(self, job_id: str) -> str:
+        return dict(self.first_seen).get(job_id, "")
+
+
+@dataclass
+class NodePlan:
+    """What a run does to one node; ``reasons`` empty means nothing to do."""
+
+    node: str
+    version: str
+    jobs: list[Job] = field(repr=False)
+    reasons: list[str]
+    added: list[str]
+    removed: list[str]
+    unchanged: int
+
+    @property
+    def push(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [j["id"] for j in self.jobs if j["id"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["jobs"]
+        out["jobs"] = len(self.jobs)
+        return out
+
+
+def plan(generated: dict[str, list[Job]], states: dict[str, NodeState],
+         restarted: frozenset[str] | set[str] = frozenset()) -> list[NodePlan]:
+    """Pure: the per-node actions of a run, in node order.
+
+    new/changed: the list's version differs from the last accepted push; stale: the node had jobs
+    and lainlet names none for it now (it gets an empty list); restarted: the daemon lost its jobs.
+    """
+    plans = []
+    for node in sorted(set(generated) | set(states), key=ipaddress.IPv4Address):
+        node_jobs = generated.get(node, [])
+        version = list_version(node_jobs)
+        state = states.get(node)
+        new_ids = [j["id"] for j in node_jobs if j["id"]]
+        old_ids = list(state.job_ids) if state else []
+        reasons = []
+        if node not in generated:
+            if state and state.job_count:
+                reasons.append("stale")
+        elif state is None:
+            reasons.append("new")
+        elif state.version != version:
+            reasons.append("changed")
+        if node in restarted and node_jobs:
+            reasons.append("restarted")
+        plans.append(NodePlan(
+            node=node, version=version, jobs=node_jobs, reasons=reasons,
+            added=[i for i in new_ids if i not in old_ids],
+            removed=[i for i in old_ids if i not in new_ids],
+            unchanged=len([i for i in new_ids if i in old_ids]),
+        ))
+    return plans
+
+
+def with_restarts(plans: list[NodePlan], restarted: set[str]) -> list[NodePlan]:
+    """Mark nodes whose daemon restarted (and lost its jobs) to be pushed again."""
+    for p in plans:
+        if p.node in restarted and p.jobs and "restarted" not in p.reasons:
+            p.reasons.append("restarted")
+    return plans
+
+

@@ -1,0 +1,77 @@
+"""The shapes that cross module boundaries, typed: a job, a job record, a backup entity, a run
+summary, a list answer some nodes did not contribute to. Pure data, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NotRequired, TypedDict
+
+
+class Job(TypedDict):
+    """One entry of a daemon's job list (``crond.Job``); ``args`` depends on ``action``."""
+
+    id: str
+    spec: str
+    action: str
+    args: dict[str, Any]
+    type: str
+    sleep: bool
+
+
+class JobRecord(TypedDict):
+    """What a daemon posts about one run of a job (``crond.JobRecord``)."""
+
+    id: str
+    spec: NotRequired[str]
+    action: str
+    args: dict[str, Any]
+    type: NotRequired[str]
+    sleep: NotRequired[bool]
+    rid: str
+    result: NotRequired[dict[str, Any] | None]
+    state: str
+    start: str
+    end: NotRequired[str]
+    reason: NotRequired[str]
+
+
+class BackupEntity(TypedDict):
+    """A backup as users see it: the original controller's five fields of the daemon's entity."""
+
+    volume: str
+    name: str
+    size: int
+    created: str
+    instanceNo: int
+
+
+class ReconcileSummary(TypedDict, total=False):
+    """One run's summary, as answered, logged and kept in the history."""
+
+    started: str
+    ok: bool
+    error: str
+    nodes: int
+    pushed: list[str]
+    failed: dict[str, str]
+    cleared: list[str]
+    restarted: list[str]
+    repaused: dict[str, list[str]]
+    unchanged: int
+    held: dict[str, list[str]]
+    held_reasons: list[str]
+    held_runs: int
+    removals_applied: int
+    forgotten: list[str]
+    problems: int
+    notify_url_set: bool
+    alerts: int
+    duration_ms: int
+
+
+@dataclass
+class Partial:
+    """A list answer gathered from several nodes, and the nodes that did not answer."""
+
+    body: Any
+    unreachable: list[str] = field(default_factory=list)

@@ -1,0 +1,91 @@
+"""An app's backup jobs on the daemons: list, inspect, run, pause and wake up.
+
+A job id must be one of the app's generated jobs before any daemon is asked; the app filter of a
+listing is forced after the user's filters, so no query shows another app's jobs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from chalicelib.core import jobs as joblib
+from chalicelib.core.types import Job, Partial
+from chalicelib.deps import Deps
+from chalicelib.edges.backupd import BackupdClient, BackupdError
+from chalicelib.errors import BadRequest, ControllerError, NotFound
+
+JOB_ACTIONS = ("run", "sleep", "wakeup")
+JOB_QUERY = re.compile(r"^(action|type|id|args_\w+)$")
+
+
+def _owned_job(deps: Deps, app: str, job_id: str) -> str:
+    """The node of ``job_id`` if it is one of the app's backup jobs now, else 404."""
+    cluster = deps.cluster(app)
+    cluster.procs_of(app)  # 404 for an unknown app first
+    ids = {j["id"] for node_jobs in joblib.generate(cluster).values() for j in node_jobs if j["id"]}
+    if job_id not in ids:
+        raise NotFound(f"job {job_id!r} is not a backup job of app {app!r}", code="unknown_job")
+    return joblib.node_of_job_id(job_id) or ""
+
+
+def app_jobs(deps: Deps, app: str, query: Mapping[str, str]) -> Partial:
+    """The app's jobs as the daemons hold them (``args.path``/``args.archive`` hidden)."""
+    cluster = deps.cluster(app)
+    params = {k: v for k, v in query.items() if JOB_QUERY.fullmatch(k)}
+    params["args_app"] = app  # after the user's filters: never another app's jobs
+    result = deps.fan_out(cluster.node_ips_of_app(app), lambda c: c.jobs(params))
+    body = [{**entry, "job": joblib.public_job(entry["job"])}
+            for entries in result.results.values() for entry in entries
+            if entry["job"].get("args", {}).get("app") == app]
+    return Partial(body, result.unreachable)
+
+
+def _on_daemon[T](deps: Deps, app: str, job_id: str, call: Callable[[BackupdClient], T],
+                  node: str | None = None) -> T:
+    """Run ``call`` on the daemon of one of the app's jobs; "no such job" there becomes a 404."""
+    node = node or _owned_job(deps, app, job_id)
+    try:
+        return call(deps.daemon(node))
+    except BackupdError as e:
+        if e.upstream_status == 400:
+            raise NotFound(f"job {job_id} of app {app} is not on {node} yet (it is pushed on the "
+                           f"next reconcile): {e.message}", code="job_not_pushed") from None
+        raise
+
+
+def app_job(deps: Deps, app: str, job_id: str) -> Job:
+    return joblib.public_job(_on_daemon(deps, app, job_id, lambda c: c.job(job_id)))  # type: ignore[arg-type]
+
+
+def action(deps: Deps, app: str, job_id: str, name: str) -> Any:
+    """run → the record id; sleep/wakeup → "OK", as the original answered.
+
+    A pause lives in two places, DynamoDB (so every later push and a restarted daemon get it
+    back) and the daemon. The intent is written first, so a DynamoDB failure changes nothing; if
+    the daemon then fails, the intent is rolled back and the answer says so."""
+    if name not in JOB_ACTIONS:
+        raise BadRequest(f"action {name!r} is not one of {', '.join(JOB_ACTIONS)}",
+                         code="bad_action")
+    if name == "run":
+        return _on_daemon(deps, app, job_id, lambda c: c.run(job_id))
+    node = _owned_job(deps, app, job_id)
+    store, now = deps.state, deps.clock()
+    before = store.is_paused(node, job_id)
+    store.set_pause(node, job_id, name == "sleep", now)
+    try:
+        _on_daemon(deps, app, job_id, lambda c: c.job_action(job_id, name), node)
+    except ControllerError as e:
+        try:
+            store.set_pause(node, job_id, before, now)
+            e.message += f"; nothing was changed (the job is {'paused' if before else 'running'})"
+        except ControllerError:
+            e.message += (f"; the {name} is recorded but could not be undone: the next push to "
+                          f"{node} applies it")
+        raise
+    return "OK"
+
+
+def run_once(deps: Deps, app: str, job_id: str) -> str:
+    return _on_daemon(deps, app, job_id, lambda c: c.run_once(job_id))

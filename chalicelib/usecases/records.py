@@ -1,0 +1,62 @@
+"""Job records: what daemons post (notify), and what users read back (by month, by rid)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.core.inputs import bounded_int
+from chalicelib.core.recordschema import STATES, parse_record, record_app
+from chalicelib.deps import Deps
+from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.logs import event, log
+
+MAX_TOTAL = 1000
+
+
+def month_query(total: str | None, month: str | None, year: str | None,
+                now: datetime) -> tuple[int, int, int]:
+    """``total``/``month``/``year`` of a records query, defaults 100 / this month / this year."""
+
+    def number(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
+        return default if raw in (None, "") else bounded_int(raw, name, lo, hi)
+
+    return (number("total", total, 100, 1, MAX_TOTAL), number("month", month, now.month, 1, 12),
+            number("year", year, now.year, 2000, 9999))
+
+
+def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
+    """Store a record a daemon posted; with ``NOTIFY_TOKEN`` set, the post must carry it."""
+    settings = deps.settings
+    if settings.notify_token and not hmac.compare_digest(token.encode(),
+                                                         settings.notify_token.encode()):
+        raise Unauthorized("notify needs ?token=<NOTIFY_TOKEN> (the URL the controller gave the "
+                           "daemons)", code="bad_notify_token")
+    record = parse_record(body, now=deps.clock(),
+                          skew=timedelta(seconds=settings.notify_clock_skew_seconds))
+    stored = deps.records.put(record)
+    event(log, "notify", rid=record["rid"], app=record_app(record), state=record["state"],
+          stored=stored)
+    return {"rid": record["rid"], "stored": stored}
+
+
+def month(deps: Deps, app: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The app's records of one month, newest first (``total``/``month``/``year``/``state``)."""
+    total, month_, year = month_query(query.get("total"), query.get("month"), query.get("year"),
+                                      deps.clock())
+    state = query.get("state") or None
+    if state is not None and state not in STATES:
+        raise BadRequest(f"state must be one of {', '.join(STATES)}, got {state[:20]!r}",
+                         code="bad_state")
+    return deps.records.month(app, year, month_, total, state)
+
+
+def one(deps: Deps, app: str, rid: str) -> dict[str, Any]:
+    return deps.records.get(app, rid)
+
+
+def backup_table(deps: Deps) -> dict[str, Any]:
+    """An on-demand DynamoDB backup of the table that holds the records."""
+    return deps.records.backup(f"{deps.settings.table_name}-{deps.clock():%Y%m%d-%H%M%S}")
