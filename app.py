@@ -154,7 +154,7 @@ def v2_reconcile_plan() -> Any:
 
 @r.route(V2 + "/system/reconcile/history")
 def v2_reconcile_history() -> Any:
-    return nodes.history(deps(), (r.query("total") or [None])[0])
+    return nodes.history(deps(), (r.query("total") or [""])[0])
 
 
 # -- records ---------------------------------------------------------------------------------------

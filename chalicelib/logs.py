@@ -51,13 +51,21 @@ class JsonLines(logging.Formatter):
         return redact(json.dumps(line, default=str))
 
 
+class _Stdout(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is when a line is emitted (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def setup(level: int = logging.INFO) -> logging.Logger:
     """The controller's logger, configured once (idempotent: every import may call it)."""
     logger = logging.getLogger(LOGGER)
     if not any(isinstance(h.formatter, JsonLines) for h in logger.handlers):
         for handler in list(logger.handlers):  # Chalice's plain-text stdout handler
             logger.removeHandler(handler)
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _Stdout(sys.stdout)
         handler.setFormatter(JsonLines())
         logger.addHandler(handler)
     logger.setLevel(level)

@@ -178,8 +178,8 @@ def run(deps: Deps, *, confirm: bool = False) -> Run:
     except Exception as e:
         message = e.message if isinstance(e, ControllerError) else \
             f"internal error ({type(e).__name__}: {str(e)[:200]})"
-        summary.update(error=message, pushed=[], failed={},
-                       duration_ms=round((time.monotonic() - clock) * 1000))
+        summary.update({"error": message, "pushed": [], "failed": {},
+                        "duration_ms": round((time.monotonic() - clock) * 1000)})
         event(log, "reconcile", level=WARNING, exc=not isinstance(e, ControllerError), ok=False,
               error=message, duration_ms=summary["duration_ms"])
         _keep(deps, summary)

@@ -53,7 +53,7 @@ class LazyModule:
 
 
 def to_response(result: Any, status: int = 200) -> Response:
-    headers = {"Content-Type": "application/json"}
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/json"}
     if isinstance(result, Partial):
         if result.unreachable:
             headers[UNREACHABLE_HEADER] = ", ".join(result.unreachable)
@@ -170,6 +170,8 @@ class Form:
         self.values: dict[str, list[str]] = {}
         content_type = (req.headers.get("content-type") or "").lower()
         raw = req.raw_body or b""
+        if isinstance(raw, str):
+            raw = raw.encode()
         if len(raw) > MAX_BODY:
             raise PayloadTooLarge(f"request body is {len(raw):,} bytes; at most {MAX_BODY:,} "
                                   "are accepted", code="too_large")

@@ -32,17 +32,19 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 
-from chalicelib import (  # noqa: E402
-    reconcile,
-    service,
+from chalicelib import reconcile  # noqa: E402
+from chalicelib.core import (  # noqa: E402
+    backupspec,
+    cron,
+    jobs,
+    naming,
 )
-from chalicelib.core import backupspec, cron, jobs  # noqa: E402
-from chalicelib.core import cluster as cluster_mod  # noqa: E402
 from chalicelib.core.cluster import Cluster  # noqa: E402
+from chalicelib.deps import Deps  # noqa: E402
 from chalicelib.edges import schema  # noqa: E402
 from chalicelib.edges.records import RecordStore  # noqa: E402
-from chalicelib.edges.state import NodeStateStore  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
+from chalicelib.usecases import backups  # noqa: E402
 from scripts.simcluster.backupd import BackupdStandIn  # noqa: E402
 from scripts.simcluster.lainlet import LainletStandIn  # noqa: E402
 from scripts.simcluster.server import free_port  # noqa: E402
@@ -90,11 +92,12 @@ def spec_for(procs: int, pods_per_proc: int, nodes: list[str], items: int = 2) -
 
 
 def start_daemons(ips: list[str], port: int, delay: float, poll: float = 0.02) -> list[BackupdStandIn]:
-    out = []
+    out: list[BackupdStandIn] = []
     for ip in ips:
         d = BackupdStandIn(ip, port)
         d.delay, d.poll_interval = delay, poll
-        out.append(d.start())
+        d.start()
+        out.append(d)
     return out
 
 
@@ -144,11 +147,11 @@ def bench_fanout(settings: Settings) -> list[Row]:
     s = dataclasses.replace(settings, lainlet_url=lainlet.url, backupd_port=port,
                             node_timeout_seconds=1.0)
     try:
-        one = median_seconds(lambda: service.list_backups(s, "one", "web", None))
-        ten = median_seconds(lambda: service.list_backups(s, "app0", "web", None))
+        one = median_seconds(lambda: backups.list_backups(Deps(s), "one", "web", None))
+        ten = median_seconds(lambda: backups.list_backups(Deps(s), "app0", "web", None))
         daemons[4].blackhole = True
-        answer = service.list_backups(s, "app0", "web", None)
-        dead = median_seconds(lambda: service.list_backups(s, "app0", "web", None))
+        answer = backups.list_backups(Deps(s), "app0", "web", None)
+        dead = median_seconds(lambda: backups.list_backups(Deps(s), "app0", "web", None))
     finally:
         for d in daemons:
             d.stop()
@@ -173,7 +176,7 @@ def bench_generate() -> Row:
         backupspec._decode.cache_clear()  # measure cold caches, as in a fresh Lambda
         backupspec._parse_cached.cache_clear()
         cron._parse_cached.cache_clear()
-        cluster_mod.is_node_ip.cache_clear()
+        naming.is_node_ip.cache_clear()
         jobs._ip_hex.cache_clear()
         jobs.generate(Cluster.from_backupspec(spec))
 
@@ -199,12 +202,12 @@ def bench_reconcile(settings: Settings, nodes: int) -> list[Row]:
                 import boto3
 
                 schema.create_table(boto3.client("dynamodb"), s.table_name)
-                store = NodeStateStore(boto3.resource("dynamodb").Table(s.table_name))
+                deps = Deps(s, table=boto3.resource("dynamodb").Table(s.table_name))
                 start = time.perf_counter()
-                first = reconcile.run(s, store)
+                first = reconcile.run(deps).summary
                 push_times.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                again = reconcile.run(s, store)
+                again = reconcile.run(deps).summary
                 noop_times.append(time.perf_counter() - start)
             assert len(first["pushed"]) == nodes and not first["failed"], first["failed"]
             assert again["pushed"] == [] and again["unchanged"] == nodes
@@ -287,7 +290,7 @@ def bench_notify(posts: int) -> Row:
         samples = []
         with Client(app) as client:
             for n in range(posts):
-                body = json.dumps({**sample, "rid": f"bench{n}", "state": "success"})
+                body = json.dumps({**sample, "rid": sample["rid"][:10] + f"{n:032x}"})
                 start = time.perf_counter()
                 resp = client.http.post("/api/v2/system/notify", body=body,
                                         headers={"Content-Type": "application/json"})

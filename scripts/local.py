@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -36,7 +37,7 @@ from scripts.simcluster.server import free_port  # noqa: E402
 LOCAL_TABLE = "backupctl-local"  # the local stage's TABLE_NAME (.chalice/config.json)
 
 
-def start_dynamodb(env: dict[str, str]) -> object | None:
+def start_dynamodb(env: dict[str, str]) -> Any:
     """moto's threaded server on loopback, unless DYNAMODB_ENDPOINT_URL points elsewhere."""
     for key, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"),
                        ("AWS_DEFAULT_REGION", "us-east-1")):

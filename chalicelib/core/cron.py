@@ -89,7 +89,7 @@ class Schedule:
     def _walk(self, when: datetime, *, forward: bool) -> datetime | None:
         it = croniter(self.expression, when.astimezone(self.tz), day_or=self.day_or)
         try:
-            found = it.get_next(datetime) if forward else it.get_prev(datetime)
+            found: datetime = it.get_next(datetime) if forward else it.get_prev(datetime)
         except CroniterBadDateError:  # e.g. "0 0 30 2 *": valid for robfig, never fires
             return _NEVER
         return found.astimezone(UTC)

@@ -103,7 +103,7 @@ def status_of(p: Placement, *, first_seen: str, paused: bool, latest: dict[str, 
         if success:
             return "ok", "no run due since the job was pushed; an earlier one succeeded", due
         return "pending", f"first run due after {_iso(schedule.next_after(first or now))} + grace", due
-    if success_start and success_start >= due - SKEW:
+    if success and success_start and success_start >= due - SKEW:
         return "ok", f"succeeded at {success.get('start')}", due
     if success is None:
         return "never", f"no successful backup ever recorded; a run was due at {_iso(due)}", due

@@ -89,7 +89,7 @@ def placements(cluster: Cluster) -> Iterator[Placement]:
                     "volume": item.volume,
                 }
                 for node in pod.node_ips:
-                    job = None
+                    job: Job | None = None
                     if item.schedule_ok and (node, proc.full_name, pod.instance_no,
                                              item.volume) not in cluster.busy:
                         job = {
@@ -125,7 +125,7 @@ def _generate(cluster: Cluster) -> dict[str, list[Job]]:
             expire.setdefault(p.node, []).extend([entry, p.item.expire])
     result: dict[str, list[Job]] = {}
     for node in sorted(set(backups) | set(expire), key=ipaddress.IPv4Address):
-        jobs = _dedupe(backups.get(node, []))
+        jobs = backups.get(node, [])
         if node in expire:
             jobs.append(expire_job(_dedupe_pairs(expire[node])))
         result[node] = jobs
@@ -142,11 +142,6 @@ def expire_job(info: list[str]) -> Job:
         "type": "cron",
         "sleep": False,
     }
-
-
-def _dedupe(jobs: list[Job]) -> list[Job]:
-    """Two containers of one pod on one node would give the same job twice; the daemon needs one."""
-    return list({job["id"]: job for job in jobs}.values())
 
 
 def _dedupe_pairs(info: list[str]) -> list[str]:

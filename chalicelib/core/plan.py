@@ -12,7 +12,8 @@ import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chalicelib.core.jobs import Job, list_version
+from chalicelib.core.jobs import list_version
+from chalicelib.core.types import Job
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class NodeState:
     job_count: int = 0
     pushed_at: str = ""
     first_seen: tuple[tuple[str, str], ...] = ()  # (job id, time it was first pushed)
-    jobs: tuple[dict[str, Any], ...] | None = None
+    jobs: tuple[Job, ...] | None = None
     unreachable_since: str = ""
 
     def first_seen_of(self, job_id: str) -> str:

@@ -23,7 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, Job, expire_job
+from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, expire_job
+from chalicelib.core.types import Job
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def lost(generated: Mapping[str, Sequence[Job]],
          old_ids: Mapping[str, Sequence[str]]) -> list[Removal]:
     """Backup jobs whose volume dir gets no job anywhere in the new lists. ``old_lists[node]`` is
     the node's last pushed list (None if unknown: every id that disappears from it counts)."""
-    out = []
+    out: list[Removal] = []
     new_paths = {_path(j) for node_jobs in generated.values() for j in _backups(node_jobs)}
     for node in sorted(set(old_lists) | set(old_ids)):
         new_ids = {j["id"] for j in _backups(generated.get(node, []))}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,6 +24,7 @@ from urllib3.util.retry import Retry
 
 from chalicelib.core.inputs import preview
 from chalicelib.core.naming import is_node_ip
+from chalicelib.core.types import Job
 from chalicelib.errors import ControllerError, UpstreamError, UpstreamTimeout
 from chalicelib.logs import event, log
 from chalicelib.settings import Settings
@@ -148,7 +149,7 @@ class BackupdClient:
         body = self.request("GET", f"/cron/jobs/{_p(job_id)}")
         return self._expect(body, is_job(body), "a job")
 
-    def set_jobs(self, jobs: list[dict[str, Any]], version: str, timeout: float | None = None) -> None:
+    def set_jobs(self, jobs: Sequence[Job], version: str, timeout: float | None = None) -> None:
         self.request("PUT", "/cron/jobs", data={"data": json.dumps(jobs), "version": version},
                      timeout=timeout)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib.core.gotime import format_time
 from chalicelib.core.plan import NodeState
+from chalicelib.core.types import Job
 from chalicelib.edges import schema
 from chalicelib.edges.dynamo import Dynamo
 
@@ -84,7 +85,8 @@ class NodeStateStore:
     def statuses(self) -> dict[str, str]:
         return {i["sk"]: i["status"] for i in self.db.query(STATUSES)}
 
-    def save_statuses(self, changed: dict[str, str], gone: set[str] = frozenset()) -> None:
+    def save_statuses(self, changed: dict[str, str], gone: frozenset[str] | set[str] = frozenset()
+                      ) -> None:
         """Remember changed statuses; forget those of items that no longer exist."""
         self.db.put_many({"pk": STATUSES, "sk": key, "status": status}
                          for key, status in changed.items())
@@ -113,7 +115,7 @@ def _pack(s: NodeState) -> dict[str, Any]:
     return item
 
 
-def _unpack(blob: Any) -> tuple[dict[str, Any], ...] | None:
+def _unpack(blob: Any) -> tuple[Job, ...] | None:
     if blob is None:
         return None
     raw = getattr(blob, "value", blob)  # boto3 wraps binary attributes

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -76,7 +76,7 @@ class StandIn:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> StandIn:
+    def start(self) -> Self:
         self._released.clear()
         self._server = _Server((self.host, self.port), self._handler_class())
         self.port = self._server.server_address[1]

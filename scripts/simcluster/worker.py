@@ -18,7 +18,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 
@@ -45,7 +45,7 @@ class WorkingBackupd(BackupdStandIn):
         return self.root / "storage" / (namespace or self.host)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> WorkingBackupd:
+    def start(self) -> Self:
         super().start()
         self._ticking.set()
         self._ticker = threading.Thread(target=self._tick, daemon=True, name=f"cron-{self.host}")

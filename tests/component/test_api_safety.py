@@ -28,6 +28,8 @@ def nothing_reached(daemons, prefix="/api/v1"):
     ("GET", "/api/v2/app/hello/proc/mysql.worker.master/backups", None, 404),
     # app "hello" must not match files of the hello proc's sibling name
     ("GET", "/api/v2/app/hello/proc/web/backups/hello-hello.web.webx-1-data.tar.gz", None, 403),
+    # the proc's prefix but no instance number: not one of its backups' names
+    ("GET", "/api/v2/app/hello/proc/web/backups/hello-hello.web.web-data.tar.gz", None, 403),
     ("GET", f"/api/v2/app/hello/cron/jobs/{MYSQL_JOB}", None, 404),
     ("POST", f"/api/v2/app/hello/cron/jobs/{MYSQL_JOB}/actions/run", [], 404),
     ("POST", f"/api/v2/app/hello/cron/jobs/{MYSQL_JOB}/actions/sleep", [], 404),

@@ -284,3 +284,27 @@ def test_parse_record_accepts_every_captured_post():
         assert parse_record(json.dumps(record), now=now, skew=timedelta(minutes=10)) == record
 
 
+
+
+def test_a_run_that_claims_the_future_is_refused(api, ddb):
+    """A rid and start that agree with each other but lie ahead of the controller's clock."""
+    ahead = datetime.now(UTC) + timedelta(hours=1)
+    job = reference.job("7f00000bb19d69edd273f3535f5cd42e6fcbd556")
+    resp = post(api, reference.record_of(job, "running", ahead))
+    assert resp.status_code == 400 and "in the future" in error_of(resp)["error"]
+
+
+def test_a_late_running_post_never_hides_its_own_result(ddb):
+    store = RecordStore(ddb)
+    job = reference.job("7f00000bb19d69edd273f3535f5cd42e6fcbd556")
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    done = reference.record_of(job, "success", start, result={"file": "f", "size": 3})
+    store.put(done)
+    store.put({**done, "state": "running", "end": "0001-01-01T00:00:00Z", "result": None})
+    latest = store.latest_by_job()[job["id"]]
+    assert latest["last"]["state"] == "success" and latest["success"]["rid"] == done["rid"]
+    # the race: "running" stored first, its result next, then "running"'s write of the job's
+    # latest lands last; the ordering rule of the latest item must still keep the result
+    running = {**done, "state": "running", "end": "0001-01-01T00:00:00Z", "result": None}
+    store._put_latest(running, sort_key(running["start"], running["rid"]), "last")
+    assert store.latest_by_job()[job["id"]]["last"]["state"] == "success"

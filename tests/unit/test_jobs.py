@@ -161,3 +161,14 @@ def test_plan_is_pure_and_covers_every_case():
     assert {n: p.reasons for n, p in plans.items()} == {
         "10.0.0.1": ["restarted"], "10.0.0.2": ["new"], "10.0.0.3": ["stale"], "10.0.0.4": []}
     assert plans["10.0.0.3"].removed == ["c"] and plans["10.0.0.2"].added == ["b"]
+
+
+def test_two_containers_of_one_pod_on_one_node_give_one_job():
+    pod = {"Annotation": json.dumps({"backup": [{"procname": "a.web.web", "volume": "/data",
+                                                 "schedule": "0 3 * * *", "expire": "1d"}]}),
+           "InstanceNo": 1, "Containers": [
+               {"Id": "c1", "Ip": "", "NodeIp": "10.0.0.1", "NodeName": ""},
+               {"Id": "c2", "Ip": "", "NodeIp": "10.0.0.1", "NodeName": ""}]}
+    generated = jobs.generate(Cluster.from_backupspec({"a.web.web": [pod]}))
+    backups = [j for j in generated["10.0.0.1"] if j["id"]]
+    assert len(backups) == 1 and backups[0]["args"]["containers"] == ["c1", "c2"]
