@@ -11,7 +11,7 @@ for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from logging import WARNING
 from typing import Any
@@ -132,18 +132,18 @@ class Dynamo:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def put_many(self, items: Iterable[dict[str, Any]]) -> None:
-        try:
-            with self.table.batch_writer() as batch:
-                for item in items:
-                    batch.put_item(Item=item)
-        except Exception as e:
-            raise self._failure("BatchWriteItem", e) from None
+        self._batch(items, lambda batch, item: batch.put_item(Item=item))
 
     def delete_many(self, keys: Iterable[dict[str, str]]) -> None:
+        self._batch(keys, lambda batch, key: batch.delete_item(Key=key))
+
+    def _batch(self, entries: Iterable[dict[str, Any]], write: Callable[[Any, dict[str, Any]], Any]
+               ) -> None:
+        """One batch writer (25 items a request, unprocessed ones retried) for many writes."""
         try:
             with self.table.batch_writer() as batch:
-                for key in keys:
-                    batch.delete_item(Key=key)
+                for entry in entries:
+                    write(batch, entry)
         except Exception as e:
             raise self._failure("BatchWriteItem", e) from None
 
