@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from chalicelib.core.cluster import Cluster
     from chalicelib.edges.backupd import BackupdClient, FanOut
     from chalicelib.edges.records import RecordStore
+    from chalicelib.edges.secrets import Secrets
     from chalicelib.edges.state import NodeStateStore
 
 
@@ -64,6 +65,12 @@ class Deps:
         from chalicelib.edges.records import RecordStore
 
         return RecordStore(self.table, self.settings.record_retention_days)
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        from chalicelib.edges.secrets import Secrets
+
+        return Secrets(self.settings, self.clock)
 
     @cached_property
     def state(self) -> NodeStateStore:

@@ -83,6 +83,13 @@ class StoreUnavailable(ControllerError):
     code = "store_unavailable"
 
 
+class SecretUnavailable(ControllerError):
+    """SSM did not give a secret the controller needs; the request can be retried."""
+
+    status = 503
+    code = "secret_unavailable"
+
+
 class LainletError(UpstreamError):
     """lainlet is down, answered non-200, or sent something that is not a backupspec."""
 

@@ -19,6 +19,7 @@ partial answer's removals are held. Every run, failed or not, is logged and kept
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import time
 from dataclasses import dataclass, field, replace
@@ -45,12 +46,17 @@ class NothingToKeep(LainletError):
     code = "refused_empty_spec"
 
 
-def notify_url(settings: Settings) -> str:
+def notify_url(settings: Settings, token: str) -> str:
     """Where daemons post records; the token rides in the query (daemons keep the URL as given)."""
     if not settings.advertise_url:
         return ""
     url = settings.advertise_url + NOTIFY_PATH
-    return f"{url}?token={settings.notify_token}" if settings.notify_token else url
+    return f"{url}?token={token}" if token else url
+
+
+def digest(url: str) -> str:
+    """What the node state keeps of the notify URL: enough to see it changed, not the token."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16] if url else ""
 
 
 @dataclass
@@ -104,7 +110,7 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
                 live = {n: s for n, s in live.items() if n != node}
             else:
                 desired[node] = removals.keep_held(generated.get(node, []), old, ids)
-    plans = plan(desired, live)
+    plans = plan(desired, live, notify_digest=digest(notify_url(settings, deps.secrets.notify_token())))
     restarted: list[str] = []
     silent: list[str] = []
     if check_restarts:
@@ -142,6 +148,11 @@ def _push(client: BackupdClient, p: NodePlan, notify: str, paused: set[str],
     ``timeout``: the daemon holds a list until its nearest job is 5 s away (every minute's expire
     job makes that common), and a push it applied after 4 s is a success, not a failure."""
     client.set_jobs(p.jobs, p.version, timeout=timeout)
+    if notify and p.notify_stale:  # a rotated token: drop the daemon's older URLs of this controller
+        ours = notify.split("?")[0]
+        for addr in client.notify_addrs():
+            if addr != notify and addr.split("?")[0] == ours:
+                client.remove_notify(addr)
     if notify:
         client.set_notify(notify)
     repaused = sorted(paused & set(p.job_ids))
@@ -209,12 +220,13 @@ def _apply(deps: Deps, seen: Observation) -> Run:
     settings, store = deps.settings, deps.state
     todo = {p.node: p for p in seen.plans if p.push}
     pauses = store.pauses()
-    notify = notify_url(settings)
+    notify = notify_url(settings, deps.secrets.notify_token())
     result = deps.fan_out(list(todo), lambda c: _push(
         c, todo[c.node], notify, pauses.get(c.node, set()), settings.push_timeout_seconds))
     now = format_time(deps.clock())
     pushed = [NodeState(n, todo[n].version, tuple(todo[n].job_ids), len(todo[n].jobs), now,
-                        _first_seen(seen.states.get(n), todo[n].job_ids, now), tuple(todo[n].jobs))
+                        _first_seen(seen.states.get(n), todo[n].job_ids, now), tuple(todo[n].jobs),
+                        notify_digest=digest(notify))
               for n in result.results]
     failing = [replace(seen.states[n], unreachable_since=seen.states[n].unreachable_since or now)
                for n in result.errors if n in seen.states]

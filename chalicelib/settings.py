@@ -1,17 +1,24 @@
 """Every setting of the controller, read from the environment in one place.
 
-Handlers and scripts call :func:`get_settings` instead of reading ``os.environ`` themselves, so the
-documented variable names (README, ``.chalice/config.json``) are the whole interface and a bad value
-fails with one readable message instead of a ``ValueError`` deep inside a request.
+Each field of :class:`Settings` names its environment variable, its minimum (numbers) and whether it
+is a secret; reading (:meth:`Settings.from_env`), rendering the deploy config
+(``scripts/render_config.py``) and the README's settings table all go by that one list. Handlers
+and scripts call :func:`get_settings` instead of reading ``os.environ`` themselves, and a bad value
+fails with one readable message naming the variable.
+
+Secrets (``NOTIFY_TOKEN``, ``API_TOKEN``) are never rendered into a deployed stage: there the
+config carries the *names* of SSM parameters (``*_TOKEN_PARAM``) and the functions read the values
+at run time (:mod:`chalicelib.edges.secrets`). The plain variables serve the local runner and tests.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from typing import Any
 
 from chalicelib.errors import ControllerError
 
@@ -25,97 +32,83 @@ class SettingsError(ControllerError):
     code = "bad_setting"
 
 
+def _prefix(raw: str) -> str:
+    """``api/v1/`` → ``/api/v1``; empty stays empty (the daemon's API at its root)."""
+    raw = raw.strip("/")
+    return "/" + raw if raw else ""
+
+
+def _url(raw: str) -> str:
+    return raw.rstrip("/")
+
+
+def setting(default: Any, env: str, *, minimum: float | None = None, secret: bool = False,
+            normalize: Callable[[str], str] | None = None) -> Any:
+    """A field of :class:`Settings` read from the variable ``env``."""
+    return field(default=default, metadata={"env": env, "minimum": minimum, "secret": secret,
+                                             "normalize": normalize})
+
+
 @dataclass(frozen=True)
 class Settings:
     """The controller's configuration; build it with :meth:`from_env`."""
 
-    lainlet_url: str = "http://lainlet.lain:9001"
-    lainlet_timeout_seconds: float = 10.0
-    backupd_port: int = 9002
-    backupd_api_prefix: str = "/api/v1"
-    advertise_url: str = ""
-    notify_token: str = ""
-    api_token: str = ""
-    table_name: str = "backupctl"
-    dynamodb_endpoint_url: str = ""
-    node_timeout_seconds: float = 3.0
-    fanout_workers: int = 32
-    record_retention_days: int = 0
-    freshness_grace_seconds: float = 600.0
-    alert_webhook_url: str = ""
-    dynamodb_timeout_seconds: float = 1.5
-    notify_clock_skew_seconds: float = 600.0
-    push_timeout_seconds: float = 15.0
-    removal_guard_percent: float = 20.0
-    removal_confirm_runs: int = 3
-    node_forget_hours: float = 24.0
+    lainlet_url: str = setting("http://lainlet.lain:9001", "LAINLET_URL", normalize=_url)
+    lainlet_timeout_seconds: float = setting(10.0, "LAINLET_TIMEOUT_SECONDS", minimum=0.1)
+    backupd_port: int = setting(9002, "BACKUPD_PORT", minimum=1)
+    backupd_api_prefix: str = setting("/api/v1", "BACKUPD_API_PREFIX", normalize=_prefix)
+    advertise_url: str = setting("", "ADVERTISE_URL", normalize=_url)
+    notify_token: str = setting("", "NOTIFY_TOKEN", secret=True)
+    api_token: str = setting("", "API_TOKEN", secret=True)
+    notify_token_param: str = setting("", "NOTIFY_TOKEN_PARAM")
+    api_token_param: str = setting("", "API_TOKEN_PARAM")
+    secret_cache_seconds: float = setting(300.0, "SECRET_CACHE_SECONDS", minimum=0)
+    notify_token_grace_seconds: float = setting(3600.0, "NOTIFY_TOKEN_GRACE_SECONDS", minimum=0)
+    table_name: str = setting("backupctl", "TABLE_NAME")
+    dynamodb_endpoint_url: str = setting("", "DYNAMODB_ENDPOINT_URL")
+    dynamodb_timeout_seconds: float = setting(1.5, "DYNAMODB_TIMEOUT_SECONDS", minimum=0.1)
+    node_timeout_seconds: float = setting(3.0, "NODE_TIMEOUT_SECONDS", minimum=0.1)
+    push_timeout_seconds: float = setting(15.0, "PUSH_TIMEOUT_SECONDS", minimum=1)
+    fanout_workers: int = setting(32, "FANOUT_WORKERS", minimum=1)
+    record_retention_days: int = setting(0, "RECORD_RETENTION_DAYS", minimum=0)
+    notify_clock_skew_seconds: float = setting(600.0, "NOTIFY_CLOCK_SKEW_SECONDS", minimum=0)
+    freshness_grace_seconds: float = setting(600.0, "FRESHNESS_GRACE_SECONDS", minimum=0)
+    alert_webhook_url: str = setting("", "ALERT_WEBHOOK_URL")
+    removal_guard_percent: float = setting(20.0, "REMOVAL_GUARD_PERCENT", minimum=0)
+    removal_confirm_runs: int = setting(3, "REMOVAL_CONFIRM_RUNS", minimum=1)
+    node_forget_hours: float = setting(24.0, "NODE_FORGET_HOURS", minimum=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from ``env`` (default: the process environment), validating numbers."""
         env = os.environ if env is None else env
-        d = cls()
-
-        def text(name: str, default: str) -> str:
-            return env.get(name, default).strip()
-
-        def number(name: str, default: float, kind: type, minimum: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                what = "a whole number" if kind is int else "a number"
-                raise SettingsError(f"{name}={raw!r} is not {what}") from None
-            if not math.isfinite(value) or value < minimum:
-                raise SettingsError(f"{name}={raw!r} must be at least {minimum:g} (and finite)")
-            return value
-
-        return cls(
-            lainlet_url=text("LAINLET_URL", d.lainlet_url).rstrip("/"),
-            lainlet_timeout_seconds=number(
-                "LAINLET_TIMEOUT_SECONDS", d.lainlet_timeout_seconds, float, 0.1
-            ),
-            backupd_port=int(number("BACKUPD_PORT", d.backupd_port, int, 1)),
-            backupd_api_prefix=_prefix(text("BACKUPD_API_PREFIX", d.backupd_api_prefix)),
-            advertise_url=text("ADVERTISE_URL", d.advertise_url).rstrip("/"),
-            notify_token=text("NOTIFY_TOKEN", d.notify_token),
-            api_token=text("API_TOKEN", d.api_token),
-            table_name=text("TABLE_NAME", d.table_name),
-            dynamodb_endpoint_url=text("DYNAMODB_ENDPOINT_URL", d.dynamodb_endpoint_url),
-            node_timeout_seconds=number(
-                "NODE_TIMEOUT_SECONDS", d.node_timeout_seconds, float, 0.1
-            ),
-            fanout_workers=int(number("FANOUT_WORKERS", d.fanout_workers, int, 1)),
-            record_retention_days=int(
-                number("RECORD_RETENTION_DAYS", d.record_retention_days, int, 0)
-            ),
-            freshness_grace_seconds=number(
-                "FRESHNESS_GRACE_SECONDS", d.freshness_grace_seconds, float, 0
-            ),
-            alert_webhook_url=text("ALERT_WEBHOOK_URL", d.alert_webhook_url),
-            dynamodb_timeout_seconds=number(
-                "DYNAMODB_TIMEOUT_SECONDS", d.dynamodb_timeout_seconds, float, 0.1
-            ),
-            notify_clock_skew_seconds=number(
-                "NOTIFY_CLOCK_SKEW_SECONDS", d.notify_clock_skew_seconds, float, 0
-            ),
-            push_timeout_seconds=number("PUSH_TIMEOUT_SECONDS", d.push_timeout_seconds, float, 1),
-            removal_guard_percent=number(
-                "REMOVAL_GUARD_PERCENT", d.removal_guard_percent, float, 0
-            ),
-            removal_confirm_runs=int(
-                number("REMOVAL_CONFIRM_RUNS", d.removal_confirm_runs, int, 1)
-            ),
-            node_forget_hours=number("NODE_FORGET_HOURS", d.node_forget_hours, float, 0),
-        )
+        values = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"], "").strip()
+            if raw:
+                values[f.name] = parse(f.metadata["env"], raw, f.default, f.metadata)
+        return cls(**values)
 
 
-def _prefix(raw: str) -> str:
-    """``api/v1/`` → ``/api/v1``; empty stays empty (the daemon's API at its root)."""
-    raw = raw.strip("/")
-    return "/" + raw if raw else ""
+def parse(name: str, raw: str, default: Any, meta: Mapping[str, Any]) -> Any:
+    """One setting's value from its text, typed like its default; :class:`SettingsError` if not."""
+    if isinstance(default, str):
+        return meta["normalize"](raw) if meta["normalize"] else raw
+    kind = type(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{name}={raw!r} is not {what}") from None
+    minimum = meta["minimum"]
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum:g} (and finite)")
+    return value
+
+
+def env_names(*, secrets: bool = True) -> dict[str, str]:
+    """Field name → environment variable, for every setting (without the secrets if asked)."""
+    return {f.name: f.metadata["env"] for f in fields(Settings) if secrets or not f.metadata["secret"]}
 
 
 @lru_cache(maxsize=1)

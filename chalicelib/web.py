@@ -27,9 +27,9 @@ from chalicelib import logs
 from chalicelib.core.inputs import KIB, bounded_int, is_text, load_json, preview
 from chalicelib.core.naming import check_name
 from chalicelib.core.types import Partial
+from chalicelib.deps import get_deps
 from chalicelib.errors import BadRequest, ControllerError, PayloadTooLarge, Unauthorized
 from chalicelib.logs import event, log
-from chalicelib.settings import get_settings
 
 UNREACHABLE_HEADER = "X-Backupctl-Unreachable"
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -219,14 +219,14 @@ def _text(value: str, name: str) -> str:
 
 
 def require_token(req: Request) -> None:
-    """When ``API_TOKEN`` is set, mutating routes need ``Authorization: Bearer <token>``."""
-    settings = get_settings()
-    if not settings.api_token:
+    """With an API token configured, mutating routes need ``Authorization: Bearer <token>``."""
+    expected = get_deps().secrets.api_token()
+    if not expected:
         return
     given = req.headers.get("authorization") or ""
     scheme, _, token = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
-                                                              settings.api_token.encode()):
+                                                              expected.encode()):
         raise Unauthorized("this route changes backups or jobs: send Authorization: Bearer <API_TOKEN>")
 
 

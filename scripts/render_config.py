@@ -1,15 +1,26 @@
 #!/usr/bin/env python3
-"""Render ``.chalice/config.json``, the IAM policies and the package resources from jinja2 templates.
+"""Render ``.chalice/`` (config, IAM policies, API resource policy, package resources) from jinja2
+templates, for the local stage and any deployed stage.
 
     python scripts/render_config.py                       # local stage only (committed)
     python scripts/render_config.py --stage prod \\
-        --lainlet-url http://lainlet.lain:9001 --advertise-url https://backupctl.example \\
-        --subnet-ids subnet-1,subnet-2 --security-group-ids sg-1
+        --advertise-url https://backupctl.lain.example --subnet-ids subnet-1,subnet-2 \\
+        --security-group-ids sg-1 --notify-token-param /backupctl/prod/notify-token \\
+        --api-token-param /backupctl/prod/api-token [--domain backupctl.lain.example \\
+        --certificate-arn arn:aws:acm:…] [--private-api --vpc-endpoint vpce-…]
 
-The local stage is always rendered. Values come from flags, else from the environment (the
-setting names in the README, plus SUBNET_IDS / SECURITY_GROUP_IDS), else from the stage defaults.
-``chalice local`` overwrites the process environment with a stage's variables, so the local stage
-only sets values that are the same on every machine; the local runner supplies the rest.
+Every setting of ``chalicelib/settings.py`` has a flag (``--lainlet-url`` …) and is also read from
+the environment variable of the same name; flags win, then the environment, then the stage's
+defaults. The local stage is always rendered and takes neither (``chalice local`` replaces the
+process environment with the stage's, so it only sets what is the same on every machine; the local
+runner supplies the rest).
+
+Secrets never reach a rendered file: ``NOTIFY_TOKEN``/``API_TOKEN`` have no flag and are not read
+for any stage; a deployed stage names SSM parameters instead (``--notify-token-param``,
+``--api-token-param``), and its policy may read just those. ``prod`` refuses to render without the
+notify token's parameter, and without the API token's unless the API is private
+(``--private-api``: only the named VPC endpoint reaches it) or ``--open-api`` says on purpose that
+anyone who reaches the API may change backups.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -28,68 +40,114 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.edges import schema  # noqa: E402
+from chalicelib.settings import Settings, SettingsError, parse  # noqa: E402
 
 STAGES = ("local", "dev", "prod")
+API_GATEWAY_STAGE = "live"  # the raw URL is …/live/api/v2/…; a domain or the router hides it
+API_GATEWAY_TIMEOUT = 29  # API Gateway's integration limit: the API function must answer within it
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "local": {"table_name": "backupctl-local", "memory": 256, "timeout": 60},
-    "dev": {"table_name": "backupctl-dev", "memory": 512, "timeout": 60,
-            "lainlet_url": "http://lainlet.lain:9001"},
-    "prod": {"table_name": "backupctl-prod", "memory": 1024, "timeout": 120,
-             "lainlet_url": "http://lainlet.lain:9001"},
+    "local": {"table_name": "backupctl-local", "api_memory": 256, "api_timeout": 28,
+              "reconcile_memory": 256, "reconcile_timeout": 60},
+    "dev": {"table_name": "backupctl-dev", "api_memory": 512, "api_timeout": 28,
+            "reconcile_memory": 1024, "reconcile_timeout": 300},
+    # sized from scripts/bench.py: a 2,000-node reconcile peaks under 700 MB and runs in seconds
+    "prod": {"table_name": "backupctl-prod", "api_memory": 1024, "api_timeout": 28,
+             "reconcile_memory": 1769, "reconcile_timeout": 300},
 }
-# flag/attribute name -> environment variable that fills the Lambda setting of the same meaning
-PASSED_SETTINGS = {
-    "lainlet_url": "LAINLET_URL",
-    "advertise_url": "ADVERTISE_URL",
-    "notify_token": "NOTIFY_TOKEN",
-    "api_token": "API_TOKEN",
-    "node_timeout_seconds": "NODE_TIMEOUT_SECONDS",
-    "fanout_workers": "FANOUT_WORKERS",
+DEPLOY_OPTIONS = {  # flag -> help; values also come from the environment (upper-case names)
+    "subnet_ids": "VPC subnets the functions run in (comma-separated; prod needs them)",
+    "security_group_ids": "security groups of the functions (comma-separated)",
+    "api_memory": "API function memory, MB", "api_timeout": "API function timeout, s (<= 29)",
+    "reconcile_memory": "reconcile function memory, MB",
+    "reconcile_timeout": "reconcile function timeout, s",
+    "log_retention_days": "CloudWatch log retention of every function, days",
+    "domain": "custom domain of the API, e.g. backupctl.<lain domain> (with --certificate-arn)",
+    "certificate_arn": "ACM certificate of --domain",
+    "vpc_endpoint": "the execute-api VPC endpoint allowed to call a --private-api",
+    "kms_key_arn": "customer-managed KMS key of the SSM parameters (none: aws/ssm)",
 }
+SWITCHES = {"private_api": "a PRIVATE API reached only through --vpc-endpoint",
+            "open_api": "render prod without an API token (anyone who reaches the API may mutate)"}
 
 
 class ConfigError(ValueError):
     """A stage cannot be rendered with the values given."""
 
 
+def setting_fields() -> list[Any]:
+    """The settings a stage may carry (secret values never)."""
+    return [f for f in fields(Settings) if not f.metadata["secret"]]
+
+
 def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """The template values of one stage: flag, else environment, else default."""
+    """The template values of one stage: flag, else environment, else stage default."""
     if stage not in STAGES:
         raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
     defaults = DEFAULTS[stage]
-    from_env = stage != "local"  # the committed local config must not depend on who renders it
+    deployed = stage != "local"  # the committed local config must not depend on who renders it
 
-    def pick(name: str, env_name: str, default: Any = "") -> Any:
-        value = flags.get(name)
-        if value in (None, "") and from_env:
-            value = env.get(env_name, "")
+    def pick(name: str, default: Any = "") -> Any:
+        value = flags.get(name) if deployed else None
+        if value in (None, "", False) and deployed:
+            value = env.get(name.upper(), "")
         return value if value not in (None, "") else defaults.get(name, default)
 
-    table_name = pick("table_name", "TABLE_NAME")
-    environment = {"TABLE_NAME": table_name}
-    for name, env_name in PASSED_SETTINGS.items():
-        value = pick(name, env_name)
-        if value not in (None, ""):
-            environment[env_name] = str(value)
-    subnets = _split(pick("subnet_ids", "SUBNET_IDS"))
-    groups = _split(pick("security_group_ids", "SECURITY_GROUP_IDS"))
+    environment = {"TABLE_NAME": str(pick("table_name"))}
+    for f in setting_fields():
+        value = pick(f.name)
+        if value in (None, "") or f.name == "table_name":
+            continue
+        try:
+            parse(f.metadata["env"], str(value), f.default, f.metadata)
+        except SettingsError as e:
+            raise ConfigError(e.message) from None
+        environment[f.metadata["env"]] = str(value)
+    private = bool(pick("private_api", False)) and str(pick("private_api", "")).lower() not in ("0", "false")
+    open_api = bool(pick("open_api", False)) and str(pick("open_api", "")).lower() not in ("0", "false")
+    subnets, groups = _split(pick("subnet_ids")), _split(pick("security_group_ids"))
+    domain, certificate = str(pick("domain")), str(pick("certificate_arn"))
+    vpce = str(pick("vpc_endpoint"))
+    if bool(subnets) != bool(groups):
+        raise ConfigError(f"{stage}: give both subnet ids and security group ids, or neither")
+    if private and not vpce:
+        raise ConfigError(f"{stage}: --private-api needs --vpc-endpoint vpce-…, the only way in")
+    if domain and not private and not certificate:
+        raise ConfigError(f"{stage}: --domain needs --certificate-arn (an ACM certificate of it)")
+    if int(pick("api_timeout")) > API_GATEWAY_TIMEOUT:
+        raise ConfigError(f"{stage}: --api-timeout must be at most {API_GATEWAY_TIMEOUT} s: API "
+                          "Gateway gives up on the function after 29 s")
     if stage == "prod":
-        if not subnets or not groups:
+        if not subnets:
             raise ConfigError("prod needs --subnet-ids and --security-group-ids: the functions "
                               "must run in the VPC that reaches the node IPs")
         if not environment.get("ADVERTISE_URL"):
             raise ConfigError("prod needs --advertise-url: the daemons post records there")
-    if bool(subnets) != bool(groups):
-        raise ConfigError(f"{stage}: give both subnet ids and security group ids, or neither")
+        if not environment.get("NOTIFY_TOKEN_PARAM"):
+            raise ConfigError("prod needs --notify-token-param: the SSM parameter of the token "
+                              "daemons must send with every record")
+        if not environment.get("API_TOKEN_PARAM") and not (private or open_api):
+            raise ConfigError("prod needs --api-token-param (an SSM parameter), or --private-api "
+                              "(only a VPC endpoint reaches the API), or --open-api (on purpose: "
+                              "anyone who reaches the API may delete, restore or stop backups)")
+    params = [environment[k] for k in ("NOTIFY_TOKEN_PARAM", "API_TOKEN_PARAM") if k in environment]
     return {
         "name": stage,
-        "table_name": table_name,
-        "memory": int(pick("memory", "LAMBDA_MEMORY_MB")),
-        "timeout": int(pick("timeout", "LAMBDA_TIMEOUT_SECONDS")),
+        "table_name": environment["TABLE_NAME"],
+        "api_memory": int(pick("api_memory")),
+        "api_timeout": int(pick("api_timeout")),
+        "reconcile_memory": int(pick("reconcile_memory")),
+        "reconcile_timeout": int(pick("reconcile_timeout")),
+        "log_retention_days": int(pick("log_retention_days", 30)),
         "subnet_ids": subnets,
         "security_group_ids": groups,
         "environment": environment,
         "policy_file": f"policy-{stage}.json",
+        "ssm_parameters": [p.lstrip("/") for p in params],
+        "kms_key_arn": str(pick("kms_key_arn")),
+        "domain": domain if not private else "",
+        "certificate_arn": certificate,
+        "vpc_endpoint": vpce if private else "",
+        "gateway_stage": API_GATEWAY_STAGE,
     }
 
 
@@ -107,30 +165,41 @@ def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
     policy = jinja.get_template("policy.json.j2")
     for stage in stages:
         files[stage["policy_file"]] = policy.render(
-            table_name=stage["table_name"], dynamodb_actions=schema.DYNAMODB_ACTIONS,
-            vpc=bool(stage["subnet_ids"]))
-        resources = {"Resources": schema.cloudformation_resources(stage["table_name"])}
+            stage=stage, dynamodb_actions=schema.DYNAMODB_ACTIONS, vpc=bool(stage["subnet_ids"]))
+        resources = {"Resources": {
+            **schema.cloudformation_resources(stage["table_name"]),
+            # chalice 1.34 names the API function APIHandler but its log group ${ApiHandler}
+            "ApiHandlerLogGroup": {"Properties": {
+                "LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}},
+        }}
         files[f"resources-{stage['name']}.json"] = json.dumps(resources, indent=2) + "\n"
     for text in files.values():
         json.loads(text)  # a template bug must fail here, not at deploy time
     return files
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--stage", action="append", default=[], choices=STAGES,
+                   help="stage to render besides local (repeatable)")
+    p.add_argument("--out", type=Path, default=ROOT / ".chalice", help="output directory")
+    for f in setting_fields():
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
+                       help=f"{f.metadata['env']} (default {f.default!r})")
+    for name, text in DEPLOY_OPTIONS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, help=text)
+    for name, text in SWITCHES.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", help=text)
+    return p
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stage", action="append", default=[], choices=STAGES,
-                        help="stage to render besides local (repeatable)")
-    parser.add_argument("--out", type=Path, default=ROOT / ".chalice", help="output directory")
-    for name in ("table_name", "lainlet_url", "advertise_url", "notify_token", "api_token",
-                 "node_timeout_seconds", "fanout_workers", "subnet_ids", "security_group_ids",
-                 "memory", "timeout"):
-        parser.add_argument("--" + name.replace("_", "-"), dest=name)
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     flags = vars(args)
     env = os.environ if env is None else env
     names = ["local", *dict.fromkeys(s for s in args.stage if s != "local")]
     try:
-        stages = [stage_values(s, flags if s != "local" else {}, env) for s in names]
+        stages = [stage_values(s, flags, env) for s in names]
     except ConfigError as e:
         print(f"render_config: {e}", file=sys.stderr)
         return 2

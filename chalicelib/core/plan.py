@@ -29,6 +29,7 @@ class NodeState:
     first_seen: tuple[tuple[str, str], ...] = ()  # (job id, time it was first pushed)
     jobs: tuple[Job, ...] | None = None
     unreachable_since: str = ""
+    notify_digest: str = ""  # which notify URL the daemon was given (its token rotates)
 
     def first_seen_of(self, job_id: str) -> str:
         return dict(self.first_seen).get(job_id, "")
@@ -45,6 +46,7 @@ class NodePlan:
     added: list[str]
     removed: list[str]
     unchanged: int
+    notify_stale: bool = False  # the daemon posts to an older notify URL: hand it the current one
 
     @property
     def push(self) -> bool:
@@ -62,11 +64,12 @@ class NodePlan:
 
 
 def plan(generated: dict[str, list[Job]], states: dict[str, NodeState],
-         restarted: frozenset[str] | set[str] = frozenset()) -> list[NodePlan]:
+         restarted: frozenset[str] | set[str] = frozenset(), notify_digest: str = "") -> list[NodePlan]:
     """Pure: the per-node actions of a run, in node order.
 
     new/changed: the list's version differs from the last accepted push; stale: the node had jobs
-    and lainlet names none for it now (it gets an empty list); restarted: the daemon lost its jobs.
+    and lainlet names none for it now (it gets an empty list); restarted: the daemon lost its jobs;
+    notify: the node was given another notify URL (the notify token rotated since).
     """
     plans = []
     for node in sorted(set(generated) | set(states), key=ipaddress.IPv4Address):
@@ -85,11 +88,14 @@ def plan(generated: dict[str, list[Job]], states: dict[str, NodeState],
             reasons.append("changed")
         if node in restarted and node_jobs:
             reasons.append("restarted")
+        stale_url = node in generated and (state is None or state.notify_digest != notify_digest)
+        if stale_url and not reasons and node_jobs:
+            reasons.append("notify")
         plans.append(NodePlan(
             node=node, version=version, jobs=node_jobs, reasons=reasons,
             added=[i for i in new_ids if i not in old_ids],
             removed=[i for i in old_ids if i not in new_ids],
-            unchanged=len([i for i in new_ids if i in old_ids]),
+            unchanged=len([i for i in new_ids if i in old_ids]), notify_stale=stale_url,
         ))
     return plans
 

@@ -75,18 +75,27 @@ def create_table(client: Any, table_name: str) -> None:
 
 
 def cloudformation_resources(table_name: str) -> dict[str, Any]:
-    """Resources deep-merged into the ``chalice package`` output: the table, and a JSON 404 for
-    unknown routes (API Gateway otherwise answers them with 403 "Missing Authentication Token").
-    The 404 goes into the API's own OpenAPI body so the API and its responses cannot drift."""
-    not_found = '{"error": "no such route: $context.httpMethod $context.path", "code": "unknown_route"}'
+    """Resources deep-merged into the ``chalice package`` output: the table, and the API's own
+    answers in the app's error shape (an unknown route would otherwise be API Gateway's 403
+    "Missing Authentication Token", a throttled call a bare ``{"message"}``). They go into the API's
+    OpenAPI body, so the API and its responses cannot drift."""
+    def answer(status: int | None, code: str, message: str) -> dict[str, Any]:
+        template = f'{{"error": "{message}", "code": "{code}"}}'
+        out: dict[str, Any] = {"responseTemplates": {"application/json": template}}
+        if status:
+            out["statusCode"] = status
+        return out
+
     return {
         "ControllerTable": cloudformation_table(table_name),
         "RestAPI": {"Properties": {"DefinitionBody": {
             "x-amazon-apigateway-gateway-responses": {
-                "MISSING_AUTHENTICATION_TOKEN": {
-                    "statusCode": 404,
-                    "responseTemplates": {"application/json": not_found},
-                },
+                "MISSING_AUTHENTICATION_TOKEN": answer(
+                    404, "unknown_route", "no such route: $context.httpMethod $context.path"),
+                "DEFAULT_4XX": answer(None, "gateway_refused",
+                                      "$context.error.messageString"),
+                "DEFAULT_5XX": answer(None, "gateway_error",
+                                      "$context.error.messageString; retry later"),
             },
         }}},
     }

@@ -34,7 +34,8 @@ class NodeStateStore:
         return {i["sk"]: NodeState(i["sk"], i["version"], tuple(i.get("job_ids", [])),
                                    int(i.get("job_count", 0)), i.get("pushed_at", ""),
                                    tuple(sorted(i.get("first_seen", {}).items())),
-                                   _unpack(i.get("jobs_z")), i.get("unreachable_since", ""))
+                                   _unpack(i.get("jobs_z")), i.get("unreachable_since", ""),
+                                   i.get("notify_digest", ""))
                 for i in self.db.query(NODES)}
 
     def save(self, states: list[NodeState]) -> None:
@@ -112,6 +113,8 @@ def _pack(s: NodeState) -> dict[str, Any]:
         item["jobs_z"] = zlib.compress(json.dumps(list(s.jobs), separators=(",", ":")).encode(), 6)
     if s.unreachable_since:
         item["unreachable_since"] = s.unreachable_since
+    if s.notify_digest:
+        item["notify_digest"] = s.notify_digest
     return item
 
 

@@ -30,8 +30,8 @@ def month_query(total: str | None, month: str | None, year: str | None,
 def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
     """Store a record a daemon posted; with ``NOTIFY_TOKEN`` set, the post must carry it."""
     settings = deps.settings
-    if settings.notify_token and not hmac.compare_digest(token.encode(),
-                                                         settings.notify_token.encode()):
+    accepted = [t for t in deps.secrets.notify_tokens() if t]
+    if accepted and not any(hmac.compare_digest(token.encode(), t.encode()) for t in accepted):
         raise Unauthorized("notify needs ?token=<NOTIFY_TOKEN> (the URL the controller gave the "
                            "daemons)", code="bad_notify_token")
     record = parse_record(body, now=deps.clock(),
