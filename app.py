@@ -131,7 +131,7 @@ def v2_server_debug(ip: str) -> Any:
 
 @r.route(V2 + "/system/cron/jobs", V1 + "/cron/jobs/all")
 def v2_system_jobs() -> Any:
-    return nodes.generated(deps())
+    return nodes.generated(deps(), r.one("node"), r.one("next"))
 
 
 @app.schedule(Cron("*", "*", "*", "*", "?", "*"))
@@ -149,19 +149,19 @@ def v2_reconcile() -> Any:
 
 @r.route(V2 + "/system/reconcile/plan")
 def v2_reconcile_plan() -> Any:
-    return nodes.plan(deps())
+    return nodes.plan(deps(), r.one("next"))
 
 
 @r.route(V2 + "/system/reconcile/history")
 def v2_reconcile_history() -> Any:
-    return nodes.history(deps(), (r.query("total") or [""])[0])
+    return nodes.history(deps(), r.one("total"))
 
 
 # -- records ---------------------------------------------------------------------------------------
 
 @r.route(V2 + "/system/notify", method="POST")
 def v2_notify() -> Any:
-    return records.notify(deps(), r.request().raw_body, (r.query("token") or [""])[0])
+    return records.notify(deps(), r.request().raw_body, r.one("token"))
 
 
 @r.route(V2 + "/app/{app_name}/cron/records", V1 + "/cron/records/app/{app_name}")
@@ -188,9 +188,9 @@ def v2_app_backup_status(app_name: str) -> Any:
 
 @r.route(V2 + "/system/backups/status")
 def v2_system_backup_status() -> Any:
-    return health.system_status(deps())
+    return health.system_status(deps(), r.one("next"))
 
 
 @r.route(V2 + "/system/problems")
 def v2_problems() -> Any:
-    return health.problems(deps())
+    return health.problems(deps(), r.one("next"))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from logging import WARNING
@@ -35,7 +36,7 @@ from chalicelib.core.plan import NodePlan, NodeState, plan, with_restarts
 from chalicelib.core.types import ReconcileSummary
 from chalicelib.deps import Deps
 from chalicelib.edges.backupd import BackupdClient
-from chalicelib.errors import ControllerError, LainletError
+from chalicelib.errors import Conflict, ControllerError, LainletError
 from chalicelib.logs import event, log
 from chalicelib.settings import NOTIFY_PATH, Settings
 
@@ -180,9 +181,28 @@ class Run:
 def run(deps: Deps, *, confirm: bool = False) -> Run:
     """One reconcile run; its summary is stored in the history and logged as one line.
 
-    Raises on lainlet failure or any other error, after keeping the failed run in the history."""
+    Only one run at a time (a lease in DynamoDB, shared by the schedule and the route): a second
+    caller gets a 409 naming the running one. Raises on lainlet failure or any other error, after
+    keeping the failed run in the history."""
     clock = time.monotonic()
-    summary: ReconcileSummary = {"started": format_time(deps.clock()), "ok": False}
+    started = deps.clock()
+    summary: ReconcileSummary = {"started": format_time(started), "ok": False}
+    run_id = uuid.uuid4().hex[:12]
+    try:
+        deps.state.acquire_lease(run_id, started, deps.settings.reconcile_lease_seconds)
+    except Conflict as e:
+        event(log, "reconcile_skipped", level=WARNING, reason=e.message)
+        raise
+    try:
+        return _run(deps, confirm, summary, clock)
+    finally:
+        try:
+            deps.state.release_lease(run_id)
+        except ControllerError as e:  # the lease expires by itself
+            event(log, "reconcile_lease_kept", level=WARNING, error=e.message)
+
+
+def _run(deps: Deps, confirm: bool, summary: ReconcileSummary, clock: float) -> Run:
     try:
         seen = observe(deps, confirm=confirm)
         done = _apply(deps, seen)

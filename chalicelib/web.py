@@ -33,6 +33,7 @@ from chalicelib.logs import event, log
 
 UNREACHABLE_HEADER = "X-Backupctl-Unreachable"
 CORRELATION_HEADER = "X-Correlation-Id"
+NEXT_HEADER = "X-Backupctl-Next"  # more pages: ask again with ?next=<this>
 BODY_TYPES = ["application/x-www-form-urlencoded", "application/json"]
 MAX_BODY = 64 * KIB  # lain-cli's largest body is a list of backup names
 MAX_FIELDS = 1000
@@ -57,8 +58,10 @@ def to_response(result: Any, status: int = 200) -> Response:
     if isinstance(result, Partial):
         if result.unreachable:
             headers[UNREACHABLE_HEADER] = ", ".join(result.unreachable)
+        if result.next:
+            headers[NEXT_HEADER] = result.next
         result = result.body
-    body = "" if status == 204 else json.dumps(result)
+    body = "" if status == 204 else json.dumps(result, separators=(",", ":"))
     return Response(body=body, status_code=status, headers=headers)
 
 
@@ -119,6 +122,10 @@ class Router:
 
     def query(self, name: str) -> list[str]:
         return query_lists(self.request()).get(name, [])
+
+    def one(self, name: str) -> str:
+        """The first value of query parameter ``name`` ("" if absent)."""
+        return (self.query(name) or [""])[0]
 
     def first_values(self) -> dict[str, str]:
         """One value per query key (the first), as the original read its filters."""

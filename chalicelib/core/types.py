@@ -71,7 +71,9 @@ class ReconcileSummary(TypedDict, total=False):
 
 @dataclass
 class Partial:
-    """A list answer gathered from several nodes, and the nodes that did not answer."""
+    """Part of an answer: gathered from several nodes (``unreachable`` names those that did not
+    answer), or one page of it (``next`` is the token of the next page)."""
 
     body: Any
     unreachable: list[str] = field(default_factory=list)
+    next: str = ""

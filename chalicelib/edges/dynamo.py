@@ -75,34 +75,38 @@ class Dynamo:
     def put_if(self, item: dict[str, Any], condition: str, values: dict[str, Any] | None = None,
                names: dict[str, str] | None = None) -> bool:
         """Write ``item`` if ``condition`` holds; False when it did not (nothing written)."""
+        return self._if("put_item", {"Item": item}, condition, values, names)
+
+    def delete_if(self, key: dict[str, str], condition: str, values: dict[str, Any]) -> bool:
+        """Delete the item at ``key`` if ``condition`` holds; False when it did not."""
+        return self._if("delete_item", {"Key": key}, condition, values, None)
+
+    def _if(self, op: str, kwargs: dict[str, Any], condition: str, values: dict[str, Any] | None,
+            names: dict[str, str] | None) -> bool:
+        """The one conditional write: the condition failing is an answer, not an error."""
         from botocore.exceptions import ClientError
 
-        kwargs: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
+        kwargs = {**kwargs, "ConditionExpression": condition}
         if values:
             kwargs["ExpressionAttributeValues"] = values
         if names:
             kwargs["ExpressionAttributeNames"] = names
         try:
-            self.table.put_item(**kwargs)
+            getattr(self.table, op)(**kwargs)
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
-            raise self._failure("PutItem", e) from None
+            raise self._failure(op, e) from None
         except Exception as e:
-            raise self._failure("PutItem", e) from None
+            raise self._failure(op, e) from None
         return True
 
     def get(self, key: dict[str, str], *, consistent: bool = False) -> dict[str, Any] | None:
         item = self._call("get_item", Key=key, ConsistentRead=consistent).get("Item")
         return item if isinstance(item, dict) else None
 
-    def delete(self, key: dict[str, str], condition: str | None = None,
-               values: dict[str, Any] | None = None) -> None:
-        kwargs: dict[str, Any] = {"Key": key}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-            kwargs["ExpressionAttributeValues"] = values or {}
-        self._call("delete_item", **kwargs)
+    def delete(self, key: dict[str, str]) -> None:
+        self._call("delete_item", Key=key)
 
     def query(self, partition: str, *, index: str | None = None, newest_first: bool = False,
               limit: int | None = None, state: str | None = None) -> Iterator[dict[str, Any]]:

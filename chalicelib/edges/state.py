@@ -17,9 +17,11 @@ from chalicelib.core.plan import NodeState
 from chalicelib.core.types import Job
 from chalicelib.edges import schema
 from chalicelib.edges.dynamo import Dynamo
+from chalicelib.errors import Conflict
 
 NODES, PAUSES, RUNS, STATUSES = "NODES", "PAUSES", "RECONCILE", "STATUS"
 HELD = {"pk": "HELD", "sk": "removals"}  # the removals the last runs held, and for how many runs
+LEASE = {"pk": "LEASE", "sk": "reconcile"}  # which run may reconcile now, and until when
 RUN_HISTORY_DAYS = 7
 
 
@@ -47,6 +49,25 @@ class NodeStateStore:
         self.db.delete_many([{"pk": NODES, "sk": n} for n in nodes]
                             + [{"pk": PAUSES, "sk": f"{n}#{j}"} for n in nodes
                                for j in pauses.get(n, ())])
+
+    # -- one reconcile at a time ------------------------------------------------------------------
+    def acquire_lease(self, run: str, now: datetime, seconds: float) -> None:
+        """Take the reconcile lease for ``run`` until ``now + seconds``; :class:`Conflict` naming
+        the holder if another run has it (a crashed run's lease simply expires)."""
+        until = now + timedelta(seconds=seconds)
+        item = {**LEASE, "holder": run, "started": format_time(now), "expires": format_time(until)}
+        if self.db.put_if(item, "attribute_not_exists(pk) OR expires < :now",
+                          {":now": format_time(now)}):
+            return
+        held = self.db.get(LEASE, consistent=True) or {}
+        raise Conflict(f"a reconcile is already running: run {held.get('holder', '?')}, started "
+                       f"{held.get('started', '?')} (its lease ends {held.get('expires', '?')}); "
+                       "try again when it is done", code="reconcile_running")
+
+    def release_lease(self, run: str) -> None:
+        """Give the lease back, if this run still holds it (if it expired and another run took it
+        meanwhile, there is nothing of ours to give back)."""
+        self.db.delete_if(LEASE, "holder = :run", {":run": run})
 
     # -- removals held by the last runs ---------------------------------------------------------
     def held_removals(self) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from typing import Any
 from chalicelib import reconcile
 from chalicelib.core import freshness
 from chalicelib.core.cluster import Cluster
+from chalicelib.core.pages import page
 from chalicelib.core.plan import NodeState
+from chalicelib.core.types import Partial
 from chalicelib.deps import Deps
 
 
@@ -41,11 +43,20 @@ def app_status(deps: Deps, app: str) -> dict[str, Any]:
     return _answer(assess(deps, cluster))
 
 
-def system_status(deps: Deps) -> dict[str, Any]:
-    return _answer(assess(deps, deps.cluster()))
+def system_status(deps: Deps, token: str = "") -> Partial:
+    """Every app's status: counts of every item, the ``items`` a page at a time."""
+    answer = _answer(assess(deps, deps.cluster()))
+    answer["items"], next_token = page(answer["items"], token)
+    return Partial(answer, next=next_token)
 
 
-def problems(deps: Deps) -> list[dict[str, Any]]:
+def problems(deps: Deps, token: str = "") -> Partial:
+    """Spec problems a page at a time (see :func:`all_problems`)."""
+    found, next_token = page(all_problems(deps), token)
+    return Partial(found, next=next_token)
+
+
+def all_problems(deps: Deps) -> list[dict[str, Any]]:
     """Spec problems the original silently dropped (bad schedules, expires, annotations, IPs),
     and the job removals the reconcile holds because lainlet's answer looks wrong."""
     cluster = deps.cluster()

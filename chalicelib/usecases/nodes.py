@@ -10,7 +10,8 @@ from chalicelib.core import jobs as joblib
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.inputs import bounded_int
 from chalicelib.core.naming import is_node_ip
-from chalicelib.core.types import Job, ReconcileSummary
+from chalicelib.core.pages import page, page_mapping
+from chalicelib.core.types import Job, Partial, ReconcileSummary
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest, ControllerError, NotFound
 
@@ -18,9 +19,12 @@ CONFIRMATIONS = ("removals",)
 CROND_ACTIONS = ("start", "stop")
 
 
-def generated(deps: Deps) -> dict[str, list[Job]]:
-    """Every node's job list as generated from lainlet now."""
-    return joblib.generate(deps.cluster())
+def generated(deps: Deps, node: str = "", token: str = "") -> Partial:
+    """Every node's job list as generated from lainlet now, a page at a time (or one node's)."""
+    if node:
+        return Partial({node: joblib.generate(_known_node(deps, node)).get(node, [])})
+    lists, next_token = page_mapping(joblib.generate(deps.cluster()), token)
+    return Partial(lists, next=next_token)
 
 
 def _known_node(deps: Deps, ip: str) -> Cluster:
@@ -75,8 +79,11 @@ def scheduled(deps: Deps) -> dict[str, Any]:
         return {"ok": False, "error": f"internal error ({type(e).__name__})"}
 
 
-def plan(deps: Deps) -> dict[str, Any]:
-    return reconcile.plan_answer(reconcile.observe(deps))
+def plan(deps: Deps, token: str = "") -> Partial:
+    """What the next run would do; ``nodes`` a page at a time."""
+    answer = reconcile.plan_answer(reconcile.observe(deps))
+    answer["nodes"], next_token = page(answer["nodes"], token)
+    return Partial(answer, next=next_token)
 
 
 def history(deps: Deps, total: str | None) -> list[dict[str, Any]]:

@@ -84,3 +84,30 @@ def test_server_routes(api, pushed):
     assert pushed["127.0.0.11"].crond_status == "stopped"
     assert api.http.put("/api/v2/server/127.0.0.11/cron/actions/start").status_code == 200
     assert pushed["127.0.0.11"].crond_status == "started"
+
+
+def test_one_nodes_generated_list(api, lainlet):
+    resp = api.http.get("/api/v2/system/cron/jobs?node=127.0.0.13")
+    assert resp.status_code == 200 and list(resp.json_body) == ["127.0.0.13"]
+    assert api.http.get("/api/v2/system/cron/jobs?node=10.9.9.9").status_code == 404
+    assert api.http.get("/api/v2/system/cron/jobs?next=bogus").status_code == 400
+
+
+def test_a_large_clusters_lists_come_in_pages_under_lambdas_limit(api, lainlet):
+    """40,500 jobs (the benchmark's cluster) are ~18 MB of JSON: pages of at most 5 MB each."""
+    from scripts.bench import node_ips, spec_for
+
+    lainlet.spec = spec_for(5000, 4, node_ips(500))
+    pages, path = [], "/api/v2/system/cron/jobs"
+    while True:
+        resp = api.http.get(path)
+        assert resp.status_code == 200
+        pages.append(resp)
+        token = resp.headers.get("X-Backupctl-Next")
+        if not token:
+            break
+        path = f"/api/v2/system/cron/jobs?next={token}"
+    assert len(pages) >= 4 and max(len(p.body) for p in pages) <= 5 * 1024 * 1024
+    nodes = [n for p in pages for n in p.json_body]
+    assert len(nodes) == len(set(nodes)) == 500
+    assert sum(len(j) for p in pages for j in p.json_body.values()) == 40_500

@@ -1,13 +1,14 @@
 """Reconcile against a lainlet stand-in, stand-in daemons on loopback and moto."""
 
 import json
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from chalicelib import reconcile
 from chalicelib.deps import Deps
-from chalicelib.errors import LainletError
+from chalicelib.errors import Conflict, LainletError
 from scripts.simcluster.backupd import GO_ZERO
 
 HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
@@ -28,8 +29,6 @@ def pushes(daemons):
 
 def run(deps_or_settings, store=None):
     """One run's summary (``run(settings, store)`` reads as the scheduled run does)."""
-    from chalicelib.deps import Deps
-
     deps = deps_or_settings if store is None else Deps(deps_or_settings, table=store.db.table)
     return reconcile.run(deps).summary
 
@@ -208,3 +207,36 @@ def test_run_history_expires_after_a_week(deps, daemons):
     deps.state.add_run({"started": "2026-11-25T12:00:00.000000Z", "ok": True}, now)
     item = deps.table.get_item(Key={"pk": "RECONCILE", "sk": "2026-11-25T12:00:00.000000Z"})["Item"]
     assert int(item["ttl"]) == int(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+
+
+def test_one_reconcile_at_a_time(api, ddb, daemons):
+    """A run that holds the lease (its pushes wait on slow daemons) makes a second caller a 409."""
+    import threading
+
+    for d in daemons.values():
+        d.push_hold = 1.0
+    first: dict = {}
+    worker = threading.Thread(target=lambda: first.update(r=api.http.post("/api/v2/system/reconcile")))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not any(d.received("/api/v1/cron/jobs", "PUT") for d in daemons.values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    second = api.http.post("/api/v2/system/reconcile")
+    worker.join(30)
+    assert first["r"].status_code == 200 and first["r"].json_body["pushed"]
+    assert second.status_code == 409
+    body = json.loads(second.body)
+    assert body["code"] == "reconcile_running" and "started" in body["error"]
+    history = api.http.get("/api/v2/system/reconcile/history").json_body
+    assert len(history) == 1  # the refused caller ran nothing and recorded nothing
+    assert api.http.post("/api/v2/system/reconcile").status_code == 200  # the lease was given back
+
+
+def test_a_crashed_runs_lease_expires(deps, daemons):
+    past = datetime.now(UTC) - timedelta(hours=1)
+    deps.state.acquire_lease("crashed", past, 300)  # never released
+    assert reconcile.run(deps).summary["ok"] is True
+    with pytest.raises(Conflict, match="run holder"):
+        deps.state.acquire_lease("holder", datetime.now(UTC), 300)
+        deps.state.acquire_lease("other", datetime.now(UTC), 300)
