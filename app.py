@@ -191,6 +191,11 @@ def v2_system_backup_status() -> Any:
     return health.system_status(deps(), r.one("next"))
 
 
+@r.route(V2 + "/system/ready")
+def v2_ready() -> Any:
+    return health.ready(deps())
+
+
 @r.route(V2 + "/system/problems")
 def v2_problems() -> Any:
     return health.problems(deps(), r.one("next"))

@@ -77,3 +77,4 @@ class Partial:
     body: Any
     unreachable: list[str] = field(default_factory=list)
     next: str = ""
+    status: int | None = None  # when the answer's own status differs from the route's

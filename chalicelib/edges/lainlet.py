@@ -19,6 +19,9 @@ from chalicelib.errors import LainletError, LainletTimeout
 from chalicelib.logs import event, log
 from chalicelib.settings import Settings
 
+REFUSED = ("; lainlet answers /v2/backupspec only to its own node and to containers of a "
+           "\"super\" app: reach it through a relay app listed under /lain/config/super_apps "
+           "(README: lainlet access)")
 MAX_ANSWER = 256 * 1024 * 1024  # 20x the largest cluster benchmarked (40,500 jobs: ~12 MB)
 
 
@@ -46,8 +49,11 @@ def fetch_backupspec(settings: Settings, appname: str | None = None) -> dict[str
                            f"{type(e).__name__}") from None
     if resp.status_code != 200:
         event(log, "lainlet_error", level=WARNING, url=url, status=resp.status_code)
-        raise LainletError(f"lainlet at {settings.lainlet_url} answered HTTP {resp.status_code}: "
-                           f"{resp.text[:200]!r}")
+        refused = resp.status_code in (401, 403) or "authorize" in resp.text[:500].lower()
+        raise LainletError(
+            f"lainlet at {settings.lainlet_url} answered HTTP {resp.status_code}: "
+            f"{resp.text[:200]!r}" + (REFUSED if refused else ""),
+            code="lainlet_refused" if refused else None)
     if len(resp.content) > MAX_ANSWER:
         raise LainletError(f"lainlet at {settings.lainlet_url} sent {len(resp.content):,} bytes; "
                            f"a backupspec over {MAX_ANSWER:,} is refused")

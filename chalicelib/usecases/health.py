@@ -3,6 +3,8 @@ only, no daemon is asked, so it works while nodes are down) and the problems of 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +15,8 @@ from chalicelib.core.pages import page
 from chalicelib.core.plan import NodeState
 from chalicelib.core.types import Partial
 from chalicelib.deps import Deps
+from chalicelib.edges.secrets import Secrets
+from chalicelib.errors import ControllerError
 
 
 def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = None,
@@ -48,6 +52,61 @@ def system_status(deps: Deps, token: str = "") -> Partial:
     answer = _answer(assess(deps, deps.cluster()))
     answer["items"], next_token = page(answer["items"], token)
     return Partial(answer, next=next_token)
+
+
+SAMPLE_DAEMONS = 3
+
+
+def ready(deps: Deps) -> Partial:
+    """Is everything the controller needs reachable? Each dependency asked once: lainlet (its
+    refusal named), the DynamoDB table, the SSM parameters, a few daemons, the notify URL."""
+    checks: dict[str, dict[str, Any]] = {}
+
+    def check(name: str, probe: Callable[[], str]) -> Any:
+        try:
+            checks[name] = {"ok": True, "detail": probe()}
+        except ControllerError as e:
+            checks[name] = {"ok": False, "detail": e.message, "code": e.code}
+
+    cluster: list[Cluster] = []
+    check("lainlet", lambda: _lainlet(deps, cluster))
+    check("dynamodb", lambda: _table(deps))
+    check("ssm", lambda: _parameters(deps))
+    nodes = cluster[0].node_ips()[:SAMPLE_DAEMONS] if cluster else []
+    for node in nodes:
+        check(f"backupd {node}", lambda node=node: _daemon(deps, node))  # type: ignore[misc]
+    advertise = deps.settings.advertise_url
+    checks["notify_url"] = {"ok": bool(advertise),
+                            "detail": f"daemons post records to {advertise}/api/v2/system/notify"
+                            if advertise else "ADVERTISE_URL is empty: no daemon can post records"}
+    ok = all(c["ok"] for c in checks.values())
+    return Partial({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+
+def _lainlet(deps: Deps, out: list[Cluster]) -> str:
+    out.append(deps.cluster())
+    return (f"{len(out[0].procs)} procs on {len(out[0].node_ips())} nodes, "
+            f"{len(out[0].problems)} spec problems")
+
+
+def _table(deps: Deps) -> str:
+    deps.state.held_removals()  # one consistent GetItem
+    return f"table {deps.settings.table_name} answers"
+
+
+def _parameters(deps: Deps) -> str:
+    names = [n for n in (deps.settings.notify_token_param, deps.settings.api_token_param) if n]
+    if not names:
+        return "no SSM parameter configured (tokens from the environment, or none)"
+    fresh = Secrets(dataclasses.replace(deps.settings, secret_cache_seconds=0), deps.clock)
+    fresh.notify_tokens()
+    fresh.api_token()
+    return f"{', '.join(names)} readable"
+
+
+def _daemon(deps: Deps, node: str) -> str:
+    debug = deps.daemon(node).debug()
+    return f"crond {debug.get('crond_status', '?')}, jobs updated {debug.get('updateTime', '?')}"
 
 
 def problems(deps: Deps, token: str = "") -> Partial:
