@@ -91,18 +91,6 @@ class Runner:
         assert not leftovers, "the runner left processes behind"
 
 
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory):
-    r = Runner(tmp_path_factory.mktemp("e2e"))
-    try:
-        # started, then the first reconcile pushed every node
-        r.wait(lambda: any(h.get("ok") for h in requests.get(
-            r.url("/api/v2/system/reconcile/history"), timeout=5).json()), seconds=90)
-        yield r
-    finally:
-        r.stop()
-
-
 @pytest.fixture(scope="session")
 def runner(tmp_path_factory):
     r = Runner(tmp_path_factory.mktemp("e2e"))
