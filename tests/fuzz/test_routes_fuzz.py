@@ -38,7 +38,7 @@ bodies = st.one_of(
 
 
 @pytest.mark.timeout(300)
-@settings(max_examples=400, deadline=None,
+@settings(max_examples=400, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(route=st.sampled_from(ROUTES), data=st.data(), query=st.dictionaries(query_keys, query_values,
                                                                              max_size=3),
