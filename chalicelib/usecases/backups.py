@@ -68,6 +68,10 @@ def list_backups(deps: Deps, app: str, proc: str, volumes: list[str] | None) -> 
     """Backups of the given volumes (None: every declared volume) on every node of the proc."""
     _, p = _proc(deps, app, proc)
     wanted = p.volumes if volumes is None else [check_volume(v) for v in volumes]
+    undeclared = [v for v in wanted if p.item(v) is None]
+    if undeclared:
+        raise NotFound(f"{p.full_name} declares no backup of {', '.join(undeclared)} (declared: "
+                       f"{', '.join(p.volumes) or 'none'})", code="unknown_volume")
     if not wanted:
         return Partial([])
     dirs = p.volume_dirs(wanted)
@@ -157,6 +161,9 @@ def restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
     if increment and not files:
         raise BadRequest(f"files: {name} is an increment backup; name the files to restore "
                          "(list them with ?open=true)", code="no_files")
+    if files and not increment:
+        raise BadRequest(f"files: {name} is a full backup, restored whole; files apply to "
+                         "increment backups only", code="files_of_full_backup")
     check_files(files)
     dest_dir = ""
     if to is not None:

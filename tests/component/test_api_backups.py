@@ -184,3 +184,17 @@ def test_daemon_error_on_single_target_action_is_502_with_its_words(api, daemons
     resp = post_form(api, f"{HELLO}/{FULL}/actions/recover")
     assert resp.status_code == 502
     assert "127.0.0.11" in error_of(resp)["error"]
+
+
+def test_files_with_a_full_backup_are_refused_and_nothing_is_restored(api, daemons):
+    resp = post_form(api, f"{HELLO}/{FULL}/actions/recover", [("files", "hello.txt")])
+    assert resp.status_code == 400 and "increment backups only" in error_of(resp)["error"]
+    assert not any(d.received("/api/v1/backup") for d in daemons.values())
+
+
+def test_an_undeclared_volume_is_404_naming_the_declared_ones(api, daemons):
+    resp = api.http.get(f"{HELLO}?volume=/nosuch")
+    assert resp.status_code == 404
+    assert error_of(resp) == {"error": "hello.web.web declares no backup of /nosuch (declared: "
+                                       "/data, /var/log/hello)", "code": "unknown_volume"}
+    assert not any(d.received() for d in daemons.values())
