@@ -104,7 +104,7 @@ def v2_job(app_name: str, job_id: str) -> Any:
 
 @r.route(V2 + "/app/{app_name}/cron/jobs/{job_id}/actions/{action}", method="POST", mutating=True)
 def v2_job_action(app_name: str, job_id: str, action: str) -> Any:
-    return jobs.action(deps(), app_name, job_id, action)
+    return jobs.action(deps(), app_name, job_id, action, r.form().get("until"), r.form().get("reason"))
 
 
 @r.route(V1 + "/cron/once/app/{app_name}/id/{job_id}", method="POST", mutating=True)

@@ -33,9 +33,9 @@ from chalicelib.core import removals
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.gotime import GO_ZERO, format_time, parse_go_time
 from chalicelib.core.plan import NodePlan, NodeState, plan, with_restarts
-from chalicelib.core.types import ReconcileSummary
+from chalicelib.core.types import Pauses, ReconcileSummary
 from chalicelib.deps import Deps
-from chalicelib.edges.backupd import BackupdClient
+from chalicelib.edges.backupd import BackupdClient, BackupdError
 from chalicelib.errors import Conflict, ControllerError, LainletError
 from chalicelib.logs import event, log
 from chalicelib.settings import NOTIFY_PATH, Settings
@@ -162,6 +162,45 @@ def _push(client: BackupdClient, p: NodePlan, notify: str, paused: set[str],
     return repaused
 
 
+def pauses_ended(pauses: Pauses, now: datetime, max_days: float) -> dict[str, set[str]]:
+    """The pauses whose end has come (one kept from before pauses had an end lasts
+    ``PAUSE_MAX_DAYS`` from when it began)."""
+    out: dict[str, set[str]] = {}
+    for node, jobs in pauses.items():
+        for job_id, pause in jobs.items():
+            try:
+                end = parse_go_time(pause.until)[0]
+            except ValueError:
+                try:
+                    end = parse_go_time(pause.paused_at)[0] + timedelta(days=max_days)
+                except ValueError:
+                    end = now
+            if end <= now:
+                out.setdefault(node, set()).add(job_id)
+    return out
+
+
+def _wake(deps: Deps, ended: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Wake the jobs whose pause ended and forget those pauses; a node that does not answer keeps
+    them, and the next run tries again."""
+    def wake(client: BackupdClient) -> set[str]:
+        for job_id in sorted(ended[client.node]):
+            try:
+                client.job_action(job_id, "wakeup")
+            except BackupdError as e:
+                if e.upstream_status != 400:  # 400: the job is gone from the node: nothing to wake
+                    raise
+        return ended[client.node]
+
+    result = deps.fan_out(list(ended), wake)
+    for node, ids in result.results.items():
+        deps.state.drop_pauses(node, ids)
+    if result.results:
+        event(log, "pauses_ended", jobs={n: sorted(i) for n, i in result.results.items()},
+              failed=list(result.errors))
+    return result.results
+
+
 def _first_seen(old: NodeState | None, job_ids: list[str], now: str) -> tuple[tuple[str, str], ...]:
     """When each job was first pushed to the node (kept across pushes while the job exists)."""
     before = dict(old.first_seen) if old else {}
@@ -175,7 +214,7 @@ class Run:
     summary: ReconcileSummary
     cluster: Cluster
     states: dict[str, NodeState] = field(default_factory=dict)
-    pauses: dict[str, set[str]] = field(default_factory=dict)
+    pauses: Pauses = field(default_factory=dict)
 
 
 def run(deps: Deps, *, confirm: bool = False) -> Run:
@@ -240,9 +279,12 @@ def _apply(deps: Deps, seen: Observation) -> Run:
     settings, store = deps.settings, deps.state
     todo = {p.node: p for p in seen.plans if p.push}
     pauses = store.pauses()
+    ended = pauses_ended(pauses, deps.clock(), settings.pause_max_days)
+    active = {n: set(jobs) - ended.get(n, set()) for n, jobs in pauses.items()}
     notify = notify_url(settings, deps.secrets.notify_token())
     result = deps.fan_out(list(todo), lambda c: _push(
-        c, todo[c.node], notify, pauses.get(c.node, set()), settings.push_timeout_seconds))
+        c, todo[c.node], notify, active.get(c.node, set()), settings.push_timeout_seconds))
+    woken = _wake(deps, ended)
     now = format_time(deps.clock())
     pushed = [NodeState(n, todo[n].version, tuple(todo[n].job_ids), len(todo[n].jobs), now,
                         _first_seen(seen.states.get(n), todo[n].job_ids, now), tuple(todo[n].jobs),
@@ -256,7 +298,7 @@ def _apply(deps: Deps, seen: Observation) -> Run:
         event(log, "nodes_forgotten", level=WARNING, nodes=seen.forgotten,
               detail=f"not named by lainlet and unreachable for {settings.node_forget_hours:g}h")
     for node in result.results:  # pauses of jobs that no longer exist on the node go away
-        gone = pauses.get(node, set()) - set(todo[node].job_ids)
+        gone = set(pauses.get(node, {})) - set(todo[node].job_ids)
         if gone:
             store.drop_pauses(node, gone)
     held = seen.verdict.by_node() if seen.holding else {}
@@ -278,6 +320,7 @@ def _apply(deps: Deps, seen: Observation) -> Run:
         "cleared": [n for n in result.results if "stale" in todo[n].reasons],
         "restarted": seen.restarted,
         "repaused": {n: ids for n, ids in result.results.items() if ids},
+        "woken": {n: sorted(ids) for n, ids in sorted(woken.items())},
         "unchanged": len(seen.plans) - len(todo),
         "held": {n: sorted(ids) for n, ids in sorted(held.items())},
         "held_reasons": seen.verdict.reasons if held else [],

@@ -77,6 +77,8 @@ class Settings:
     removal_guard_percent: float = setting(20.0, "REMOVAL_GUARD_PERCENT", minimum=0)
     removal_confirm_runs: int = setting(3, "REMOVAL_CONFIRM_RUNS", minimum=1)
     node_forget_hours: float = setting(24.0, "NODE_FORGET_HOURS", minimum=0)
+    pause_max_days: float = setting(30.0, "PAUSE_MAX_DAYS", minimum=0.01)
+    pause_notice_hours: float = setting(24.0, "PAUSE_NOTICE_HOURS", minimum=0)
     reconcile_lease_seconds: float = setting(300.0, "RECONCILE_LEASE_SECONDS", minimum=10)
 
     @classmethod

@@ -25,6 +25,7 @@ from chalicelib.core import cron
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.jobs import Placement, placements
+from chalicelib.core.types import Pause, Pauses
 
 STATUSES = ("ok", "pending", "late", "failing", "never", "paused", "invalid")
 BAD = ("late", "failing", "never")
@@ -47,6 +48,7 @@ class ItemStatus:
     due: str = ""  # the last run that should have finished by now
     last_run: dict[str, Any] | None = None
     last_success: dict[str, Any] | None = None
+    pause: dict[str, str] | None = None  # until, reason: while a user has paused the job
 
     @property
     def key(self) -> str:
@@ -76,13 +78,16 @@ def _iso(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
 
 
-def status_of(p: Placement, *, first_seen: str, paused: bool, latest: dict[str, dict[str, Any]],
-              now: datetime, grace: timedelta) -> tuple[str, str, datetime | None]:
+def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
+              latest: dict[str, dict[str, Any]], now: datetime, grace: timedelta
+              ) -> tuple[str, str, datetime | None]:
     """(status, reason, due time) of one placement."""
     if p.job is None:
         return "invalid", f"schedule {p.item.schedule!r} is invalid; the daemon drops this job", None
     if paused:
-        return "paused", "paused by a user (sleep); wake it up to resume backups", None
+        why = f": {paused.reason}" if paused.reason else ""
+        return "paused", (f"paused by a user until {paused.until or 'woken up'}{why}; wake it up "
+                          "to resume backups sooner"), None
     last, success = latest.get("last"), latest.get("success")
     first = _when({"start": first_seen}) if first_seen else None
     if first is None and success is None:
@@ -112,23 +117,25 @@ def status_of(p: Placement, *, first_seen: str, paused: bool, latest: dict[str, 
 
 
 def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
-           paused: dict[str, set[str]], latest: dict[str, dict[str, dict[str, Any]]],
+           paused: Pauses, latest: dict[str, dict[str, dict[str, Any]]],
            now: datetime, grace: timedelta) -> list[ItemStatus]:
     """The status of every backup item of every instance of ``cluster``."""
     out = []
     for p in placements(cluster):
         job_id = p.job["id"] if p.job else ""
         job_latest = latest.get(job_id, {})
+        pause = paused.get(p.node, {}).get(job_id)
         try:
             status, reason, due = status_of(
-                p, first_seen=first_seen.get((p.node, job_id), ""),
-                paused=job_id in paused.get(p.node, set()), latest=job_latest, now=now, grace=grace)
+                p, first_seen=first_seen.get((p.node, job_id), ""), paused=pause,
+                latest=job_latest, now=now, grace=grace)
         except Exception as e:  # one item's odd schedule or record never fails the whole answer
             status, reason, due = "invalid", f"cannot be assessed ({type(e).__name__})", None
         out.append(ItemStatus(p.proc.app, p.proc.full_name, p.pod.instance_no, p.item.volume,
                               p.item.mode or "full", p.item.schedule, p.node, job_id, status,
                               reason, _iso(due), _brief(job_latest.get("last")),
-                              _brief(job_latest.get("success"))))
+                              _brief(job_latest.get("success")),
+                              {"until": pause.until, "reason": pause.reason} if pause else None))
     for proc in cluster.procs.values():  # items of instances with no valid node IP get no job
         for pod in proc.pods:
             if pod.items and not pod.node_ips:

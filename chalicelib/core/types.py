@@ -57,6 +57,7 @@ class ReconcileSummary(TypedDict, total=False):
     cleared: list[str]
     restarted: list[str]
     repaused: dict[str, list[str]]
+    woken: dict[str, list[str]]
     unchanged: int
     held: dict[str, list[str]]
     held_reasons: list[str]
@@ -67,6 +68,18 @@ class ReconcileSummary(TypedDict, total=False):
     notify_url_set: bool
     alerts: int
     duration_ms: int
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A user's pause of one job: until when (RFC 3339, UTC), why, and since when."""
+
+    until: str
+    reason: str = ""
+    paused_at: str = ""
+
+
+Pauses = dict[str, dict[str, Pause]]  # node -> job id -> its pause
 
 
 @dataclass

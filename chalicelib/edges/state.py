@@ -14,7 +14,7 @@ from typing import Any
 
 from chalicelib.core.gotime import format_time
 from chalicelib.core.plan import NodeState
-from chalicelib.core.types import Job
+from chalicelib.core.types import Job, Pause, Pauses
 from chalicelib.edges import schema
 from chalicelib.edges.dynamo import Dynamo
 from chalicelib.errors import Conflict
@@ -82,21 +82,24 @@ class NodeStateStore:
             self.db.delete(HELD)
 
     # -- pauses -------------------------------------------------------------------------------
-    def pauses(self) -> dict[str, set[str]]:
-        """Paused job ids by node."""
-        out: dict[str, set[str]] = {}
+    def pauses(self) -> Pauses:
+        """Every pause, by node and job id."""
+        out: Pauses = {}
         for item in self.db.query(PAUSES):
             node, _, job_id = item["sk"].partition("#")
-            out.setdefault(node, set()).add(job_id)
+            out.setdefault(node, {})[job_id] = _pause(item)
         return out
 
-    def is_paused(self, node: str, job_id: str) -> bool:
-        return self.db.get({"pk": PAUSES, "sk": f"{node}#{job_id}"}, consistent=True) is not None
+    def pause_of(self, node: str, job_id: str) -> Pause | None:
+        item = self.db.get({"pk": PAUSES, "sk": f"{node}#{job_id}"}, consistent=True)
+        return _pause(item) if item else None
 
-    def set_pause(self, node: str, job_id: str, paused: bool, now: datetime) -> None:
+    def set_pause(self, node: str, job_id: str, pause: Pause | None) -> None:
+        """Keep ``pause`` of the job (None: the job is not paused)."""
         key = {"pk": PAUSES, "sk": f"{node}#{job_id}"}
-        if paused:
-            self.db.put({**key, "paused_at": format_time(now)})
+        if pause:
+            self.db.put({**key, "until": pause.until, "reason": pause.reason,
+                         "paused_at": pause.paused_at})
         else:
             self.db.delete(key)
 
@@ -144,3 +147,8 @@ def _unpack(blob: Any) -> tuple[Job, ...] | None:
         return None
     raw = getattr(blob, "value", blob)  # boto3 wraps binary attributes
     return tuple(json.loads(zlib.decompress(raw)))
+
+
+def _pause(item: dict[str, Any]) -> Pause:
+    return Pause(str(item.get("until", "")), str(item.get("reason", "")),
+                 str(item.get("paused_at", "")))

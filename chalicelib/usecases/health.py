@@ -13,14 +13,14 @@ from chalicelib.core import freshness
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.pages import page
 from chalicelib.core.plan import NodeState
-from chalicelib.core.types import Partial
+from chalicelib.core.types import Partial, Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges.secrets import Secrets
 from chalicelib.errors import ControllerError
 
 
 def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = None,
-           pauses: dict[str, set[str]] | None = None) -> list[freshness.ItemStatus]:
+           pauses: Pauses | None = None) -> list[freshness.ItemStatus]:
     """Status of every item of ``cluster``: at most three Queries (node states and pauses unless
     the caller already read them, and every job's latest records)."""
     states = deps.state.states() if states is None else states

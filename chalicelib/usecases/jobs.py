@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core import jobs as joblib
-from chalicelib.core.types import Job, Partial
+from chalicelib.core.gotime import format_time, parse_go_time
+from chalicelib.core.inputs import preview
+from chalicelib.core.types import Job, Partial, Pause
 from chalicelib.deps import Deps
 from chalicelib.edges.backupd import BackupdClient, BackupdError
 from chalicelib.errors import BadRequest, ControllerError, NotFound
+from chalicelib.logs import event, log
 
 JOB_ACTIONS = ("run", "sleep", "wakeup")
 JOB_QUERY = re.compile(r"^(action|type|id|args_\w+)$")
+MAX_REASON = 500
 
 
 def _owned_job(deps: Deps, app: str, job_id: str) -> str:
@@ -59,32 +65,65 @@ def app_job(deps: Deps, app: str, job_id: str) -> Job:
     return joblib.public_job(_on_daemon(deps, app, job_id, lambda c: c.job(job_id)))  # type: ignore[arg-type]
 
 
-def action(deps: Deps, app: str, job_id: str, name: str) -> Any:
-    """run → the record id; sleep/wakeup → "OK", as the original answered.
+def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason: str = "") -> Any:
+    """run → the record id; sleep → "OK" (or, with ``until``/``reason``, the pause); wakeup → "OK".
 
     A pause lives in two places, DynamoDB (so every later push and a restarted daemon get it
-    back) and the daemon. The intent is written first, so a DynamoDB failure changes nothing; if
-    the daemon then fails, the intent is rolled back and the answer says so."""
+    back, and the reconcile ends it at ``until``) and the daemon. The intent is written first, so
+    a DynamoDB failure changes nothing; if the daemon then fails, the intent is rolled back and
+    the answer says so. A pause without ``until`` ends after ``PAUSE_MAX_DAYS``."""
     if name not in JOB_ACTIONS:
         raise BadRequest(f"action {name!r} is not one of {', '.join(JOB_ACTIONS)}",
                          code="bad_action")
     if name == "run":
         return _on_daemon(deps, app, job_id, lambda c: c.run(job_id))
+    if len(reason) > MAX_REASON:
+        raise BadRequest(f"reason: at most {MAX_REASON} characters", code="bad_reason")
     node = _owned_job(deps, app, job_id)
     store, now = deps.state, deps.clock()
-    before = store.is_paused(node, job_id)
-    store.set_pause(node, job_id, name == "sleep", now)
+    pause = None
+    if name == "sleep":
+        pause = Pause(format_time(pause_end(until, now, deps.settings.pause_max_days)), reason,
+                      format_time(now))
+    before = store.pause_of(node, job_id)
+    store.set_pause(node, job_id, pause)
     try:
         _on_daemon(deps, app, job_id, lambda c: c.job_action(job_id, name), node)
     except ControllerError as e:
         try:
-            store.set_pause(node, job_id, before, now)
+            store.set_pause(node, job_id, before)
             e.message += f"; nothing was changed (the job is {'paused' if before else 'running'})"
         except ControllerError:
             e.message += (f"; the {name} is recorded but could not be undone: the next push to "
                           f"{node} applies it")
         raise
-    return "OK"
+    event(log, "job_" + name, node=node, job=job_id, until=pause.until if pause else "",
+          reason=reason)
+    return {"paused": job_id, **asdict(pause)} if pause and (until or reason) else "OK"
+
+
+def pause_end(until: str, now: datetime, max_days: float) -> datetime:
+    """When a pause asked for with ``until`` (a time, or a duration such as ``6h`` or ``2d``) ends:
+    never later than ``max_days`` from now, never in the past."""
+    longest = now + timedelta(days=max_days)
+    if not until:
+        return longest
+    units = {"m": 60, "h": 3600, "d": 86400}
+    try:
+        if until[-1:] in units and until[:-1].isascii() and until[:-1].isdigit():
+            amount = int(until[:-1]) if len(until) <= 10 else 10**9  # bounded before int()
+            end = now + timedelta(seconds=min(amount * units[until[-1]], 10**10))
+        else:
+            end = parse_go_time(until)[0]
+    except (ValueError, OverflowError):
+        raise BadRequest(f"until: {preview(until)} is neither a time (2026-12-01T00:00:00Z) nor a "
+                         "duration (6h, 2d)", code="bad_until") from None
+    if end <= now:
+        raise BadRequest(f"until: {preview(until)} is not in the future", code="bad_until")
+    if end > longest:
+        raise BadRequest(f"until: a pause lasts at most {max_days:g} days (PAUSE_MAX_DAYS)",
+                         code="bad_until")
+    return end
 
 
 def run_once(deps: Deps, app: str, job_id: str) -> str:

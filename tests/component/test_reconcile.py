@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib import reconcile
+from chalicelib.core.types import Pause
 from chalicelib.deps import Deps
 from chalicelib.errors import Conflict, LainletError
 from scripts.simcluster.backupd import GO_ZERO
@@ -99,7 +100,7 @@ def test_broken_lainlet_changes_nothing(settings, store, daemons, lainlet, break
 def test_restarted_daemon_gets_its_list_and_pauses_back(settings, store, daemons):
     run(settings, store)
     daemons["127.0.0.11"].jobs[0]["sleep"] = True  # a user paused it through the API…
-    store.set_pause("127.0.0.11", HELLO_DATA, True, datetime.now(UTC))  # …which also remembers it
+    store.set_pause("127.0.0.11", HELLO_DATA, Pause("2099-01-01T00:00:00Z"))  # …which also remembers it
     daemons["127.0.0.11"].restart()
     assert daemons["127.0.0.11"].jobs == [] and daemons["127.0.0.11"].update_time == GO_ZERO
     pushes(daemons)
@@ -111,7 +112,7 @@ def test_restarted_daemon_gets_its_list_and_pauses_back(settings, store, daemons
 
 def test_pause_of_a_removed_job_is_dropped(settings, store, daemons, lainlet):
     run(settings, store)
-    store.set_pause("127.0.0.11", HELLO_DATA, True, datetime.now(UTC))
+    store.set_pause("127.0.0.11", HELLO_DATA, Pause("2099-01-01T00:00:00Z"))
     pod = lainlet.spec["hello.web.web"][0]
     pod["Annotation"] = pod["Annotation"].replace('"0 3 * * *"', '"0 4 * * *"')  # new id
     run(settings, store)

@@ -8,6 +8,7 @@ import pytest
 from chalicelib.core import freshness
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.jobs import placements
+from chalicelib.core.types import Pause
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=10)
@@ -37,7 +38,7 @@ def assess(c=None, last=None, success=None, first_seen=NOW - timedelta(days=30),
     latest = {job_id: {k: v for k, v in (("last", last), ("success", success)) if v}}
     items = freshness.assess(
         c, first_seen={(NODE, job_id): first_seen.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
-        if first_seen else {}, paused={NODE: {job_id}} if paused else {}, latest=latest,
+        if first_seen else {}, paused={NODE: {job_id: Pause("2026-12-01T00:00:00Z", "migration")}} if paused else {}, latest=latest,
         now=now, grace=GRACE)
     assert len(items) == 1
     return items[0]
@@ -95,8 +96,10 @@ def test_new_job_is_pending_until_its_first_run_is_due():
     assert item.status == "pending" and "2026-11-26T03:00:00Z" in item.reason
 
 
-def test_paused_job_is_paused():
-    assert assess(paused=True).status == "paused"
+def test_paused_job_is_paused_with_its_reason_and_end():
+    item = assess(paused=True)
+    assert item.status == "paused" and "until 2026-12-01T00:00:00Z: migration" in item.reason
+    assert item.pause == {"until": "2026-12-01T00:00:00Z", "reason": "migration"}
 
 
 @pytest.mark.parametrize("schedule", ["0 0 5 0 0", "61 * * * *"])
