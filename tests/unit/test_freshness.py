@@ -36,10 +36,10 @@ def assess(c=None, last=None, success=None, first_seen=NOW - timedelta(days=30),
     c = c or cluster()
     job_id = next(placements(c)).job["id"] if next(placements(c)).job else ""
     latest = {job_id: {k: v for k, v in (("last", last), ("success", success)) if v}}
+    pause = {NODE: {job_id: Pause("2026-12-01T00:00:00Z", "migration")}} if paused else {}
     items = freshness.assess(
         c, first_seen={(NODE, job_id): first_seen.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
-        if first_seen else {}, paused={NODE: {job_id: Pause("2026-12-01T00:00:00Z", "migration")}} if paused else {}, latest=latest,
-        now=now, grace=GRACE)
+        if first_seen else {}, paused=pause, latest=latest, now=now, grace=GRACE)
     assert len(items) == 1
     return items[0]
 
