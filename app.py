@@ -191,6 +191,16 @@ def v2_system_backup_status() -> Any:
     return health.system_status(deps(), r.one("next"))
 
 
+@r.route(V2 + "/app/{app_name}/audit")
+def v2_app_audit(app_name: str) -> Any:
+    return records.audit(deps(), app_name, r.one("total"), r.one("next"))
+
+
+@r.route(V2 + "/system/audit")
+def v2_system_audit() -> Any:
+    return records.audit(deps(), None, r.one("total"), r.one("next"))
+
+
 @r.route(V2 + "/system/ready")
 def v2_ready() -> Any:
     return health.ready(deps())

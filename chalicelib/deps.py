@@ -16,6 +16,7 @@ from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from chalicelib.core.cluster import Cluster
+    from chalicelib.edges.audit import AuditStore
     from chalicelib.edges.backupd import BackupdClient, FanOut
     from chalicelib.edges.records import RecordStore
     from chalicelib.edges.secrets import Secrets
@@ -65,6 +66,12 @@ class Deps:
         from chalicelib.edges.records import RecordStore
 
         return RecordStore(self.table, self.settings.record_retention_days)
+
+    @cached_property
+    def audit(self) -> AuditStore:
+        from chalicelib.edges.audit import AuditStore
+
+        return AuditStore(self.table, self.settings.audit_retention_days)
 
     @cached_property
     def secrets(self) -> Secrets:

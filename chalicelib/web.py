@@ -11,6 +11,7 @@ and a correlation id on its log lines; rejected input is logged once, as one lin
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import importlib
 import json
@@ -93,23 +94,28 @@ class Router:
         def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
             @functools.wraps(view)
             def handler(**params: str) -> Response:
+                result: Any = None
                 try:
                     if mutating:
                         require_token(self.request())
                     for key, value in params.items():
                         if key != "ip":
                             check_name(value, key.replace("_name", ""))
-                    return to_response(view(**params), status)
+                    result = view(**params)
+                    response = to_response(result, status)
                 except ControllerError as e:
                     req = self.request()
                     event(log, "rejected", level=INFO if e.status < 500 else WARNING,
                           method=req.method, path=req.context.get("resourcePath", ""),
                           status=e.status, code=e.code, error=e.message)
-                    return error_response(e)
+                    response = error_response(e)
                 except Exception as e:  # never a bare 500 or a traceback to the user
                     event(log, "internal_error", level=WARNING, exc=True, error=type(e).__name__)
-                    return error_response(ControllerError(
+                    response = error_response(ControllerError(
                         f"internal error ({type(e).__name__}); the controller's log has the details"))
+                if mutating:
+                    audit(self.request(), params, result, response)
+                return response
 
             kwargs = {"content_types": BODY_TYPES} if method in ("POST", "PUT") else {}
             for path in paths:
@@ -131,6 +137,57 @@ class Router:
     def first_values(self) -> dict[str, str]:
         """One value per query key (the first), as the original read its filters."""
         return {k: v[0] for k, v in query_lists(self.request()).items() if v}
+
+
+AUDITED_FIELDS = ("files", "to", "volume", "from", "until", "reason")
+AUDITED_QUERY = ("confirm", "snapshot", "dry_run")
+
+
+def audit(req: Request, params: dict[str, str], result: Any, response: Response) -> None:
+    """One audit item per mutating call, whatever its outcome; an audit that cannot be written is
+    logged (the call itself is not undone for it)."""
+    deps = get_deps()
+    body = json.loads(response.body) if response.body and response.status_code >= 300 else {}
+    try:
+        form = Form(req).values
+    except ControllerError:
+        form = {}
+    query = query_lists(req) if getattr(req, "query_params", None) else {}
+    target: dict[str, Any] = {k: v for k, v in params.items() if k != "app_name"}
+    target |= {k: form[k] if k == "files" else form[k][0] for k in AUDITED_FIELDS if form.get(k)}
+    target |= {k: query[k][0] for k in AUDITED_QUERY if query.get(k)}
+    entry = {
+        "route": f"{req.method} {req.context.get('resourcePath', '')}",
+        "app": params.get("app_name", ""),
+        "target": target,
+        "caller": {"ip": (req.context.get("identity") or {}).get("sourceIp", ""),
+                   "user_agent": str(req.headers.get("user-agent", ""))[:200],
+                   "token": token_identity(req)},
+        "outcome": {"status": response.status_code, "code": body.get("code", "ok"),
+                    **({"error": body.get("error")} if body.get("error") else {})},
+        "id": _id_of(result),
+        "request_id": logs.current()["request_id"],
+    }
+    try:
+        deps.audit.add(entry, deps.clock())
+    except Exception as e:  # the call is done: its answer stands, the gap in the trail is logged
+        event(log, "audit_failed", level=WARNING, route=entry["route"],
+              error=getattr(e, "message", type(e).__name__))
+
+
+def _id_of(result: Any) -> str:
+    """The record or operation id a mutating call answered with, if any."""
+    if isinstance(result, str) and result != "OK":
+        return result
+    if isinstance(result, dict):
+        return str(result.get("operation") or result.get("rid") or result.get("backup") or "")
+    return ""
+
+
+def token_identity(req: Request) -> str:
+    """Who called, as far as the API token tells: a fingerprint of the token sent, never the token."""
+    given = str(req.headers.get("authorization") or "").partition(" ")[2].strip()
+    return "token:" + hashlib.sha256(given.encode()).hexdigest()[:8] if given else "none"
 
 
 def request_context(event_: Any, get_response: Callable[[Any], Response]) -> Response:

@@ -35,8 +35,14 @@ def _table(table_name: str, endpoint_url: str, timeout: float) -> Any:
 
 def table_for(settings: Settings) -> Any:
     """The table resource, made on first use in this process (never at import)."""
-    return _table(settings.table_name, settings.dynamodb_endpoint_url,
-                  settings.dynamodb_timeout_seconds)
+    try:
+        return _table(settings.table_name, settings.dynamodb_endpoint_url,
+                      settings.dynamodb_timeout_seconds)
+    except Exception as e:  # no region, no credentials configured: DynamoDB cannot be asked at all
+        event(log, "store_unavailable", level=WARNING, op="connect", table=settings.table_name,
+              error=type(e).__name__)
+        raise StoreUnavailable(f"DynamoDB table {settings.table_name} cannot be reached "
+                               f"({type(e).__name__})") from None
 
 
 class Dynamo:
@@ -109,13 +115,18 @@ class Dynamo:
         self._call("delete_item", Key=key)
 
     def query(self, partition: str, *, index: str | None = None, newest_first: bool = False,
-              limit: int | None = None, state: str | None = None) -> Iterator[dict[str, Any]]:
+              limit: int | None = None, state: str | None = None, before: str = ""
+              ) -> Iterator[dict[str, Any]]:
         """Items of one partition (of the table or of ``index``), in sort-key order: the one paging
-        loop. ``limit`` stops after that many items; ``state`` keeps only items in that state."""
+        loop. ``limit`` stops after that many items; ``state`` keeps only items in that state;
+        ``before`` keeps only sort keys below it (a cursor)."""
         from boto3.dynamodb.conditions import Attr, Key
 
         key = f"{index}pk" if index else "pk"
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key(key).eq(partition),
+        condition = Key(key).eq(partition)
+        if before:
+            condition = condition & Key(f"{index}sk" if index else "sk").lt(before)
+        kwargs: dict[str, Any] = {"KeyConditionExpression": condition,
                                   "ScanIndexForward": not newest_first}
         if index:
             kwargs["IndexName"] = index

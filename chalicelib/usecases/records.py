@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core.inputs import bounded_int
 from chalicelib.core.recordschema import STATES, parse_record, record_app
+from chalicelib.core.types import Partial
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest, Unauthorized
 from chalicelib.logs import event, log
 
 MAX_TOTAL = 1000
+AUDIT_CURSOR = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d:.]+Z#[0-9A-Za-z-]{0,64}$")
 
 
 def month_query(total: str | None, month: str | None, year: str | None,
@@ -60,3 +63,13 @@ def one(deps: Deps, app: str, rid: str) -> dict[str, Any]:
 def backup_table(deps: Deps) -> dict[str, Any]:
     """An on-demand DynamoDB backup of the table that holds the records."""
     return deps.records.backup(f"{deps.settings.table_name}-{deps.clock():%Y%m%d-%H%M%S}")
+
+
+def audit(deps: Deps, app: str | None, total: str, before: str) -> Partial:
+    """The audit trail, newest first: one app's (``app``) or every call's; ``next`` pages on."""
+    count = bounded_int(total or "100", "total", 1, MAX_TOTAL)
+    if before and not AUDIT_CURSOR.fullmatch(before):
+        raise BadRequest("next: not a cursor this API handed out", code="bad_next")
+    entries = (deps.audit.of_app(app, count, before) if app
+               else deps.audit.of_system(count, deps.clock(), before))
+    return Partial(entries, next=entries[-1]["cursor"] if len(entries) == count else "")
