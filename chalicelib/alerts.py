@@ -19,6 +19,7 @@ from chalicelib.core.cluster import Cluster
 from chalicelib.core.freshness import BAD, ItemStatus
 from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.plan import NodeState
+from chalicelib.core.retention import Latest
 from chalicelib.core.types import Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges import webhook
@@ -27,12 +28,13 @@ from chalicelib.logs import event, log
 from chalicelib.usecases.health import assess
 
 
-def check(deps: Deps, cluster: Cluster, states: dict[str, NodeState], pauses: Pauses) -> int:
+def check(deps: Deps, cluster: Cluster, states: dict[str, NodeState], pauses: Pauses,
+          latest: Latest | None = None) -> int:
     """Post the alerts of this run; how many were delivered. Never fails the run that pushed."""
     if not deps.settings.alert_webhook_url:
         return 0
     try:
-        return transitions(deps, assess(deps, cluster, states, pauses), pauses)
+        return transitions(deps, assess(deps, cluster, states, pauses, latest), pauses)
     except ControllerError as e:
         event(log, "alert_check_failed", level=WARNING, error=e.message)
         return 0

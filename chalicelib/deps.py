@@ -65,7 +65,8 @@ class Deps:
     def records(self) -> RecordStore:
         from chalicelib.edges.records import RecordStore
 
-        return RecordStore(self.table, self.settings.record_retention_days)
+        return RecordStore(self.table, self.settings.record_retention_days,
+                           self.settings.suspect_size_percent)
 
     @cached_property
     def audit(self) -> AuditStore:

@@ -29,7 +29,7 @@ from logging import WARNING
 from typing import Any
 
 from chalicelib.core import jobs as joblib
-from chalicelib.core import removals
+from chalicelib.core import removals, retention
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.gotime import GO_ZERO, format_time, parse_go_time
 from chalicelib.core.plan import NodePlan, NodeState, plan, with_restarts
@@ -73,6 +73,8 @@ class Observation:
     held_runs: int = 0
     applying: bool = False  # held removals take effect this run (confirmed, or held long enough)
     forgotten: list[str] = field(default_factory=list)
+    expiry_held: dict[tuple[str, str], str] = field(default_factory=dict)  # (node, dir) -> why
+    latest: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def holding(self) -> bool:
@@ -84,7 +86,10 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
     """Everything a run decides on, read-only (this is also the plan route's answer)."""
     settings = deps.settings
     cluster = cluster or deps.cluster()
-    generated = joblib.generate(cluster)
+    latest = deps.records.latest_by_job()
+    expiry_held = retention.held_dirs(cluster, latest, deps.clock(),
+                                      settings.expiry_hold_margin_percent)
+    generated = joblib.generate(cluster, set(expiry_held))
     states = deps.state.states()
     if not any(j["id"] for node_jobs in generated.values() for j in node_jobs) \
             and any(s.job_ids for s in states.values()) and not confirm:
@@ -120,7 +125,8 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
         restarted = _ip_order(n for n, d in debug.results.items() if d.get("updateTime") == GO_ZERO)
         silent = debug.unreachable
         with_restarts(plans, set(restarted))
-    return Observation(cluster, plans, restarted, silent, states, verdict, runs, applying, forgotten)
+    return Observation(cluster, plans, restarted, silent, states, verdict, runs, applying, forgotten,
+                       expiry_held, latest)
 
 
 def _ip_order(nodes: Any) -> list[str]:
@@ -215,6 +221,8 @@ class Run:
     cluster: Cluster
     states: dict[str, NodeState] = field(default_factory=dict)
     pauses: Pauses = field(default_factory=dict)
+    latest: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    expiry_held: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def run(deps: Deps, *, confirm: bool = False) -> Run:
@@ -309,6 +317,10 @@ def _apply(deps: Deps, seen: Observation) -> Run:
         event(log, "removals_held", level=WARNING, jobs=sum(map(len, held.values())),
               nodes=_ip_order(held), runs=seen.held_runs, of=settings.removal_confirm_runs,
               reasons=seen.verdict.reasons)
+    if seen.expiry_held:
+        event(log, "expiry_held", level=WARNING, dirs=len(seen.expiry_held),
+              nodes=_ip_order({n for n, _ in seen.expiry_held}),
+              sample=[f"{n}:{d}" for n, d in list(seen.expiry_held)[:10]])
     if not notify:
         event(log, "notify_url_unset", level=WARNING,
               detail="ADVERTISE_URL is empty: daemons are not told where to post records")
@@ -327,10 +339,12 @@ def _apply(deps: Deps, seen: Observation) -> Run:
         "held_runs": seen.held_runs if held else 0,
         "removals_applied": sum(len(v) for v in seen.verdict.by_node().values()) if seen.applying else 0,
         "forgotten": seen.forgotten,
+        "expiry_held": len(seen.expiry_held),
         "problems": len(seen.cluster.problems),
         "notify_url_set": bool(notify),
     }
-    return Run(summary, seen.cluster, {**seen.states, **{s.node: s for s in pushed}}, pauses)
+    return Run(summary, seen.cluster, {**seen.states, **{s.node: s for s in pushed}}, pauses,
+               seen.latest, seen.expiry_held)
 
 
 def plan_answer(seen: Observation) -> dict[str, Any]:
@@ -346,5 +360,7 @@ def plan_answer(seen: Observation) -> dict[str, Any]:
         "held_runs": seen.held_runs if seen.holding else 0,
         "removals_applied_next_run": seen.applying,
         "forget": seen.forgotten,
+        "expiry_held": [{"node": n, "dir": d, "reason": why}
+                        for (n, d), why in sorted(seen.expiry_held.items())],
         "nodes": [p.to_dict() for p in seen.plans],
     }

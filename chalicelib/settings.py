@@ -79,6 +79,8 @@ class Settings:
     node_forget_hours: float = setting(24.0, "NODE_FORGET_HOURS", minimum=0)
     pause_max_days: float = setting(30.0, "PAUSE_MAX_DAYS", minimum=0.01)
     pause_notice_hours: float = setting(24.0, "PAUSE_NOTICE_HOURS", minimum=0)
+    expiry_hold_margin_percent: float = setting(25.0, "EXPIRY_HOLD_MARGIN_PERCENT", minimum=0)
+    suspect_size_percent: float = setting(10.0, "SUSPECT_SIZE_PERCENT", minimum=0)
     audit_retention_days: int = setting(400, "AUDIT_RETENTION_DAYS", minimum=0)
     reconcile_lease_seconds: float = setting(300.0, "RECONCILE_LEASE_SECONDS", minimum=10)
 

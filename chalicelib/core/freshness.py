@@ -5,8 +5,10 @@ For every backup item of every instance (on each node it runs on) the status is,
 * ``invalid``  the spec has a problem that stops the backup (bad schedule, never fires, no node);
 * ``paused``   a user paused the job;
 * ``failing``  the latest run since the last due run failed;
+* ``suspect``  the latest run since the last due run "succeeded" with an archive that cannot be
+               trusted (no size, 0 bytes, far smaller than the recent good ones);
 * ``pending``  no run was due yet since the job was first pushed (a new job);
-* ``ok``       a success at or after the last due run;
+* ``ok``       a good (not suspect) success at or after the last due run;
 * ``never``    no success ever recorded (or the job never reached its node);
 * ``late``     a run was due and nothing succeeded since.
 
@@ -27,8 +29,9 @@ from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.jobs import Placement, placements
 from chalicelib.core.types import Pause, Pauses
 
-STATUSES = ("ok", "pending", "late", "failing", "never", "paused", "invalid")
-BAD = ("late", "failing", "never")
+STATUSES = ("ok", "pending", "late", "failing", "suspect", "never", "paused", "invalid")
+BAD = ("late", "failing", "suspect", "never")
+SUSPECT_PERCENT = 10.0  # a success under this share of the recent median size is suspect
 SKEW = timedelta(seconds=5)  # daemon clocks and the expected start may differ a little
 MAX_RUN_TIME = timedelta(days=7)  # a longer "run time" is a broken record, not a slow backup
 
@@ -49,6 +52,7 @@ class ItemStatus:
     last_run: dict[str, Any] | None = None
     last_success: dict[str, Any] | None = None
     pause: dict[str, str] | None = None  # until, reason: while a user has paused the job
+    expiry_held: str = ""  # why its old backups are kept past their expire (the retention floor)
 
     @property
     def key(self) -> str:
@@ -78,6 +82,22 @@ def _iso(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
 
 
+def suspect(result: Any, recent_sizes: list[int], percent: float) -> str:
+    """Why a backup's success cannot be trusted ("" if it can): no size, 0 bytes, or far below
+    the sizes of the job's recent good backups (under ``percent`` of their median)."""
+    size = result.get("size") if isinstance(result, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool):
+        return "the daemon reported no archive size"
+    if size <= 0:
+        return "the archive is 0 bytes"
+    if recent_sizes:
+        median = sorted(recent_sizes)[len(recent_sizes) // 2]
+        if size * 100 < percent * median:
+            return (f"the archive is {size} bytes, under {percent:g}% of the recent median "
+                    f"({median} bytes)")
+    return ""
+
+
 def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
               latest: dict[str, dict[str, Any]], now: datetime, grace: timedelta
               ) -> tuple[str, str, datetime | None]:
@@ -88,7 +108,9 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
         why = f": {paused.reason}" if paused.reason else ""
         return "paused", (f"paused by a user until {paused.until or 'woken up'}{why}; wake it up "
                           "to resume backups sooner"), None
-    last, success = latest.get("last"), latest.get("success")
+    last = latest.get("last")
+    success = latest.get("good") or (None if (latest.get("success") or {}).get("suspect")
+                                     else latest.get("success"))
     first = _when({"start": first_seen}) if first_seen else None
     if first is None and success is None:
         return "never", f"the job has not reached {p.node} yet (next reconcile pushes it)", None
@@ -104,6 +126,9 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
     if last and last.get("state") == "failed" and last_start and (due is None
                                                                   or last_start >= due - SKEW):
         return "failing", f"the latest run ({last.get('start')}) failed: {last.get('reason')}", due
+    if last and last.get("suspect") and last_start and (due is None or last_start >= due - SKEW):
+        return "suspect", (f"the latest run ({last.get('start')}) succeeded, but "
+                           f"{last.get('suspect')}"), due
     if due is None or (first is not None and due < first - SKEW):
         if success:
             return "ok", "no run due since the job was pushed; an earlier one succeeded", due
@@ -118,7 +143,8 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
 
 def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
            paused: Pauses, latest: dict[str, dict[str, dict[str, Any]]],
-           now: datetime, grace: timedelta) -> list[ItemStatus]:
+           now: datetime, grace: timedelta,
+           expiry_held: dict[tuple[str, str], str] | None = None) -> list[ItemStatus]:
     """The status of every backup item of every instance of ``cluster``."""
     out = []
     for p in placements(cluster):
@@ -135,7 +161,8 @@ def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
                               p.item.mode or "full", p.item.schedule, p.node, job_id, status,
                               reason, _iso(due), _brief(job_latest.get("last")),
                               _brief(job_latest.get("success")),
-                              {"until": pause.until, "reason": pause.reason} if pause else None))
+                              {"until": pause.until, "reason": pause.reason} if pause else None,
+                              (expiry_held or {}).get((p.node, p.path), "")))
     for proc in cluster.procs.values():  # items of instances with no valid node IP get no job
         for pod in proc.pods:
             if pod.items and not pod.node_ips:

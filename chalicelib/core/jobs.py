@@ -103,24 +103,29 @@ def placements(cluster: Cluster) -> Iterator[Placement]:
                     yield Placement(node, proc, pod, item, path, job)
 
 
-def generate(cluster: Cluster) -> dict[str, list[Job]]:
+def generate(cluster: Cluster, hold: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()
+             ) -> dict[str, list[Job]]:
     """Every node's job list: backup jobs in (proc, instance, item, container) order, expire last.
 
     A backup item gets a backup job on the node of each container of its pod, unless its schedule
     is invalid (the daemon would drop it). Its dir joins the node's expire job whenever its expire
-    is valid, so backups made before a schedule broke keep expiring.
+    is valid, so backups made before a schedule broke keep expiring, unless ``hold`` names it
+    ((node, dir) pairs: the retention floor, :mod:`chalicelib.core.retention`).
     """
     with gc_paused():
-        return _generate(cluster)
+        return _generate(cluster, hold)
 
 
-def _generate(cluster: Cluster) -> dict[str, list[Job]]:
+def _generate(cluster: Cluster, hold: frozenset[tuple[str, str]] | set[tuple[str, str]]
+              ) -> dict[str, list[Job]]:
     backups: dict[str, list[Job]] = {}
     expire: dict[str, list[str]] = {}
     for p in placements(cluster):
         if p.job is not None:
             backups.setdefault(p.node, []).append(p.job)
         if p.item.expire_ok:
+            expire.setdefault(p.node, [])
+        if p.item.expire_ok and (p.node, p.path) not in hold:
             entry = p.path + "@increment" if p.item.expire_mode == "increment" else p.path
             expire.setdefault(p.node, []).extend([entry, p.item.expire])
     result: dict[str, list[Job]] = {}

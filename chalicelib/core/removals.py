@@ -123,7 +123,8 @@ def keep_held(new: Sequence[Job], old: Sequence[Job], held_ids: set[str]) -> lis
     seen = {p[0] for p in pairs}
     pairs += [p for p in _expire_pairs(old)
               if p[0].removesuffix("@increment") in kept_paths and p[0] not in seen]
-    return backups + ([expire_job([x for pair in pairs for x in pair])] if pairs else [])
+    has_expire = any(j.get("action") == EXPIRE_ACTION for j in [*new, *old])
+    return backups + ([expire_job([x for pair in pairs for x in pair])] if has_expire else [])
 
 
 def _expire_pairs(jobs: Sequence[Job]) -> list[tuple[str, str]]:

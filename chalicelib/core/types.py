@@ -64,6 +64,7 @@ class ReconcileSummary(TypedDict, total=False):
     held_runs: int
     removals_applied: int
     forgotten: list[str]
+    expiry_held: int
     problems: int
     notify_url_set: bool
     alerts: int

@@ -23,6 +23,7 @@ from datetime import timedelta
 from logging import WARNING
 from typing import Any
 
+from chalicelib.core.freshness import SUSPECT_PERCENT, suspect
 from chalicelib.core.gotime import parse_go_time, sort_key
 from chalicelib.core.jobs import BACKUP_ACTION
 from chalicelib.core.recordschema import identity, record_app
@@ -31,7 +32,8 @@ from chalicelib.edges.dynamo import Dynamo
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.logs import event, log
 
-LATEST = "JOBLAST"  # partition of each job's newest record and newest success
+LATEST = "JOBLAST"  # partition of each job's newest record, newest success, newest good success
+RECENT_SIZES = 10  # a success is compared with the sizes of the job's last 10 good ones
 
 
 def _key(rid: str) -> dict[str, str]:
@@ -41,9 +43,11 @@ def _key(rid: str) -> dict[str, str]:
 class RecordStore:
     """Records on a DynamoDB ``Table`` resource (passed in: tests use moto, the app the real one)."""
 
-    def __init__(self, table: Any, retention_days: int = 0) -> None:
+    def __init__(self, table: Any, retention_days: int = 0,
+                 suspect_percent: float = SUSPECT_PERCENT) -> None:
         self.db = Dynamo(table)
         self.retention_days = retention_days
+        self.suspect_percent = suspect_percent
 
     def put(self, record: dict[str, Any]) -> bool:
         """Store a validated record; False if it changed nothing, :class:`Conflict` if it
@@ -58,6 +62,14 @@ class RecordStore:
         if self.retention_days:
             expires = parse_go_time(record["start"])[0] + timedelta(days=self.retention_days)
             item[schema.TTL_ATTRIBUTE] = int(expires.timestamp())
+        backup = record["action"] == BACKUP_ACTION and bool(record["id"])
+        sizes: list[int] = []
+        if backup and state == "success":
+            good = self.db.get({"pk": LATEST, "sk": f"{record['id']}#good"})
+            sizes = [int(s) for s in (good or {}).get("sizes", [])]
+            reason = suspect(record.get("result"), sizes, self.suspect_percent)
+            if reason:
+                item["suspect"] = reason
         if state == "running":
             stored = self.db.put_if(item, "attribute_not_exists(pk)")
         else:
@@ -66,10 +78,14 @@ class RecordStore:
                 {":running": "running", ":ident": ident}, {"#s": "state"})
         if not stored:
             stored = self._resolve(item, record)
-        if stored and record["action"] == BACKUP_ACTION:
-            self._put_latest(record, key, "last")
+        if stored and backup:
+            flag = item.get("suspect", "")
+            self._put_latest(record, key, "last", flag)
             if state == "success":
-                self._put_latest(record, key, "success")
+                self._put_latest(record, key, "success", flag)
+            if state == "success" and not flag:  # the newest *good* backup, and the sizes it sets
+                size = (record.get("result") or {}).get("size", 0)
+                self._put_latest(record, key, "good", "", [*sizes, int(size)][-RECENT_SIZES:])
         return stored
 
     def _resolve(self, item: dict[str, Any], record: dict[str, Any]) -> bool:
@@ -97,11 +113,18 @@ class RecordStore:
                        f"{before.get('end')}; a different {record['state']} post for it is refused",
                        code="record_finished")
 
-    def _put_latest(self, record: dict[str, Any], key: str, kind: str) -> None:
-        """Keep the job's newest record (``last``) and newest success, so freshness of every job
-        is one Query; same ordering rule: a late ``running`` never replaces its own result."""
-        item = {"pk": LATEST, "sk": f"{record['id']}#{kind}", "skey": key, "state": record["state"],
-                "record": json.dumps(record)}
+    def _put_latest(self, record: dict[str, Any], key: str, kind: str, flag: str = "",
+                    sizes: list[int] | None = None) -> None:
+        """Keep the job's newest record (``last``), newest success and newest good success, so
+        freshness of every job is one Query; same ordering rule: a late ``running`` never replaces
+        its own result. ``flag`` says why a success is suspect; ``sizes`` are the recent good
+        successes' sizes (kept on ``good``)."""
+        item: dict[str, Any] = {"pk": LATEST, "sk": f"{record['id']}#{kind}", "skey": key,
+                                "state": record["state"], "record": json.dumps(record)}
+        if flag:
+            item["suspect"] = flag
+        if sizes is not None:
+            item["sizes"] = sizes
         if record["state"] == "running":
             condition = "attribute_not_exists(pk) OR skey < :k"
             values: dict[str, Any] = {":k": key}
@@ -115,7 +138,7 @@ class RecordStore:
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for item in self.db.query(LATEST):
             job_id, _, kind = item["sk"].rpartition("#")
-            out.setdefault(job_id, {})[kind] = json.loads(item["record"])
+            out.setdefault(job_id, {})[kind] = _with_flag(item)
         return out
 
     def get(self, app: str, rid: str) -> dict[str, Any]:
@@ -123,17 +146,26 @@ class RecordStore:
         item = self.db.get(_key(rid))
         if not item or item.get("app") != app:
             raise NotFound(f"record {rid!r} of app {app!r} not found", code="unknown_record")
-        return json.loads(item["record"])
+        return _with_flag(item)
 
     def month(self, app: str, year: int, month: int, total: int,
               state: str | None = None) -> list[dict[str, Any]]:
         """The newest ``total`` records of ``app`` started in that month, newest first."""
         items = self.db.query(f"{app}#{year:04d}-{month:02d}", index=schema.GSI_BY_APP_MONTH,
                               newest_first=True, limit=total, state=state)
-        return [json.loads(i["record"]) for i in items]
+        return [_with_flag(i) for i in items]
 
     def backup(self, name: str) -> dict[str, Any]:
         """An on-demand DynamoDB backup of the whole table."""
         desc = self.db.create_backup(name)
         return {"backup": desc["BackupName"], "arn": desc["BackupArn"],
                 "status": desc.get("BackupStatus", "")}
+
+
+def _with_flag(item: dict[str, Any]) -> dict[str, Any]:
+    """The stored record as the daemon posted it, with ``suspect`` (why) if the controller judged
+    the success suspicious."""
+    record: dict[str, Any] = json.loads(item["record"])
+    if item.get("suspect"):
+        record["suspect"] = item["suspect"]
+    return record

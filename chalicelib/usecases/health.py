@@ -9,10 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib import reconcile
-from chalicelib.core import freshness
+from chalicelib.core import freshness, retention
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.pages import page
 from chalicelib.core.plan import NodeState
+from chalicelib.core.retention import Latest
 from chalicelib.core.types import Partial, Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges.secrets import Secrets
@@ -20,16 +21,20 @@ from chalicelib.errors import ControllerError
 
 
 def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = None,
-           pauses: Pauses | None = None) -> list[freshness.ItemStatus]:
-    """Status of every item of ``cluster``: at most three Queries (node states and pauses unless
-    the caller already read them, and every job's latest records)."""
+           pauses: Pauses | None = None, latest: Latest | None = None) -> list[freshness.ItemStatus]:
+    """Status of every item of ``cluster``: at most three Queries (node states, pauses and every
+    job's latest records, unless the caller already read them), with the retention floor's holds."""
     states = deps.state.states() if states is None else states
+    latest = deps.records.latest_by_job() if latest is None else latest
     first_seen = {(node, job_id): when for node, state in states.items()
                   for job_id, when in state.first_seen}
+    now = deps.clock()
     return freshness.assess(cluster, first_seen=first_seen,
                             paused=deps.state.pauses() if pauses is None else pauses,
-                            latest=deps.records.latest_by_job(), now=deps.clock(),
-                            grace=timedelta(seconds=deps.settings.freshness_grace_seconds))
+                            latest=latest, now=now,
+                            grace=timedelta(seconds=deps.settings.freshness_grace_seconds),
+                            expiry_held=retention.held_dirs(
+                                cluster, latest, now, deps.settings.expiry_hold_margin_percent))
 
 
 def _answer(items: list[freshness.ItemStatus]) -> dict[str, Any]:
@@ -37,6 +42,7 @@ def _answer(items: list[freshness.ItemStatus]) -> dict[str, Any]:
     for item in items:
         by_app.setdefault(item.app, []).append(item)
     return {"counts": freshness.counts(items),
+            "expiry_held": sum(1 for i in items if i.expiry_held),
             "apps": {app: freshness.counts(app_items) for app, app_items in sorted(by_app.items())},
             "items": [i.to_dict() for i in items]}
 
@@ -125,6 +131,10 @@ def all_problems(deps: Deps) -> list[dict[str, Any]]:
     except reconcile.NothingToKeep as e:
         return [*found, {"kind": "refused_empty_spec", "app": "", "proc": "", "instance": None,
                          "reason": e.message, "volume": ""}]
+    found += [{"kind": "expiry_held", "app": "", "proc": "", "instance": None, "volume": d,
+               "reason": f"{d} on {n} is left out of the expire job: {why}; old backups of it are "
+                         "kept until a new good backup exists"}
+              for (n, d), why in sorted(seen.expiry_held.items())]
     if seen.holding:
         why = "; ".join(seen.verdict.reasons)
         found += [{"kind": "held_removal", "app": r.app, "proc": r.proc, "instance": r.instance,

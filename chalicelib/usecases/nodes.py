@@ -56,7 +56,7 @@ def server_debug(deps: Deps, ip: str) -> dict[str, Any]:
 def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
     """The reconcile, then the alert check on what it read: two concerns, called in turn."""
     done = reconcile.run(deps, confirm=confirm)
-    done.summary["alerts"] = alerts.check(deps, done.cluster, done.states, done.pauses)
+    done.summary["alerts"] = alerts.check(deps, done.cluster, done.states, done.pauses, done.latest)
     return done.summary
 
 

@@ -16,6 +16,7 @@ import shutil
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
@@ -36,6 +37,7 @@ class WorkingBackupd(BackupdStandIn):
         self._next: dict[str, datetime] = {}
         self._ticking = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests move time by hand
 
     # -- paths ---------------------------------------------------------------------------------
     def fs(self, path: str) -> Path:
@@ -104,7 +106,7 @@ class WorkingBackupd(BackupdStandIn):
             raise RuntimeError(f"Directory {args['path']} not exist")
         store = self.storage()
         store.mkdir(parents=True, exist_ok=True)
-        now = datetime.now(UTC)
+        now = self.clock()
         if args.get("mode") == "increment":
             name = args["archive"]
             shutil.copytree(source, store / name, dirs_exist_ok=True)
@@ -131,7 +133,7 @@ class WorkingBackupd(BackupdStandIn):
             units = {"m": 60, "h": 3600, "d": 86400}
             if expire[:-1].isdigit() and expire[-1:] in units:  # the daemon skips what it cannot read
                 expires[path] = timedelta(seconds=int(expire[:-1]) * units[expire[-1]])
-        now = datetime.now(UTC)
+        now = self.clock()
         for entity in list(self.backups):
             limit = expires.get(entity["source"])
             created = self._created.get(entity["name"])

@@ -159,8 +159,10 @@ def test_routes(api, ddb, daemons, lainlet, monkeypatch):
     history = api.http.get("/api/v2/system/reconcile/history").json_body
     assert [h["pushed"] for h in history] == [plan.json_body["push"]]
     problems = api.http.get("/api/v2/system/problems").json_body
-    assert sorted(p["kind"] for p in problems) == ["bad_node_ip", "bad_schedule",
-                                                    "malformed_annotation"]
+    assert sorted(p["kind"] for p in problems if p["kind"] != "expiry_held") == [
+        "bad_node_ip", "bad_schedule", "malformed_annotation"]
+    held = [p["volume"] for p in problems if p["kind"] == "expiry_held"]  # no good backup yet
+    assert len(held) == 4 and "/data/lain/volumes/mysql/mysql.worker.master/1/var/lib/mysql" in held
     lainlet.stop()
     resp = api.http.post("/api/v2/system/reconcile")
     assert resp.status_code == 502 and "lainlet" in json.loads(resp.body)["error"]

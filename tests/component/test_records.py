@@ -88,7 +88,7 @@ def test_terminal_state_is_not_replaced_by_another_terminal_state(ddb):
 def make_record(app, start, n):
     return {"id": f"7f00000b{n:032x}", "spec": "0 3 * * *", "action": "backup",
             "args": {"app": app, "n": n, "volume": f"/v{n}"}, "type": "cron", "sleep": False,
-            "rid": f"r{n:06d}", "result": {"file": f"f{n}.tar.gz", "size": n}, "state": "success",
+            "rid": f"r{n:06d}", "result": {"file": f"f{n}.tar.gz", "size": n + 1}, "state": "success",
             "start": start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{n % 1000:03d}Z",
             "end": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "reason": ""}
 
@@ -109,7 +109,7 @@ def test_thousand_records_query_back_per_app_and_month(ddb):
                                and r["start"].startswith(f"{year}-{month:02d}")),
                               key=lambda r: r["start"], reverse=True)
             assert got == expected and got
-            assert all(r["result"]["size"] == r["args"]["n"] for r in got)  # each its own args
+            assert all(r["result"]["size"] == r["args"]["n"] + 1 for r in got)  # each its own args
     assert set(ops.names) == {"Query"} and "Scan" not in ops.names
     ops.names.clear()
     assert len(store.month("a", 2026, 11, 100)) == 100
@@ -308,3 +308,22 @@ def test_a_late_running_post_never_hides_its_own_result(ddb):
     running = {**done, "state": "running", "end": "0001-01-01T00:00:00Z", "result": None}
     store._put_latest(running, sort_key(running["start"], running["rid"]), "last")
     assert store.latest_by_job()[job["id"]]["last"]["state"] == "success"
+
+
+def test_suspicious_successes_are_flagged_and_never_count_as_good(api, ddb):
+    job = reference.job("7f00000bb19d69edd273f3535f5cd42e6fcbd556")
+    base = datetime.now(UTC) - timedelta(days=5)
+    store = RecordStore(ddb, suspect_percent=10)
+    for day, size in enumerate([1000, 1100, 900]):
+        store.put(reference.record_of(job, "success", base + timedelta(days=day),
+                                      result={"file": f"f{day}", "size": size}))
+    tiny = reference.record_of(job, "success", base + timedelta(days=3), result={"file": "t", "size": 50})
+    store.put(tiny)
+    zero = reference.record_of(job, "success", base + timedelta(days=4), result={"file": "z", "size": 0})
+    store.put(zero)
+    latest = store.latest_by_job()[job["id"]]
+    assert latest["last"]["rid"] == zero["rid"] and latest["last"]["suspect"] == "the archive is 0 bytes"
+    assert latest["good"]["rid"] != tiny["rid"] and latest["good"]["result"]["size"] == 900
+    answered = api.http.get(f"/api/v2/app/hello/cron/records/{tiny['rid']}").json_body
+    assert "under 10% of the recent median (1000 bytes)" in answered["suspect"]
+    assert {k: v for k, v in answered.items() if k != "suspect"} == tiny  # the record itself, as posted

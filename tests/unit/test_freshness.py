@@ -138,7 +138,7 @@ def test_run_time_of_the_job_extends_the_grace():
 def test_counts():
     items = [assess(paused=True), assess()]
     assert freshness.counts(items) == {"ok": 0, "pending": 0, "late": 0, "failing": 0,
-                                       "never": 1, "paused": 1, "invalid": 0}
+                                       "suspect": 0, "never": 1, "paused": 1, "invalid": 0}
 
 
 @pytest.mark.parametrize("early, status", [(4, "ok"), (5, "ok"), (6, "late")])
@@ -153,3 +153,23 @@ def test_a_failure_a_few_seconds_early_still_counts_as_this_run(early, status):
     yesterday = record("success", TODAY_3AM - timedelta(days=1))
     failed = record("failed", TODAY_3AM - timedelta(seconds=early), reason="disk full")
     assert assess(last=failed, success=yesterday).status == status
+
+
+@pytest.mark.parametrize("result, recent, words", [
+    (None, [], "no archive size"), ({"file": "f"}, [], "no archive size"),
+    ({"size": True}, [], "no archive size"), ({"size": 0}, [100], "0 bytes"),
+    ({"size": 9}, [100, 120, 90], "under 10% of the recent median (100 bytes)"),
+    ({"size": 10}, [100, 120, 90], ""), ({"size": 1}, [], ""),
+])
+def test_which_successes_are_suspect(result, recent, words):
+    reason = freshness.suspect(result, recent, 10)
+    assert (words in reason) if words else reason == ""
+
+
+def test_a_suspect_latest_success_is_not_fresh():
+    good = record("success", TODAY_3AM - timedelta(days=1))
+    tiny = {**record("success", TODAY_3AM), "suspect": "the archive is 0 bytes"}
+    item = freshness.assess(
+        cluster(), first_seen={}, paused={}, now=NOW, grace=GRACE,
+        latest={next(placements(cluster())).job["id"]: {"last": tiny, "success": tiny, "good": good}})[0]
+    assert item.status == "suspect" and "0 bytes" in item.reason

@@ -1,0 +1,52 @@
+"""A retention floor the daemons cannot break: which volume dirs the expire jobs must leave alone.
+Pure: time and the records come in.
+
+A node's ``backup_expire`` job deletes every full backup of a listed dir older than its expire, by
+age alone: when a volume's backups keep failing for longer than that, every copy goes. So a dir
+whose newest *good* backup (a success that is not suspect) is at risk, that is older than its
+expire minus ``EXPIRY_HOLD_MARGIN_PERCENT`` of it, or that has no good backup recorded at all, is
+held out of its node's expire job until a new good backup exists. Backup jobs (and their IDs) are
+untouched; only what the expire job lists changes. Increment dirs are never expired by the daemons.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.core import cron
+from chalicelib.core.cluster import Cluster
+from chalicelib.core.gotime import parse_go_time
+from chalicelib.core.jobs import placements
+
+Latest = dict[str, dict[str, dict[str, Any]]]  # job id -> {"last", "success", "good"} records
+
+
+def good_success(latest: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """A job's newest good backup (records kept before "good" existed: its newest plain success)."""
+    success = latest.get("success")
+    return latest.get("good") or (success if success and not success.get("suspect") else None)
+
+
+def held_dirs(cluster: Cluster, latest: Latest, now: datetime, margin_percent: float
+              ) -> dict[tuple[str, str], str]:
+    """``{(node, volume dir): why}`` for every full-backup dir the expire job must skip now."""
+    held: dict[tuple[str, str], str] = {}
+    for p in placements(cluster):
+        if not p.item.expire_ok or p.item.expire_mode != "full" or (p.node, p.path) in held:
+            continue
+        expire = cron.parse_expire(p.item.expire)
+        good = good_success(latest.get(p.job["id"], {})) if p.job else None
+        if good is None:
+            held[(p.node, p.path)] = "no good backup recorded yet"
+            continue
+        try:
+            taken = parse_go_time(good["start"])[0]
+        except (KeyError, ValueError):
+            held[(p.node, p.path)] = "its newest good backup has no readable time"
+            continue
+        if now - taken >= expire * (1 - margin_percent / 100):
+            age_days = (now - taken) / timedelta(days=1)
+            held[(p.node, p.path)] = (f"its newest good backup ({good['start']}, {age_days:.1f} days "
+                                      f"old) would expire soon (expire {p.item.expire})")
+    return held
