@@ -24,6 +24,7 @@ jobs = LazyModule("chalicelib.usecases.jobs")
 nodes = LazyModule("chalicelib.usecases.nodes")
 records = LazyModule("chalicelib.usecases.records")
 health = LazyModule("chalicelib.usecases.health")
+operations = LazyModule("chalicelib.usecases.operations")
 V1, V2 = "/api/v1", "/api/v2"
 
 
@@ -66,12 +67,13 @@ def v2_delete(app_name: str, proc: str) -> Any:
          V1 + "/backup/recover/increment/app/{app_name}/proc/{proc}/dir/{name}",
          method="POST", mutating=True)
 def v2_recover(app_name: str, proc: str, name: str) -> Any:
-    return backups.restore(deps(), app_name, proc, name, r.form().getlist("files"))
+    return operations.restore(deps(), app_name, proc, name, r.form().getlist("files"),
+                              **r.restore_options())
 
 
 @r.route(V1 + "/backup/recover/app/{app_name}/proc/{proc}/file/{name}", method="POST", mutating=True)
 def v1_recover(app_name: str, proc: str, name: str) -> Any:
-    return backups.restore(deps(), app_name, proc, name, [])
+    return operations.restore(deps(), app_name, proc, name, [], **r.restore_options())
 
 
 @r.route(V2 + "/app/{app_name}/proc/{proc}/backups/{name}/actions/migrate",
@@ -79,15 +81,25 @@ def v1_recover(app_name: str, proc: str, name: str) -> Any:
          method="POST", mutating=True)
 def v2_migrate(app_name: str, proc: str, name: str) -> Any:
     form = r.form()
-    return backups.restore(deps(), app_name, proc, name, form.getlist("files"),
-                           to=form.get_int("to"), volume=form.get("volume"))
+    return operations.restore(deps(), app_name, proc, name, form.getlist("files"),
+                              to=form.get_int("to"), volume=form.get("volume"), **r.restore_options())
 
 
 @r.route(V1 + "/backup/migrate/app/{app_name}/proc/{proc}/file/{name}", method="POST", mutating=True)
 def v1_migrate(app_name: str, proc: str, name: str) -> Any:
     form = r.form()  # "from" is not needed: the backup's own node is found by asking the daemons
-    return backups.restore(deps(), app_name, proc, name, [], to=form.get_int("to"),
-                           volume=form.get("volume"))
+    return operations.restore(deps(), app_name, proc, name, [], to=form.get_int("to"),
+                              volume=form.get("volume"), **r.restore_options())
+
+
+@r.route(V2 + "/app/{app_name}/operations")
+def v2_operations(app_name: str) -> Any:
+    return operations.of_app(deps(), app_name, r.one("total"))
+
+
+@r.route(V2 + "/app/{app_name}/operations/{op_id}")
+def v2_operation(app_name: str, op_id: str) -> Any:
+    return operations.get(deps(), app_name, op_id)
 
 
 # -- jobs ------------------------------------------------------------------------------------------

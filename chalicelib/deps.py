@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from chalicelib.core.cluster import Cluster
     from chalicelib.edges.audit import AuditStore
     from chalicelib.edges.backupd import BackupdClient, FanOut
+    from chalicelib.edges.operations import OperationStore
     from chalicelib.edges.records import RecordStore
     from chalicelib.edges.secrets import Secrets
     from chalicelib.edges.state import NodeStateStore
@@ -67,6 +68,12 @@ class Deps:
 
         return RecordStore(self.table, self.settings.record_retention_days,
                            self.settings.suspect_size_percent)
+
+    @cached_property
+    def operations(self) -> OperationStore:
+        from chalicelib.edges.operations import OperationStore
+
+        return OperationStore(self.table)
 
     @cached_property
     def audit(self) -> AuditStore:

@@ -81,6 +81,7 @@ class Settings:
     pause_notice_hours: float = setting(24.0, "PAUSE_NOTICE_HOURS", minimum=0)
     expiry_hold_margin_percent: float = setting(25.0, "EXPIRY_HOLD_MARGIN_PERCENT", minimum=0)
     suspect_size_percent: float = setting(10.0, "SUSPECT_SIZE_PERCENT", minimum=0)
+    operation_phase_minutes: float = setting(360.0, "OPERATION_PHASE_MINUTES", minimum=1)
     audit_retention_days: int = setting(400, "AUDIT_RETENTION_DAYS", minimum=0)
     reconcile_lease_seconds: float = setting(300.0, "RECONCILE_LEASE_SECONDS", minimum=10)
 

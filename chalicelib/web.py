@@ -130,6 +130,11 @@ class Router:
     def query(self, name: str) -> list[str]:
         return query_lists(self.request()).get(name, [])
 
+    def restore_options(self) -> dict[str, bool]:
+        """``?snapshot=false`` and ``?dry_run=true`` of a recover or migrate."""
+        return {"snapshot": flag(self.one("snapshot"), "snapshot", True),
+                "dry_run": flag(self.one("dry_run"), "dry_run", False)}
+
     def one(self, name: str) -> str:
         """The first value of query parameter ``name`` ("" if absent)."""
         return (self.query(name) or [""])[0]
@@ -144,20 +149,30 @@ AUDITED_QUERY = ("confirm", "snapshot", "dry_run")
 
 
 def audit(req: Request, params: dict[str, str], result: Any, response: Response) -> None:
-    """One audit item per mutating call, whatever its outcome; an audit that cannot be written is
-    logged (the call itself is not undone for it)."""
-    deps = get_deps()
+    """One audit item per mutating call, whatever its outcome. Writing it never changes the
+    answer: an audit that cannot be written (or read from a refused request) is logged."""
+    route = f"{req.method} {req.context.get('resourcePath', '')}"
+    try:
+        deps = get_deps()
+        deps.audit.add(_audit_entry(req, route, params, result, response), deps.clock())
+    except Exception as e:  # the call is done: its answer stands, the gap in the trail is logged
+        event(log, "audit_failed", level=WARNING, route=route,
+              error=getattr(e, "message", type(e).__name__))
+
+
+def _audit_entry(req: Request, route: str, params: dict[str, str], result: Any,
+                 response: Response) -> dict[str, Any]:
     body = json.loads(response.body) if response.body and response.status_code >= 300 else {}
     try:
         form = Form(req).values
-    except ControllerError:
-        form = {}
-    query = query_lists(req) if getattr(req, "query_params", None) else {}
+        query = query_lists(req)
+    except ControllerError:  # the very input that was refused: the outcome says why
+        form, query = {}, {}
     target: dict[str, Any] = {k: v for k, v in params.items() if k != "app_name"}
     target |= {k: form[k] if k == "files" else form[k][0] for k in AUDITED_FIELDS if form.get(k)}
     target |= {k: query[k][0] for k in AUDITED_QUERY if query.get(k)}
-    entry = {
-        "route": f"{req.method} {req.context.get('resourcePath', '')}",
+    return {
+        "route": route,
         "app": params.get("app_name", ""),
         "target": target,
         "caller": {"ip": (req.context.get("identity") or {}).get("sourceIp", ""),
@@ -168,11 +183,6 @@ def audit(req: Request, params: dict[str, str], result: Any, response: Response)
         "id": _id_of(result),
         "request_id": logs.current()["request_id"],
     }
-    try:
-        deps.audit.add(entry, deps.clock())
-    except Exception as e:  # the call is done: its answer stands, the gap in the trail is logged
-        event(log, "audit_failed", level=WARNING, route=entry["route"],
-              error=getattr(e, "message", type(e).__name__))
 
 
 def _id_of(result: Any) -> str:
@@ -188,6 +198,17 @@ def token_identity(req: Request) -> str:
     """Who called, as far as the API token tells: a fingerprint of the token sent, never the token."""
     given = str(req.headers.get("authorization") or "").partition(" ")[2].strip()
     return "token:" + hashlib.sha256(given.encode()).hexdigest()[:8] if given else "none"
+
+
+def flag(raw: str, name: str, default: bool) -> bool:
+    """A true/false query flag; anything else is a 400."""
+    if not raw:
+        return default
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"{name}: true or false, got {preview(raw)}", code=f"bad_{name}")
 
 
 def request_context(event_: Any, get_response: Callable[[Any], Response]) -> Response:

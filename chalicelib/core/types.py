@@ -68,6 +68,7 @@ class ReconcileSummary(TypedDict, total=False):
     problems: int
     notify_url_set: bool
     alerts: int
+    operations_moved: int
     duration_ms: int
 
 

@@ -9,6 +9,7 @@ and name the ones that did not; single-target actions fail with the daemon's err
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.core.cluster import Cluster, Proc
@@ -147,10 +148,43 @@ def delete(deps: Deps, app: str, proc: str, files: list[str]) -> None:
                             + "; ".join(e.message for e in result.errors.values()))
 
 
-def restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
-            to: int | None = None, volume: str | None = None) -> str:
-    """Recover a backup into its own instance, or (``to``/``volume``) migrate it into another;
-    the record id of the daemon's run.
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a recover or migrate does: which backup, from which node's storage, onto which node
+    and dir (``dest_dir`` empty: the backup's own dir), which files (increment backups)."""
+
+    app: str
+    proc: str
+    kind: str  # recover | migrate
+    name: str
+    increment: bool
+    files: list[str]
+    namespace: str  # the node whose daemon holds the backup
+    node: str  # the node of the target instance, whose daemon does the work
+    instance: int
+    volume: str
+    dest_dir: str
+    source_dir: str
+    created: str
+
+    @property
+    def in_place(self) -> bool:
+        return not self.dest_dir or self.dest_dir == self.source_dir
+
+    def form(self) -> list[tuple[str, str]]:
+        """The daemon's recover form (files repeated for increment backups)."""
+        return [("namespace", self.namespace), ("destDir", self.dest_dir), ("app", self.app),
+                ("proc", self.proc), ("instanceNo", str(self.instance)),
+                *(("files", f) for f in self.files)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
+                 to: int | None = None, volume: str | None = None) -> RestorePlan:
+    """Check a recover (or, with ``to``/``volume``, a migrate into another instance) and work out
+    where it goes; nothing is changed.
 
     The daemon of the target instance's node does the work; ``namespace`` is the node whose
     daemon holds the backup, which is where the backup was made even if the instance moved since.
@@ -165,7 +199,7 @@ def restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
         raise BadRequest(f"files: {name} is a full backup, restored whole; files apply to "
                          "increment backups only", code="files_of_full_backup")
     check_files(files)
-    dest_dir = ""
+    dest_dir, target_volume = "", ""
     if to is not None:
         if volume is None:
             raise BadRequest("volume: the declared volume to migrate into is required",
@@ -175,12 +209,14 @@ def restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
             raise BadRequest(f"volume {volume!r} is not a backup volume of {p.full_name} "
                              f"(volumes: {', '.join(p.volumes) or 'none'})", code="unknown_volume")
         p.pod(to)  # 400 naming the instances if it does not exist
-        dest_dir = volume_dir(p.app, p.full_name, to, item.volume)
+        dest_dir, target_volume = volume_dir(p.app, p.full_name, to, item.volume), item.volume
     namespace, entity = locate(deps, p, name)
-    target_instance = to if to is not None else int(entity.get("instanceNo") or 0)
-    client = deps.daemon(cluster.node_of(p, target_instance))
-    form = [("namespace", namespace), ("destDir", dest_dir), ("app", p.app),
-            ("proc", p.full_name), ("instanceNo", str(target_instance))]
-    if increment:
-        return client.recover_increment(name, form + [("files", f) for f in files])
-    return client.recover_full(name, form)
+    instance = to if to is not None else int(entity.get("instanceNo") or 0)
+    source_volume = str(entity.get("volume", ""))
+    declared = p.item(source_volume) if source_volume else None
+    return RestorePlan(
+        app=p.app, proc=p.full_name, kind="migrate" if to is not None else "recover", name=name,
+        increment=increment, files=list(files), namespace=namespace,
+        node=cluster.node_of(p, instance), instance=instance,
+        volume=target_volume or (declared.volume if declared else source_volume), dest_dir=dest_dir,
+        source_dir=str(entity.get("source", "")), created=str(entity.get("created", "")))

@@ -14,6 +14,7 @@ from chalicelib.core.pages import page, page_mapping
 from chalicelib.core.types import Job, Partial, ReconcileSummary
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest, ControllerError, NotFound
+from chalicelib.usecases import operations
 
 CONFIRMATIONS = ("removals",)
 CROND_ACTIONS = ("start", "stop")
@@ -57,6 +58,7 @@ def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
     """The reconcile, then the alert check on what it read: two concerns, called in turn."""
     done = reconcile.run(deps, confirm=confirm)
     done.summary["alerts"] = alerts.check(deps, done.cluster, done.states, done.pauses, done.latest)
+    done.summary["operations_moved"] = operations.tick(deps)
     return done.summary
 
 

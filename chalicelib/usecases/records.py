@@ -6,14 +6,16 @@ import hmac
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from logging import WARNING
 from typing import Any
 
 from chalicelib.core.inputs import bounded_int
 from chalicelib.core.recordschema import STATES, parse_record, record_app
 from chalicelib.core.types import Partial
 from chalicelib.deps import Deps
-from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.errors import BadRequest, ControllerError, Unauthorized
 from chalicelib.logs import event, log
+from chalicelib.usecases import operations
 
 MAX_TOTAL = 1000
 AUDIT_CURSOR = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d:.]+Z#[0-9A-Za-z-]{0,64}$")
@@ -42,6 +44,10 @@ def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
     stored = deps.records.put(record)
     event(log, "notify", rid=record["rid"], app=record_app(record), state=record["state"],
           stored=stored)
+    try:  # a run of a restore operation moves it on (idempotent: a repeat moves nothing)
+        operations.advance(deps, record)
+    except ControllerError as e:  # the record is kept; the schedule picks the operation up again
+        event(log, "operation_not_advanced", level=WARNING, rid=record["rid"], error=e.message)
     return {"rid": record["rid"], "stored": stored}
 
 

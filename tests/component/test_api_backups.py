@@ -6,6 +6,7 @@ from tests.component.apiclient import error_of, post_form, post_json
 from tests.reference import backupd_sample
 
 HELLO = "/api/v2/app/hello/proc/web/backups"
+HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
 FULL = "hello-hello.web.web-1-data-1795563919.tar.gz"
 INCR = "hello-hello.web.web-1-var-log-hello"
 ENTITY_KEYS = ["volume", "name", "size", "created", "instanceNo"]
@@ -65,25 +66,37 @@ def test_open_increment_dir(api, daemons):
     assert missing.status_code == 404
 
 
-def test_recover_full_in_place(api, daemons):
-    resp = post_form(api, f"{HELLO}/{FULL}/actions/recover")
-    assert resp.status_code == 200 and isinstance(resp.json_body, str) and resp.json_body
+def test_recover_full_in_place_without_a_snapshot(api, ddb, daemons):
+    resp = post_form(api, f"{HELLO}/{FULL}/actions/recover?snapshot=false")
+    assert resp.status_code == 200
+    op = resp.json_body
+    assert op["phase"] == "Restoring" and op["snapshot"] is None and op["restore"]["rid"]
     call = daemons["127.0.0.11"].received("/api/v1/backup/full/recover/file/")[0]
     assert call.path.endswith(FULL)
     assert call.form == {"namespace": ["127.0.0.11"], "destDir": [""], "app": ["hello"],
                          "proc": ["hello.web.web"], "instanceNo": ["1"]}
 
 
-def test_recover_increment_needs_files(api, daemons):
+def test_recover_takes_a_snapshot_of_the_volume_first(api, ddb, pushed):
+    resp = post_form(api, f"{HELLO}/{FULL}/actions/recover")
+    assert resp.status_code == 200
+    op = resp.json_body
+    assert op["phase"] == "Snapshotting" and op["snapshot"]["job"] == HELLO_DATA
+    assert pushed["127.0.0.11"].runs == [(op["snapshot"]["rid"], HELLO_DATA)]  # run once, now
+    assert not pushed["127.0.0.11"].received("/api/v1/backup/full/recover")  # not yet
+    assert op["url"] == f"/api/v2/app/hello/operations/{op['operation']}"
+
+
+def test_recover_increment_needs_files(api, ddb, daemons):
     resp = post_form(api, f"{HELLO}/{INCR}/actions/recover")
     assert resp.status_code == 400 and "open=true" in error_of(resp)["error"]
     resp = post_form(api, f"{HELLO}/{INCR}/actions/recover", [("files", "x.log"), ("files", "y")])
-    assert resp.status_code == 200
+    assert resp.status_code == 200 and resp.json_body["phase"] == "Restoring"  # never a snapshot
     call = daemons["127.0.0.11"].received("/api/v1/backup/increment/recover/dir/")[0]
     assert call.form["files"] == ["x.log", "y"] and call.form["destDir"] == [""]
 
 
-def test_v1_recover_routes(api, daemons):
+def test_v1_recover_routes(api, ddb, pushed):
     v1 = "/api/v1/backup/recover"
     assert post_form(api, f"{v1}/app/hello/proc/hello.web.web/file/{FULL}").status_code == 200
     resp = post_form(api, f"{v1}/increment/app/hello/proc/hello.web.web/dir/{INCR}",
@@ -95,17 +108,20 @@ def test_v1_recover_routes(api, daemons):
     lambda api, path: post_form(api, path, [("volume", "/data"), ("to", "2")]),
     lambda api, path: post_json(api, path, {"volume": "/data", "to": 2}),
 ])
-def test_migrate_full_to_another_instance(api, daemons, send):
-    resp = send(api, f"{HELLO}/{FULL}/actions/migrate")
+def test_migrate_full_to_another_instance(api, ddb, pushed, send):
+    resp = send(api, f"{HELLO}/{FULL}/actions/migrate?snapshot=false")
     assert resp.status_code == 200, resp.body
-    assert not daemons["127.0.0.11"].received("/api/v1/backup/full/recover")
-    call = daemons["127.0.0.12"].received("/api/v1/backup/full/recover/file/")[0]
+    assert not pushed["127.0.0.11"].received("/api/v1/backup/full/recover")
+    call = pushed["127.0.0.12"].received("/api/v1/backup/full/recover/file/")[0]
     assert call.form["namespace"] == ["127.0.0.11"]  # where the backup is
     assert call.form["destDir"] == ["/data/lain/volumes/hello/hello.web.web/2/data"]
     assert call.form["instanceNo"] == ["2"]
+    snap = send(api, f"{HELLO}/{FULL}/actions/migrate").json_body  # the target's own job
+    assert snap["phase"] == "Snapshotting" and snap["snapshot"]["job"].startswith("7f00000c")
+    assert pushed["127.0.0.12"].runs[-1][1] == snap["snapshot"]["job"]
 
 
-def test_migrate_increment_v1(api, daemons):
+def test_migrate_increment_v1(api, ddb, daemons):
     path = f"/api/v1/backup/migrate/increment/app/hello/proc/hello.web.web/dir/{INCR}"
     resp = post_form(api, path, [("from", "1"), ("to", "2"), ("volume", "/var/log/hello"),
                                  ("files", "x.log")])
@@ -113,6 +129,19 @@ def test_migrate_increment_v1(api, daemons):
     call = daemons["127.0.0.12"].received("/api/v1/backup/increment/recover/dir/")[0]
     assert call.form["destDir"] == ["/data/lain/volumes/hello/hello.web.web/2/var/log/hello"]
     assert call.form["files"] == ["x.log"]
+
+
+def test_a_dry_run_says_what_would_happen_and_touches_nothing(api, ddb, pushed):
+    resp = post_form(api, f"{HELLO}/{FULL}/actions/migrate?dry_run=true",
+                     [("volume", "/data"), ("to", "2")])
+    assert resp.status_code == 200
+    assert resp.json_body == {"dry_run": True, "would_restore": {
+        "node": "127.0.0.12", "source_backup": FULL, "source_node": "127.0.0.11",
+        "target_dir": "/data/lain/volumes/hello/hello.web.web/2/data", "instance": 2,
+        "files": "all", "snapshot": True}}
+    assert not any(d.received(p, "POST") for d in pushed.values()
+                   for p in ("/api/v1/backup", "/api/v1/cron/once"))
+    assert api.http.get("/api/v2/app/hello/operations").json_body == []
 
 
 @pytest.mark.parametrize("data, status, words", [

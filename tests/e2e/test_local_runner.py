@@ -3,6 +3,8 @@ as a subprocess, driven the way lain-cli drives the controller (plain requests, 
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from tests.e2e.conftest import Runner
@@ -29,17 +31,36 @@ def test_jobs(runner):
     assert all("path" not in e["job"]["args"] for e in jobs)
 
 
-def test_run_get_recover(runner):
+def completed(runner: Runner, resp: requests.Response) -> dict:
+    """Follow an operation (its url) until it is done; it must have completed."""
+    assert resp.status_code == 200, resp.text
+    url = runner.url(resp.json()["url"])
+    op = runner.wait(lambda: (o := requests.get(url, timeout=5).json())["phase"] in
+                     ("Completed", "Failed") and o)
+    assert op["phase"] == "Completed", op
+    return op
+
+
+def test_run_get_recover_and_undo(runner):
+    """lain backup recover, as an operation: the volume is snapshotted, then restored; restoring
+    the snapshot undoes it."""
     record = run_job(runner, hello_job(runner, "/data", 1))
     name = record["result"]["file"]
     info = requests.get(runner.url(f"{HELLO}/{name}"), timeout=10)
     assert info.status_code == 200 and info.json()["instanceNo"] == 1
     data = runner.file("hello", "hello.web.web", 1, "/data", "hello.txt")
     data.write_text("damaged\n")
-    resp = requests.post(runner.url(f"{HELLO}/{name}/actions/recover"), timeout=10)
-    assert resp.status_code == 200, resp.text
-    runner.finished("hello", resp.json())
+    time.sleep(2)  # the snapshot is named by the second: not the same second as the backup
+    op = completed(runner, requests.post(runner.url(f"{HELLO}/{name}/actions/recover"), timeout=10))
     assert data.read_text() == "hello from instance 1\n"  # the backed-up content is back
+    snapshot = runner.finished("hello", op["snapshot"]["rid"])["result"]["file"]
+    assert op["snapshot"]["file"] == snapshot and snapshot != name
+    restored = runner.record("hello", op["restore"]["rid"])
+    assert restored["state"] == "success" and restored["action"] == "backup_recover"
+    undo = completed(runner, requests.post(
+        runner.url(f"{HELLO}/{snapshot}/actions/recover?snapshot=false"), timeout=10))
+    assert undo["snapshot"] is None
+    assert data.read_text() == "damaged\n"  # the undo: the volume as it was before the restore
 
 
 def test_increment_list_open_and_recover(runner):
@@ -50,20 +71,18 @@ def test_increment_list_open_and_recover(runner):
     assert [f["name"] for f in files] == ["app.log"]
     log = runner.file("hello", "hello.web.web", 1, "/var/log/hello", "app.log")
     log.unlink()
-    resp = requests.post(runner.url(f"{HELLO}/{name}/actions/recover"), data={"files": ["app.log"]},
-                         timeout=10)
-    runner.finished("hello", resp.json())
+    completed(runner, requests.post(runner.url(f"{HELLO}/{name}/actions/recover"),
+                                    data={"files": ["app.log"]}, timeout=10))
     assert log.read_text() == "started instance 1\n"
 
 
 def test_migrate_to_another_instance(runner):
+    runner.file("hello", "hello.web.web", 1, "/data", "hello.txt").write_text("moved from 1\n")
     name = run_job(runner, hello_job(runner, "/data", 1))["result"]["file"]
-    resp = requests.post(runner.url(f"{HELLO}/{name}/actions/migrate"),
-                         data={"volume": "/data", "to": 2}, timeout=10)
-    assert resp.status_code == 200, resp.text
-    runner.finished("hello", resp.json())
+    completed(runner, requests.post(runner.url(f"{HELLO}/{name}/actions/migrate"),
+                                    data={"volume": "/data", "to": 2}, timeout=10))
     assert runner.file("hello", "hello.web.web", 2, "/data", "hello.txt").read_text() == \
-        "hello from instance 1\n"
+        "moved from 1\n"
 
 
 def test_delete(runner):

@@ -1,0 +1,122 @@
+"""Restores as operations, moved on by the daemons' records through notify: the snapshot, then the
+restore, then Completed or Failed; a controller restarted between phases carries on."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib import deps as deps_module
+from chalicelib.deps import Deps
+from chalicelib.settings import get_settings
+from chalicelib.usecases import operations
+from tests import reference
+from tests.component.apiclient import post_form
+from tests.component.test_backup_status import Clock
+
+HELLO = "/api/v2/app/hello/proc/web/backups"
+FULL = "hello-hello.web.web-1-data-1795563919.tar.gz"
+HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"
+
+
+def notify(api, record):
+    resp = api.http.post("/api/v2/system/notify", body=json.dumps(record),
+                         headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.body
+    return resp
+
+
+def run_record(job, rid, state, **extra):
+    """The record a daemon posts for a run it gave the rid ``rid``."""
+    start = datetime.fromtimestamp(int(rid[:10]), UTC)
+    return {**reference.record_of(job, state, start, **extra), "rid": rid}
+
+
+def recover_record(rid, state, reason=""):
+    job = {"id": "", "spec": "", "action": "backup_recover", "type": "once", "sleep": False,
+           "args": {"namespace": "127.0.0.11", "backup": FULL, "files": None, "destDir": "",
+                    "app": "hello", "proc": "hello.web.web"}}
+    return run_record(job, rid, state, reason=reason)
+
+
+def restart():
+    """What a restart leaves: nothing in memory (every cache and the dependencies rebuilt)."""
+    get_settings.cache_clear()
+    deps_module._deps_for.cache_clear()
+
+
+def operation(api, op_id):
+    return api.http.get(f"/api/v2/app/hello/operations/{op_id}").json_body
+
+
+def test_a_restore_followed_from_request_to_completed_across_a_restart(api, ddb, pushed):
+    daemon = pushed["127.0.0.11"]
+    op = post_form(api, f"{HELLO}/{FULL}/actions/recover").json_body
+    snapshot_rid = op["snapshot"]["rid"]
+    restart()
+    job = {**reference.job(HELLO_DATA), "type": "once"}
+    notify(api, run_record(job, snapshot_rid, "running"))
+    assert operation(api, op["operation"])["phase"] == "Snapshotting"
+    notify(api, run_record(job, snapshot_rid, "success",
+                           result={"file": "hello-hello.web.web-1-data-1795600000.tar.gz", "size": 99}))
+    restoring = operation(api, op["operation"])
+    assert restoring["phase"] == "Restoring"
+    assert restoring["snapshot"]["file"] == "hello-hello.web.web-1-data-1795600000.tar.gz"
+    [call] = daemon.received("/api/v1/backup/full/recover/file/")
+    assert call.path.endswith(FULL)
+    restart()
+    notify(api, run_record(job, snapshot_rid, "success",  # the same post again: moves nothing
+                           result={"file": "hello-hello.web.web-1-data-1795600000.tar.gz", "size": 99}))
+    assert len(daemon.received("/api/v1/backup/full/recover/file/")) == 1
+    notify(api, recover_record(restoring["restore"]["rid"], "success"))
+    done = operation(api, op["operation"])
+    assert done["phase"] == "Completed" and done["error"] == ""
+    assert [o["operation"] for o in api.http.get("/api/v2/app/hello/operations").json_body] == \
+        [op["operation"]]
+
+
+@pytest.mark.parametrize("fail", ["snapshot", "restore"])
+def test_a_failed_run_fails_the_operation_with_its_reason(api, ddb, pushed, fail):
+    daemon = pushed["127.0.0.11"]
+    op = post_form(api, f"{HELLO}/{FULL}/actions/recover").json_body
+    job = {**reference.job(HELLO_DATA), "type": "once"}
+    if fail == "snapshot":
+        notify(api, run_record(job, op["snapshot"]["rid"], "failed", reason="disk full"))
+        failed = operation(api, op["operation"])
+        assert failed["phase"] == "Failed" and "snapshot failed: disk full" in failed["error"]
+        assert "nothing was restored" in failed["error"]
+        assert not daemon.received("/api/v1/backup/full/recover")
+        return
+    notify(api, run_record(job, op["snapshot"]["rid"], "success", result={"file": "f", "size": 9}))
+    rid = operation(api, op["operation"])["restore"]["rid"]
+    notify(api, recover_record(rid, "failed", reason="tar: broken"))
+    failed = operation(api, op["operation"])
+    assert failed["phase"] == "Failed" and "restore failed: tar: broken" in failed["error"]
+
+
+def test_a_restore_the_daemon_cannot_start_is_retried_then_a_stuck_one_fails(settings, ddb, pushed):
+    clock = Clock(datetime.now(UTC))
+    deps = Deps(settings, clock, ddb)
+    plan = operations.plan_restore(deps, "hello", "web", FULL, [])
+    op = operations.start(deps, plan)
+    daemon = pushed["127.0.0.11"]
+    daemon.fail_status = 503  # the restore cannot start when the snapshot is done
+    job = {**reference.job(HELLO_DATA), "type": "once"}
+    operations.advance(deps, run_record(job, op["snapshot"]["rid"], "success",
+                                        result={"file": "f", "size": 9}))
+    assert deps.operations.get("hello", op["operation"])["phase"] == "Snapshotted"
+    daemon.fail_status = None
+    assert operations.tick(deps) == 1  # the schedule starts it
+    assert deps.operations.get("hello", op["operation"])["phase"] == "Restoring"
+    clock.now += timedelta(minutes=settings.operation_phase_minutes + 1)
+    assert operations.tick(deps) == 1
+    stuck = deps.operations.get("hello", op["operation"])
+    assert stuck["phase"] == "Failed" and "stuck in Restoring" in stuck["error"]
+    assert deps.operations.open_ones() == []
+
+
+def test_an_unknown_operation_is_404(api, ddb):
+    resp = api.http.get("/api/v2/app/hello/operations/nosuch")
+    assert resp.status_code == 404 and json.loads(resp.body)["code"] == "unknown_operation"
