@@ -73,6 +73,8 @@ class Schedule:
     every: timedelta | None = None
     seconds: frozenset[int] = frozenset()  # seconds of the minute it fires at (cron forms)
     every_minute: bool = False  # minute, hour, day, month and weekday all unrestricted
+    values: tuple[tuple[int, ...], ...] = ()  # each field's values, in robfig's 6-field order
+    stars: tuple[bool, ...] = ()  # which fields were written as ``*`` or ``?``
 
     def next_after(self, when: datetime) -> datetime | None:
         """First run strictly after ``when`` (aware datetime), or None if the spec never fires."""
@@ -139,7 +141,7 @@ def _parse_cached(spec: str) -> Schedule:
         raise ScheduleError(f"Expected 5 or 6 fields, found {len(fields)}: {text[:60]}")
     if len(fields) == 5:
         fields = ["0", *fields]
-    parts, stars = [], []
+    parts, stars, all_values = [], [], []
     for raw, (name, lo, hi, names) in zip(fields, _FIELDS, strict=True):
         try:
             values, star = _parse_field(raw, lo, hi, names)
@@ -147,6 +149,7 @@ def _parse_cached(spec: str) -> Schedule:
             raise ScheduleError(f"{name} {raw[:20]!r}: {e}") from None
         parts.append(",".join(str(v) for v in sorted(values)))
         stars.append(star)
+        all_values.append(tuple(sorted(values)))
     second, minute, hour, dom, month, dow = parts
     return Schedule(
         spec,
@@ -156,6 +159,8 @@ def _parse_cached(spec: str) -> Schedule:
         seconds=frozenset(int(v) for v in second.split(",")),
         every_minute=all(len(p.split(",")) == hi - lo + 1
                          for p, (_, lo, hi, _) in zip(parts[1:], _FIELDS[1:], strict=True)),
+        values=tuple(all_values),
+        stars=tuple(stars),
     )
 
 

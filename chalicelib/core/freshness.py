@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.core import cron
+from chalicelib.core import cron, cronwords
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.jobs import Placement, placements
@@ -53,6 +53,8 @@ class ItemStatus:
     last_success: dict[str, Any] | None = None
     pause: dict[str, str] | None = None  # until, reason: while a user has paused the job
     expiry_held: str = ""  # why its old backups are kept past their expire (the retention floor)
+    schedule_words: str = ""  # the schedule as the daemon reads it, in words
+    next_run: str = ""  # when the daemon next starts it ("" when paused, invalid or ``@every``)
 
     @property
     def key(self) -> str:
@@ -147,6 +149,7 @@ def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
            expiry_held: dict[tuple[str, str], str] | None = None) -> list[ItemStatus]:
     """The status of every backup item of every instance of ``cluster``."""
     out = []
+    words: dict[str, tuple[str, str]] = {}
     for p in placements(cluster):
         job_id = p.job["id"] if p.job else ""
         job_latest = latest.get(job_id, {})
@@ -162,15 +165,32 @@ def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
                               reason, _iso(due), _brief(job_latest.get("last")),
                               _brief(job_latest.get("success")),
                               {"until": pause.until, "reason": pause.reason} if pause else None,
-                              (expiry_held or {}).get((p.node, p.path), "")))
+                              (expiry_held or {}).get((p.node, p.path), ""),
+                              *_words(words, p.item.schedule, now, status)))
     for proc in cluster.procs.values():  # items of instances with no valid node IP get no job
         for pod in proc.pods:
             if pod.items and not pod.node_ips:
                 for item in pod.items:
                     out.append(ItemStatus(proc.app, proc.full_name, pod.instance_no, item.volume,
                                           item.mode or "full", item.schedule, "", "", "invalid",
-                                          "no container of this instance has a valid node IP"))
+                                          "no container of this instance has a valid node IP",
+                                          schedule_words=cronwords.describe(item.schedule)))
     return out
+
+
+def _words(cache: dict[str, tuple[str, str]], spec: str, now: datetime, status: str
+           ) -> tuple[str, str]:
+    """(schedule in words, next run) of ``spec``, worked out once per spec of the cluster; no next
+    run for an item that will not run (paused, invalid)."""
+    if spec not in cache:
+        try:
+            schedule = None if cron.validate(spec) else cron.parse(spec)
+            nxt = schedule.next_after(now) if schedule and schedule.every is None else None
+        except Exception:  # as in status_of: an odd schedule never fails the whole answer
+            nxt = None
+        cache[spec] = (cronwords.describe(spec), _iso(nxt))
+    words, nxt_iso = cache[spec]
+    return words, "" if status in ("paused", "invalid") else nxt_iso
 
 
 def counts(items: list[ItemStatus]) -> dict[str, int]:

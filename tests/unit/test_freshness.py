@@ -173,3 +173,17 @@ def test_a_suspect_latest_success_is_not_fresh():
         cluster(), first_seen={}, paused={}, now=NOW, grace=GRACE,
         latest={next(placements(cluster())).job["id"]: {"last": tiny, "success": tiny, "good": good}})[0]
     assert item.status == "suspect" and "0 bytes" in item.reason
+
+
+def test_each_item_says_its_schedule_in_words_and_its_next_run():
+    ok = record("success", TODAY_3AM)
+    item = assess(last=ok, success=ok)
+    assert item.schedule_words == "every day at 03:00 UTC"
+    assert item.next_run == "2026-11-26T03:00:00Z"
+
+
+def test_a_paused_or_invalid_item_has_no_next_run():
+    assert assess(paused=True).next_run == ""
+    broken = assess(c=cluster(schedule="0 3 * *"))
+    assert broken.status == "invalid" and broken.next_run == ""
+    assert broken.schedule_words.startswith("invalid: Expected 5 or 6 fields")
