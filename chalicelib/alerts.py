@@ -1,6 +1,6 @@
-"""Alerts on backups that stop being fresh, and on pauses about to end: assess → transitions →
-notify. The schedule calls this after each reconcile (with the run's cluster, states and pauses,
-so nothing is read twice).
+"""Alerts on backups that stop being fresh, and on pauses about to end: transitions → notify. The
+schedule calls this after each reconcile with the status of every item it assessed from what the
+run read (nothing is read twice).
 
 A message goes out when an item goes from ``ok`` to a bad status (``late``/``failing``/``never``/
 ``suspect``), and once for each pause that ends within ``PAUSE_NOTICE_HOURS``. What was announced
@@ -15,26 +15,22 @@ from datetime import datetime, timedelta
 from logging import WARNING
 from typing import Any
 
-from chalicelib.core.cluster import Cluster
 from chalicelib.core.freshness import BAD, ItemStatus
 from chalicelib.core.gotime import parse_go_time
-from chalicelib.core.plan import NodeState
-from chalicelib.core.retention import Latest
 from chalicelib.core.types import Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges import webhook
 from chalicelib.errors import ControllerError
 from chalicelib.logs import event, log
-from chalicelib.usecases.health import assess
 
 
-def check(deps: Deps, cluster: Cluster, states: dict[str, NodeState], pauses: Pauses,
-          latest: Latest | None = None) -> int:
-    """Post the alerts of this run; how many were delivered. Never fails the run that pushed."""
+def check(deps: Deps, items: list[ItemStatus], pauses: Pauses) -> int:
+    """Post the alerts of this run (``items``: the status the run assessed); how many were
+    delivered. Never fails the run that pushed."""
     if not deps.settings.alert_webhook_url:
         return 0
     try:
-        return transitions(deps, assess(deps, cluster, states, pauses, latest), pauses)
+        return transitions(deps, items, pauses)
     except ControllerError as e:
         event(log, "alert_check_failed", level=WARNING, error=e.message)
         return 0

@@ -84,6 +84,7 @@ class Settings:
     operation_phase_minutes: float = setting(360.0, "OPERATION_PHASE_MINUTES", minimum=1)
     audit_retention_days: int = setting(400, "AUDIT_RETENTION_DAYS", minimum=0)
     reconcile_lease_seconds: float = setting(300.0, "RECONCILE_LEASE_SECONDS", minimum=10)
+    metrics_namespace: str = setting("backupctl", "METRICS_NAMESPACE")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -16,6 +16,7 @@ import hmac
 import importlib
 import json
 from collections.abc import Callable
+from contextvars import ContextVar
 from logging import INFO, WARNING
 from types import ModuleType
 from typing import Any
@@ -27,7 +28,8 @@ from chalice.app import Request
 from chalicelib import logs
 from chalicelib.core.inputs import KIB, bounded_int, is_text, load_json, preview
 from chalicelib.core.naming import check_name
-from chalicelib.core.types import Partial
+from chalicelib.core.openapi import RouteDoc
+from chalicelib.core.types import Partial, Text
 from chalicelib.deps import get_deps
 from chalicelib.errors import BadRequest, ControllerError, PayloadTooLarge, Unauthorized
 from chalicelib.logs import event, log
@@ -55,6 +57,9 @@ class LazyModule:
 
 
 def to_response(result: Any, status: int = 200) -> Response:
+    if isinstance(result, Text):
+        return Response(body=result.body, status_code=status,
+                        headers={"Content-Type": result.content_type, **result.headers})
     headers: dict[str, str | list[str]] = {"Content-Type": "application/json"}
     if isinstance(result, Partial):
         if result.unreachable:
@@ -72,11 +77,19 @@ def error_response(err: ControllerError) -> Response:
                     headers={"Content-Type": "application/json"})
 
 
+_current: ContextVar[RouteDoc] = ContextVar("route")
+
+
 class Router:
-    """Registers views on a Chalice app: a v2 path and its identical v1 twins share one view."""
+    """Registers views on a Chalice app: a v2 path and its identical v1 twins share one view.
+
+    Each view declares the query parameters and body fields it reads; reading an undeclared one is
+    a programming error, so the OpenAPI document (:mod:`chalicelib.core.openapi`, built from
+    ``docs``) is exactly what the code accepts."""
 
     def __init__(self, app: Chalice) -> None:
         self.app = app
+        self.docs: list[RouteDoc] = []
         app.register_middleware(request_context, "http")
         app.register_middleware(framework_errors, "http")
 
@@ -85,16 +98,25 @@ class Router:
         assert request is not None  # only called inside a view
         return request
 
-    def route(self, *paths: str, method: str = "GET", mutating: bool = False,
-              status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    def route(self, *paths: str, method: str = "GET", mutating: bool = False, status: int = 200,
+              query: tuple[str, ...] = (), form: tuple[str, ...] = (), body: str = "",
+              produces: str = "application/json"
+              ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
         """Register the view on ``paths``. Mutating routes need the API token when it is set; path
         pieces other than ``ip`` must be plain names (no ``/``, no ``..``); the view's result is
-        answered with ``status``, its :class:`ControllerError` with the error's own."""
+        answered with ``status``, its :class:`ControllerError` with the error's own. ``query`` and
+        ``form`` name what the view reads, ``body`` a whole-body schema, ``produces`` a non-JSON
+        answer's type (all for the OpenAPI document)."""
 
         def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
+            doc = RouteDoc(view.__name__, paths, method, (view.__doc__ or "").strip(), query, form,
+                           body, status, mutating, produces)
+            self.docs.append(doc)
+
             @functools.wraps(view)
             def handler(**params: str) -> Response:
                 result: Any = None
+                _current.set(doc)
                 try:
                     if mutating:
                         require_token(self.request())
@@ -125,23 +147,29 @@ class Router:
         return decorate
 
     def form(self) -> Form:
-        return Form(self.request())
+        return Form(self.request(), _current.get().form)
 
     def query(self, name: str) -> list[str]:
+        if name not in _current.get().query:
+            raise AssertionError(f"query {name!r} is not declared on {_current.get().name}")
         return query_lists(self.request()).get(name, [])
 
     def restore_options(self) -> dict[str, bool]:
         """``?snapshot=false`` and ``?dry_run=true`` of a recover or migrate."""
-        return {"snapshot": flag(self.one("snapshot"), "snapshot", True),
-                "dry_run": flag(self.one("dry_run"), "dry_run", False)}
+        return {"snapshot": self.flag("snapshot", True), "dry_run": self.flag("dry_run", False)}
+
+    def flag(self, name: str, default: bool) -> bool:
+        """A true/false query flag (``default`` when absent); anything else is a 400."""
+        return flag(self.one(name), name, default)
 
     def one(self, name: str) -> str:
         """The first value of query parameter ``name`` ("" if absent)."""
         return (self.query(name) or [""])[0]
 
     def first_values(self) -> dict[str, str]:
-        """One value per query key (the first), as the original read its filters."""
-        return {k: v[0] for k, v in query_lists(self.request()).items() if v}
+        """One value per declared query key (the first), as the original read its filters."""
+        declared = _current.get().query
+        return {k: v[0] for k, v in query_lists(self.request()).items() if v and k in declared}
 
 
 AUDITED_FIELDS = ("files", "to", "volume", "from", "until", "reason")
@@ -252,8 +280,9 @@ class Form:
     Bounded like every untrusted input: at most ``MAX_BODY`` bytes, valid UTF-8, a JSON object of
     strings, numbers or lists of them (nothing nested deeper)."""
 
-    def __init__(self, req: Request) -> None:
+    def __init__(self, req: Request, declared: tuple[str, ...] = ()) -> None:
         self.values: dict[str, list[str]] = {}
+        self.declared = declared
         content_type = (req.headers.get("content-type") or "").lower()
         raw = req.raw_body or b""
         if isinstance(raw, str):
@@ -286,10 +315,15 @@ class Form:
             self.values[key] = [_text(str(v), key) for v in items if v is not None]
 
     def get(self, name: str) -> str:
-        return (self.values.get(name) or [""])[0].strip()
+        return (self._declared(name) or [""])[0].strip()
 
     def getlist(self, name: str) -> list[str]:
-        return [v for v in self.values.get(name, []) if v != ""]
+        return [v for v in self._declared(name) if v != ""]
+
+    def _declared(self, name: str) -> list[str]:
+        if name not in self.declared:
+            raise AssertionError(f"body field {name!r} is not declared on the route")
+        return self.values.get(name, [])
 
     def get_int(self, name: str) -> int:
         return bounded_int(self.get(name), name, 0, MAX_INSTANCE, code="bad_instance",

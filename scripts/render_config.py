@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.edges import schema  # noqa: E402
 from chalicelib.settings import Settings, SettingsError, parse  # noqa: E402
+from scripts import alarms  # noqa: E402
 
 STAGES = ("local", "dev", "prod")
 API_GATEWAY_STAGE = "live"  # the raw URL is …/live/api/v2/…; a domain or the router hides it
@@ -49,11 +50,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "local": {"table_name": "backupctl-local", "api_memory": 256, "api_timeout": 28,
               "reconcile_memory": 256, "reconcile_timeout": 60},
     "dev": {"table_name": "backupctl-dev", "api_memory": 512, "api_timeout": 28,
-            "reconcile_memory": 1024, "reconcile_timeout": 300},
+            "reconcile_memory": 1024, "reconcile_timeout": 300,
+            "metrics_namespace": "backupctl/dev"},
     # sized from scripts/bench.py: a 2,000-node reconcile peaks under 700 MB and runs in seconds
     "prod": {"table_name": "backupctl-prod", "api_memory": 1024, "api_timeout": 28,
-             "reconcile_memory": 1769, "reconcile_timeout": 300},
+             "reconcile_memory": 1769, "reconcile_timeout": 300,
+             "metrics_namespace": "backupctl/prod"},
 }
+ALARM_DEFAULTS = {"alarm_failed_runs": 3, "alarm_unreachable_minutes": 5}
 DEPLOY_OPTIONS = {  # flag -> help; values also come from the environment (upper-case names)
     "subnet_ids": "VPC subnets the functions run in (comma-separated; prod needs them)",
     "security_group_ids": "security groups of the functions (comma-separated)",
@@ -65,6 +69,10 @@ DEPLOY_OPTIONS = {  # flag -> help; values also come from the environment (upper
     "certificate_arn": "ACM certificate of --domain",
     "vpc_endpoint": "the execute-api VPC endpoint allowed to call a --private-api",
     "kms_key_arn": "customer-managed KMS key of the SSM parameters (none: aws/ssm)",
+    "alarm_email": "e-mail addresses the alarms notify (comma-separated; each confirms by mail)",
+    "alarm_webhook": "HTTPS endpoints the alarms notify (comma-separated; each confirms first)",
+    "alarm_failed_runs": "minutes of failed (or missing) reconcile runs before it alarms",
+    "alarm_unreachable_minutes": "minutes a node misses its pushes before it alarms",
 }
 SWITCHES = {"private_api": "a PRIVATE API reached only through --vpc-endpoint",
             "open_api": "render prod without an API token (anyone who reaches the API may mutate)"}
@@ -130,6 +138,19 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
                               "(only a VPC endpoint reaches the API), or --open-api (on purpose: "
                               "anyone who reaches the API may delete, restore or stop backups)")
     params = [environment[k] for k in ("NOTIFY_TOKEN_PARAM", "API_TOKEN_PARAM") if k in environment]
+    emails, webhooks = _split(pick("alarm_email")), _split(pick("alarm_webhook"))
+    for email in emails:
+        if "@" not in email.strip("@"):
+            raise ConfigError(f"{stage}: --alarm-email {email!r} is not an e-mail address")
+    for hook in webhooks:
+        if not hook.startswith("https://"):
+            raise ConfigError(f"{stage}: --alarm-webhook {hook!r} must be an https:// URL")
+    alarm_periods = {}
+    for name, default in ALARM_DEFAULTS.items():
+        raw = str(pick(name, default))
+        if not raw.isdigit() or not 1 <= int(raw) <= 1440:
+            raise ConfigError(f"{stage}: --{name.replace('_', '-')} {raw!r} must be 1 to 1440 minutes")
+        alarm_periods[name] = int(raw)
     return {
         "name": stage,
         "table_name": environment["TABLE_NAME"],
@@ -148,6 +169,9 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
         "certificate_arn": certificate,
         "vpc_endpoint": vpce if private else "",
         "gateway_stage": API_GATEWAY_STAGE,
+        "alarms": alarms.resources(stage, environment.get("METRICS_NAMESPACE", "backupctl"), emails,
+                                   webhooks, alarm_periods["alarm_failed_runs"],
+                                   alarm_periods["alarm_unreachable_minutes"]) if deployed else {},
     }
 
 
@@ -171,6 +195,7 @@ def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
             # chalice 1.34 names the API function APIHandler but its log group ${ApiHandler}
             "ApiHandlerLogGroup": {"Properties": {
                 "LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}},
+            **stage["alarms"],
         }}
         files[f"resources-{stage['name']}.json"] = json.dumps(resources, indent=2) + "\n"
     for text in files.values():

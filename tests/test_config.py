@@ -55,6 +55,9 @@ def test_local_stage_ignores_the_renderers_flags_and_environment(tmp_path):
     ([*PROD, "--api-token-param", "/p", "--domain", "backupctl.x"], "certificate-arn"),
     ([*PROD, "--api-token-param", "/p", "--api-timeout", "60"], "at most 29"),
     ([*PROD, "--api-token-param", "/p", "--node-timeout-seconds", "abc"], "NODE_TIMEOUT_SECONDS"),
+    ([*PROD, "--api-token-param", "/p", "--alarm-email", "ops"], "not an e-mail address"),
+    ([*PROD, "--api-token-param", "/p", "--alarm-webhook", "http://hooks.x/"], "https:// URL"),
+    ([*PROD, "--api-token-param", "/p", "--alarm-failed-runs", "0"], "1 to 1440 minutes"),
 ])
 def test_prod_refuses_what_cannot_work_or_is_unsafe(tmp_path, capsys, args, words):
     assert render_config.main(["--out", str(tmp_path), *args], env={}) == 2
@@ -101,7 +104,9 @@ def test_every_setting_is_in_the_readme():
 
 VARIANTS = {
     "local": [],
-    "dev": ["--stage", "dev", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS],
+    "dev": ["--stage", "dev", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS,
+            "--alarm-email", "ops@lain.example,oncall@lain.example",
+            "--alarm-webhook", "https://hooks.lain.example/backupctl", "--alarm-failed-runs", "5"],
     "prod": [*PROD, "--api-token-param", "/backupctl/prod/api-token",
              "--domain", "backupctl.lain.example", "--certificate-arn", CERT],
     "prod-private": [*PROD, "--api-token-param", "/backupctl/prod/api-token", "--private-api",
@@ -166,6 +171,34 @@ def test_domain_and_private_api(packaged):
     assert props["EndpointConfiguration"] == "PRIVATE"
     [allow] = props["DefinitionBody"]["x-amazon-apigateway-policy"]["Statement"]
     assert allow["Effect"] == "Allow" and allow["Condition"] == {"StringEquals": {"aws:SourceVpce": VPCE}}
+
+
+def test_the_alarms_watch_the_metrics_the_functions_emit(packaged):
+    from chalicelib.core import emf
+
+    resources = packaged["dev"][1]["Resources"]
+    alarms = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {a["MetricName"] for a in alarms.values()} == {
+        emf.ITEMS_BAD, emf.RECONCILE_FAILED, emf.NODES_FAILED}
+    assert {a["Namespace"] for a in alarms.values()} == {"backupctl/dev"}  # the stage's setting
+    assert packaged["dev"][0].joinpath(".chalice", "config.json").read_text().count(
+        '"METRICS_NAMESPACE": "backupctl/dev"') == 1
+    for alarm in alarms.values():
+        assert alarm["Dimensions"] == [{"Name": "Service", "Value": emf.SERVICE}]
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "AlarmTopic"}]
+    failing = alarms["ReconcileFailingAlarm"]
+    assert (failing["EvaluationPeriods"], failing["DatapointsToAlarm"]) == (5, 5)  # --alarm-failed-runs
+    assert failing["TreatMissingData"] == "breaching"  # a reconcile that stops running alarms too
+    assert alarms["BackupsNotFreshAlarm"]["ComparisonOperator"] == "GreaterThanThreshold"
+    subscriptions = sorted((v["Properties"]["Protocol"], v["Properties"]["Endpoint"])
+                           for v in resources.values() if v["Type"] == "AWS::SNS::Subscription")
+    assert subscriptions == [("email", "oncall@lain.example"), ("email", "ops@lain.example"),
+                             ("https", "https://hooks.lain.example/backupctl")]
+    prod = packaged["prod"][1]["Resources"]
+    assert len([v for v in prod.values() if v["Type"] == "AWS::CloudWatch::Alarm"]) == 3
+    assert not [v for v in prod.values() if v["Type"] == "AWS::SNS::Subscription"]
+    assert not [v for v in packaged["local"][1]["Resources"].values()
+                if v["Type"] == "AWS::CloudWatch::Alarm"]
 
 
 def test_the_role_may_read_only_its_own_parameters(packaged):

@@ -35,11 +35,12 @@ def _start(token: str | None) -> tuple[int, int | None]:
     return index, total
 
 
-def page[T](entries: Sequence[T], token: str | None, budget: int = MAX_PAGE_BYTES
+def page[T](entries: Sequence[T], token: str | None, budget: int | None = None
             ) -> tuple[list[T], str]:
     """The entries of the page ``token`` names (the first without one), and the next page's token
-    ("" on the last page)."""
+    ("" on the last page); pages of ``budget`` bytes (default ``MAX_PAGE_BYTES``)."""
     start, _ = _start(token)
+    budget = budget or MAX_PAGE_BYTES
     out: list[T] = []
     used = 2
     for index in range(start, len(entries)):
@@ -51,7 +52,7 @@ def page[T](entries: Sequence[T], token: str | None, budget: int = MAX_PAGE_BYTE
     return out, ""
 
 
-def page_mapping(data: dict[str, Any], token: str | None, budget: int = MAX_PAGE_BYTES
+def page_mapping(data: dict[str, Any], token: str | None, budget: int | None = None
                  ) -> tuple[dict[str, Any], str]:
     """:func:`page` over the items of a mapping, answered as a mapping again."""
     items, next_token = page(list(data.items()), token, budget)

@@ -93,3 +93,12 @@ class Partial:
     unreachable: list[str] = field(default_factory=list)
     next: str = ""
     status: int | None = None  # when the answer's own status differs from the route's
+
+
+@dataclass
+class Text:
+    """An answer that is not JSON: a page, the metrics' text format."""
+
+    body: str
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from chalicelib.core.types import Partial, Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges.secrets import Secrets
 from chalicelib.errors import ControllerError
+from chalicelib.usecases import metrics
 
 
 def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = None,
@@ -54,8 +55,12 @@ def app_status(deps: Deps, app: str) -> dict[str, Any]:
 
 
 def system_status(deps: Deps, token: str = "") -> Partial:
-    """Every app's status: counts of every item, the ``items`` a page at a time."""
-    answer = _answer(assess(deps, deps.cluster()))
+    """Every app's status: counts of every item, the ``items`` a page at a time. The first page
+    is a status pass of the whole cluster: its counts go out as metrics."""
+    items = assess(deps, deps.cluster())
+    if not token:
+        metrics.status_pass(deps, items)
+    answer = _answer(items)
     answer["items"], next_token = page(answer["items"], token)
     return Partial(answer, next=next_token)
 

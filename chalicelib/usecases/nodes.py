@@ -3,18 +3,21 @@ lists (run now, on schedule, planned, and its history)."""
 
 from __future__ import annotations
 
+from logging import WARNING
 from typing import Any
 
 from chalicelib import alerts, reconcile
 from chalicelib.core import jobs as joblib
 from chalicelib.core.cluster import Cluster
+from chalicelib.core.freshness import ItemStatus
 from chalicelib.core.inputs import bounded_int
 from chalicelib.core.naming import is_node_ip
 from chalicelib.core.pages import page, page_mapping
 from chalicelib.core.types import Job, Partial, ReconcileSummary
 from chalicelib.deps import Deps
-from chalicelib.errors import BadRequest, ControllerError, NotFound
-from chalicelib.usecases import operations
+from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound
+from chalicelib.logs import event, log
+from chalicelib.usecases import health, metrics, operations
 
 CONFIRMATIONS = ("removals",)
 CROND_ACTIONS = ("start", "stop")
@@ -55,10 +58,24 @@ def server_debug(deps: Deps, ip: str) -> dict[str, Any]:
 
 
 def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
-    """The reconcile, then the alert check on what it read: two concerns, called in turn."""
-    done = reconcile.run(deps, confirm=confirm)
-    done.summary["alerts"] = alerts.check(deps, done.cluster, done.states, done.pauses, done.latest)
+    """The reconcile, then on what it read: the status of every item (alerts and metrics), and the
+    restores under way moved on. Each a concern of its own, called in turn."""
+    try:
+        done = reconcile.run(deps, confirm=confirm)
+    except Conflict:  # another run holds the lease: not a failure of the reconcile
+        raise
+    except Exception:
+        metrics.reconcile_run(deps, None)
+        raise
+    try:
+        items: list[ItemStatus] | None = health.assess(deps, done.cluster, done.states,
+                                                       done.pauses, done.latest)
+    except ControllerError as e:
+        event(log, "status_not_assessed", level=WARNING, error=e.message)
+        items = None
+    done.summary["alerts"] = alerts.check(deps, items, done.pauses) if items is not None else 0
     done.summary["operations_moved"] = operations.tick(deps)
+    metrics.reconcile_run(deps, done.summary, items)
     return done.summary
 
 

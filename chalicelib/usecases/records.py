@@ -15,7 +15,7 @@ from chalicelib.core.types import Partial
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest, ControllerError, Unauthorized
 from chalicelib.logs import event, log
-from chalicelib.usecases import operations
+from chalicelib.usecases import metrics, operations
 
 MAX_TOTAL = 1000
 AUDIT_CURSOR = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d:.]+Z#[0-9A-Za-z-]{0,64}$")
@@ -35,13 +35,18 @@ def month_query(total: str | None, month: str | None, year: str | None,
 def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
     """Store a record a daemon posted; with ``NOTIFY_TOKEN`` set, the post must carry it."""
     settings = deps.settings
-    accepted = [t for t in deps.secrets.notify_tokens() if t]
-    if accepted and not any(hmac.compare_digest(token.encode(), t.encode()) for t in accepted):
-        raise Unauthorized("notify needs ?token=<NOTIFY_TOKEN> (the URL the controller gave the "
-                           "daemons)", code="bad_notify_token")
-    record = parse_record(body, now=deps.clock(),
-                          skew=timedelta(seconds=settings.notify_clock_skew_seconds))
-    stored = deps.records.put(record)
+    try:
+        accepted = [t for t in deps.secrets.notify_tokens() if t]
+        if accepted and not any(hmac.compare_digest(token.encode(), t.encode()) for t in accepted):
+            raise Unauthorized("notify needs ?token=<NOTIFY_TOKEN> (the URL the controller gave "
+                               "the daemons)", code="bad_notify_token")
+        record = parse_record(body, now=deps.clock(),
+                              skew=timedelta(seconds=settings.notify_clock_skew_seconds))
+        stored = deps.records.put(record)
+    except ControllerError:
+        metrics.notify(deps, accepted=False)
+        raise
+    metrics.notify(deps, accepted=True)
     event(log, "notify", rid=record["rid"], app=record_app(record), state=record["state"],
           stored=stored)
     try:  # a run of a restore operation moves it on (idempotent: a repeat moves nothing)

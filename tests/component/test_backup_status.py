@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import alerts, reconcile
+from chalicelib import reconcile
 from chalicelib.deps import Deps
+from chalicelib.usecases import nodes
 from scripts.simcluster.server import Recorded, Reply, StandIn
 from tests import reference
 
@@ -52,8 +53,7 @@ def post(deps, state, start, reason=""):
 
 def cycle(deps):
     """What the schedule does: a reconcile, then the alert check on what it read."""
-    done = reconcile.run(deps)
-    return alerts.check(deps, done.cluster, done.states, done.pauses)
+    return nodes._run(deps)["alerts"]
 
 
 def test_ok_to_failing_posts_exactly_one_message(settings, ddb, daemons, receiver):

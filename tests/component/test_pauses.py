@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import alerts, reconcile
+from chalicelib import reconcile
 from chalicelib.deps import Deps
+from chalicelib.usecases import nodes
 from tests.component.apiclient import error_of, post_form
 from tests.component.test_backup_status import Clock, Receiver
 
@@ -85,8 +86,7 @@ def test_a_pause_about_to_end_is_announced_once(settings, ddb, daemons):
         jobs.action(deps, "hello", HELLO_DATA, "sleep", "3d", "migration")
 
         def cycle():
-            done = reconcile.run(deps)
-            return alerts.check(deps, done.cluster, done.states, done.pauses)
+            return nodes._run(deps)["alerts"]
 
         cycle()
         assert not [m for m in hook.messages if m.get("status") != "never"

@@ -1,0 +1,61 @@
+"""What the controller measures, for CloudWatch: EMF log lines after each reconcile run, full
+status pass and notify post (the stack's alarms watch them; :mod:`chalicelib.usecases.scrape`
+answers the same figures to Prometheus).
+
+EMF lines go through the one JSON logger (:mod:`chalicelib.logs`): CloudWatch reads the metrics out
+of the ``_aws`` member of a line, the other members stay searchable log fields.
+"""
+
+from __future__ import annotations
+
+from chalicelib.core import emf
+from chalicelib.core.freshness import BAD, STATUSES, ItemStatus
+from chalicelib.core.types import ReconcileSummary
+from chalicelib.deps import Deps
+from chalicelib.logs import event, log
+
+
+def _emit(deps: Deps, name: str, values: dict[str, float], units: dict[str, str] | None = None
+          ) -> None:
+    doc = emf.document(deps.settings.metrics_namespace, values, units or {}, deps.clock())
+    event(log, name, **doc)
+
+
+def item_values(items: list[ItemStatus]) -> dict[str, float]:
+    """Items per status (``ItemsOk`` …), ``ItemsBad`` and ``ExpiryHeld``."""
+    values: dict[str, float] = {f"Items{s.capitalize()}": 0 for s in STATUSES}
+    for item in items:
+        values[f"Items{item.status.capitalize()}"] += 1
+    values[emf.ITEMS_BAD] = sum(values[f"Items{s.capitalize()}"] for s in BAD)
+    values["ExpiryHeld"] = sum(1 for i in items if i.expiry_held)
+    return values
+
+
+def status_pass(deps: Deps, items: list[ItemStatus]) -> None:
+    """Metrics of a status pass over the whole cluster."""
+    _emit(deps, "metrics_status", item_values(items))
+
+
+def reconcile_run(deps: Deps, summary: ReconcileSummary | None,
+                  items: list[ItemStatus] | None = None) -> None:
+    """Metrics of one reconcile run (``summary`` None: the run failed), with the status of every
+    item when the run could assess them."""
+    if summary is None:
+        _emit(deps, "metrics_reconcile", {emf.RECONCILE_FAILED: 1})
+        return
+    values: dict[str, float] = {
+        emf.RECONCILE_FAILED: 0,
+        "NodesPushed": len(summary.get("pushed", [])),
+        emf.NODES_FAILED: len(summary.get("failed", {})),
+        "NodesHeld": len(summary.get("held", {})),
+        "NodesUnchanged": summary.get("unchanged", 0),
+        "Problems": summary.get("problems", 0),
+        "RunDuration": summary.get("duration_ms", 0),
+        **(item_values(items) if items is not None else {}),
+    }
+    _emit(deps, "metrics_reconcile", values, {"RunDuration": "Milliseconds"})
+
+
+def notify(deps: Deps, accepted: bool) -> None:
+    """One notify post, accepted (stored) or refused."""
+    _emit(deps, "metrics_notify", {"NotifyAccepted" if accepted else "NotifyRefused": 1})

@@ -1,0 +1,108 @@
+"""The dashboard in a real browser (Debian's chromium, driven by Playwright) against the local
+runner: what a person sees, not what the page's script returns. Saves ``artifacts/dashboard.png``."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.conftest import Runner, require
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">volume gone'
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def job_of(runner: Runner, app: str, volume: str, instance: int) -> str:
+    jobs = requests.get(runner.url(f"/api/v2/app/{app}/cron/jobs"), timeout=10).json()
+    return next(e["job"]["id"] for e in jobs if e["job"]["args"]["volume"] == volume
+                and e["job"]["args"]["instanceNo"] == instance)
+
+
+def failed_run(runner: Runner, job_id: str) -> dict:
+    resp = requests.post(runner.url(f"/api/v2/app/mysql/cron/jobs/{job_id}/actions/run"), timeout=10)
+    assert resp.status_code == 200, resp.text
+    record = runner.wait(lambda: (r := runner.record("mysql", resp.json())) and r["state"] != "running" and r)
+    assert record["state"] == "failed", record
+    return record
+
+
+@pytest.fixture
+def scene(runner: Runner):
+    """mysql's volume gone and its backup run (failing, with a reason a daemon could have written
+    to break the page), and one of hello's jobs asleep for a stated reason; all undone after."""
+    volume = runner.file("mysql", "mysql.worker.master", 1, "/var/lib/mysql", "x").parent
+    aside = volume.with_name("mysql-aside")
+    volume.rename(aside)
+    sleeping = job_of(runner, "hello", "/var/log/hello", 2)
+    try:
+        record = failed_run(runner, job_of(runner, "mysql", "/var/lib/mysql", 1))
+        later = time.time() + 2  # the latest run: after the real one, within the clock skew
+        hostile = {**record, "rid": f"{int(later)}{uuid.uuid4().hex}", "reason": HOSTILE,
+                   "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(later)),
+                   "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(later + 1))}
+        assert requests.post(runner.url("/api/v2/system/notify"), json=hostile,
+                             timeout=10).status_code == 200
+        slept = requests.post(runner.url(f"/api/v2/app/hello/cron/jobs/{sleeping}/actions/sleep"),
+                              data={"until": "2d", "reason": "disk swap on node 12"}, timeout=10)
+        assert slept.status_code == 200, slept.text
+        yield requests.get(runner.url("/api/v2/system/backups/status"), timeout=10).json()
+    finally:
+        requests.post(runner.url(f"/api/v2/app/hello/cron/jobs/{sleeping}/actions/wakeup"), timeout=10)
+        aside.rename(volume)
+
+
+@pytest.mark.timeout(180)
+def test_the_dashboard_shows_the_failing_item_first_the_paused_one_marked_and_the_counts(
+        runner: Runner, scene: dict) -> None:
+    chromium = require("chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(runner.url("/"))
+        page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+
+        # the counts, as the status route has them
+        shown = {s: int(page.inner_text(f"#counts li[data-status={s}] b")) for s in scene["counts"]}
+        assert shown == scene["counts"] and shown["failing"] == 1 and shown["paused"] == 1
+
+        # the app with the failing item comes first, open, with the reason shown as text
+        first = page.locator("details.app").first
+        assert first.get_attribute("data-app") == "mysql" and first.get_attribute("open") is not None
+        failing = first.locator("tr[data-status=failing]")
+        assert failing.count() == 1 and HOSTILE in failing.inner_text()
+        assert "every day at 01:00 UTC" in failing.inner_text()  # the schedule in words
+        assert page.locator("img[src=x]").count() == 0
+        assert page.evaluate("document.body.dataset.pwned") is None
+
+        # a healthy app is folded; opening it shows the paused item marked, with its reason
+        hello = page.locator("details.app[data-app=hello]")
+        assert hello.get_attribute("open") is None
+        hello.locator("summary").click()
+        paused = hello.locator("tr[data-status=paused]")
+        assert paused.count() == 1
+        assert "paused" in paused.inner_text() and "disk swap on node 12" in paused.inner_text()
+
+        # the reconcile's runs and the spec's problems are there
+        assert page.locator("#runs tbody tr").count() >= 1
+        assert "badcron" in page.inner_text("#problems")
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+        # the filter keeps only what matches
+        page.fill("#filter", "mysql")
+        expect(page.locator("details.app")).to_have_count(1)  # (the page's CSP forbids eval)
+        assert page.locator("details.app").first.get_attribute("data-app") == "mysql"
+        browser.close()
+    assert errors == []
