@@ -3,6 +3,7 @@ runner: what a person sees, not what the page's script returns. Saves ``artifact
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests import reference
 from tests.e2e.conftest import Runner, require
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -104,5 +106,93 @@ def test_the_dashboard_shows_the_failing_item_first_the_paused_one_marked_and_th
         page.fill("#filter", "mysql")
         expect(page.locator("details.app")).to_have_count(1)  # (the page's CSP forbids eval)
         assert page.locator("details.app").first.get_attribute("data-app") == "mysql"
+        browser.close()
+    assert errors == []
+
+
+APPS, INSTANCES = 100, 25  # x 2 volumes: 5,000 items
+BIG_NODES = [f"127.0.0.{i}" for i in range(101, 111)]
+
+
+def big_spec() -> dict:
+    """100 apps, 25 instances each, two backed-up volumes per instance, on 10 nodes."""
+    spec = {}
+    for a in range(APPS):
+        proc = f"app{a:03d}.web.web"
+        items = [{"procname": proc, "volume": v, "schedule": "0 0 2 * * *", "expire": "7d",
+                  "mode": "full"} for v in ("/data", "/logs")]
+        annotation = json.dumps({"mountpoint": [f"app{a:03d}.lain.local"], "backup": items})
+        spec[proc] = [{"Annotation": annotation, "InstanceNo": n,
+                       "Containers": [{"Id": f"c{a}-{n}", "Ip": f"172.20.{a}.{n}",
+                                       "NodeIp": BIG_NODES[(a + n) % len(BIG_NODES)],
+                                       "NodeName": "n"}]} for n in range(1, INSTANCES + 1)]
+    return spec
+
+
+@pytest.fixture
+def big_cluster(env, ddb, lainlet, monkeypatch):
+    """The app served by chalice's own local server (in this process) over a 5,000-item cluster:
+    pushed to ten stand-in daemons once, so the items are pending, and one of them failing."""
+    import threading
+
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from app import app
+    from chalicelib import reconcile
+    from chalicelib.deps import get_deps
+    from scripts.simcluster.backupd import BackupdStandIn
+    from scripts.simcluster.server import free_port
+
+    port = free_port(BIG_NODES)
+    monkeypatch.setenv("BACKUPD_PORT", str(port))
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    lainlet.spec = big_spec()
+    daemons = [BackupdStandIn(ip, port).start() for ip in BIG_NODES]
+    try:
+        deps = get_deps()
+        reconcile.run(deps)
+        node_jobs = deps.state.states()[BIG_NODES[1]].jobs or []
+        job = next(j for j in node_jobs if j["args"].get("app") == "app000")
+        deps.records.put(reference.record_of(job, "failed", deps.clock(), reason="disk full"))
+        server = create_local_server(app, Config(chalice_stage="local"), "127.0.0.1", free_port())
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server.server_port}"
+        server.server.shutdown()
+    finally:
+        for d in daemons:
+            d.stop()
+
+
+@pytest.mark.timeout(180)
+def test_five_thousand_items_stay_readable(big_cluster: str) -> None:
+    chromium = require("chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(big_cluster + "/api/v2/dashboard")
+        page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        assert page.inner_text("#asof").startswith("5000 backup items in 100 apps")
+        assert int(page.inner_text("#counts li[data-status=failing] b")) == 1
+        assert int(page.inner_text("#counts li[data-status=pending] b")) == 4999
+        # the one app with a failing item is first and open; the 99 healthy ones are folded and
+        # their rows not even built
+        assert page.locator("details.app").count() == APPS
+        assert page.locator("details.app").first.get_attribute("data-app") == "app000"
+        assert page.locator("details.app[open]").count() == 1
+        assert page.locator("tr[data-status]").count() == 2 * INSTANCES
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-5000.png"))
+        page.fill("#filter", "app042")
+        expect(page.locator("details.app")).to_have_count(1)
+        expect(page.locator("tr[data-status=pending]")).to_have_count(2 * INSTANCES)
         browser.close()
     assert errors == []
