@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.core import cron
-from chalicelib.core.idlewindow import HOLD, Load
+from chalicelib.core.idlewindow import HOLD, Load, matters
 from chalicelib.core.inputs import KIB, load_json
 from chalicelib.core.naming import MAX_VOLUME, is_volume_path
 from chalicelib.errors import ControllerError
@@ -43,9 +43,9 @@ class Problem:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class BackupItem:
-    """One valid entry of ``backup:``; ``schedule_ok``/``expire_ok`` say which jobs it may get."""
+class BackupItem(NamedTuple):
+    """One valid entry of ``backup:``; ``schedule_ok``/``expire_ok`` say which jobs it may get.
+    (A tuple: one is built per item of every annotation of the cluster.)"""
 
     procname: str
     volume: str
@@ -65,11 +65,11 @@ class BackupItem:
 
 def parse_annotation(
     annotation: str, *, app: str, proc: str, instance: int
-) -> tuple[list[BackupItem], list[Problem]]:
+) -> tuple[tuple[BackupItem, ...], list[Problem]]:
     """Items and problems of one pod's annotation; ``proc`` is the full proc name from lainlet."""
     items, found = _parse_cached(annotation, proc)
-    return list(items), [Problem(kind, app, proc, instance, reason, volume)
-                         for kind, reason, volume in found]
+    return items, [Problem(kind, app, proc, instance, reason, volume)
+                   for kind, reason, volume in found] if found else []
 
 
 @lru_cache(maxsize=8192)
@@ -141,21 +141,22 @@ def _parse_item(raw: Any, proc: str) -> tuple[BackupItem | None, list[tuple[str,
     if not is_volume_path(volume):
         return None, [("invalid_volume", f"volume {volume!r} must name a directory inside the proc")]
     problems = []
-    schedule_error = cron.validate(fields["schedule"])
-    if schedule_error:
+    schedule_error: str | None = None
+    try:
+        schedule = cron.parse(fields["schedule"])
+    except cron.ScheduleError as e:
+        schedule_error = str(e)
         problems.append(("bad_schedule", f"schedule {fields['schedule']!r}: {schedule_error}; "
                                          "the daemon would drop this job, so no backup runs"))
-    elif Load().add(cron.parse(fields["schedule"])).blocked:
-        schedule_error = "busy"
-        problems.append(("busy_schedule", f"schedule {fields['schedule']!r} fires every {HOLD} s or "
-                                          "more often: its daemon could never accept another job "
-                                          "list, so it is not pushed"))
-    try:
-        cron.parse_expire(fields["expire"])
-        expire_ok = True
-    except cron.ScheduleError as e:
-        expire_ok = False
-        problems.append(("bad_expire", f"{e}; old backups of this volume are not expired"))
+    else:
+        if matters(schedule) and Load().add(schedule).blocked:
+            schedule_error = "busy"
+            problems.append(("busy_schedule", f"schedule {fields['schedule']!r} fires every {HOLD} "
+                                              "s or more often: its daemon could never accept "
+                                              "another job list, so it is not pushed"))
+    expire_error = _expire_error(fields["expire"])
+    if expire_error:
+        problems.append(("bad_expire", f"{expire_error}; old backups of this volume are not expired"))
     if fields["mode"] not in ("", *MODES):
         problems.append(("unknown_mode", f"mode {fields['mode']!r} is not full or increment; "
                                           "the daemon makes a full backup"))
@@ -168,6 +169,16 @@ def _parse_item(raw: Any, proc: str) -> tuple[BackupItem | None, list[tuple[str,
         pre_run=fields["preRun"],
         post_run=fields["postRun"],
         schedule_ok=schedule_error is None,
-        expire_ok=expire_ok,
+        expire_ok=not expire_error,
     )
     return item, problems
+
+
+@lru_cache(maxsize=1024)
+def _expire_error(expire: str) -> str:
+    """Why the daemon's expire job cannot use ``expire`` ("" if it can); few distinct values."""
+    try:
+        cron.parse_expire(expire)
+    except cron.ScheduleError as e:
+        return str(e)
+    return ""

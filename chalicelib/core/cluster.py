@@ -12,12 +12,11 @@ import ipaddress
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.core import cron
 from chalicelib.core.backupspec import BackupItem, Problem, parse_annotation
-from chalicelib.core.idlewindow import HOLD, Load
+from chalicelib.core.idlewindow import HOLD, Load, matters
 from chalicelib.core.naming import is_node_ip, is_proc_name
 from chalicelib.core.paths import go_path_join, volume_dir
 from chalicelib.errors import BadRequest, LainletError, UnknownApp, UnknownProc, UpstreamError
@@ -37,28 +36,23 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@dataclass(frozen=True)
-class Container:
+class Container(NamedTuple):
     id: str
     ip: str
     node_ip: str
     node_name: str
 
 
-@dataclass(frozen=True)
-class Pod:
+class Pod(NamedTuple):
+    """One instance of a proc. Tuples (built once per pod and container of the cluster, by
+    :meth:`Cluster._pod` only): ``node_ips`` (distinct valid node IPs, in container order) and
+    ``container_ids`` are worked out there, once."""
+
     instance_no: int
     containers: tuple[Container, ...]
-    items: tuple[BackupItem, ...] = ()
-
-    @property
-    def container_ids(self) -> list[str]:
-        return [c.id for c in self.containers]
-
-    @cached_property
-    def node_ips(self) -> list[str]:
-        """Distinct valid node IPs of this pod's containers, in container order."""
-        return list(dict.fromkeys(c.node_ip for c in self.containers if is_node_ip(c.node_ip)))
+    items: tuple[BackupItem, ...]
+    node_ips: list[str]
+    container_ids: list[str]
 
 
 @dataclass(frozen=True)
@@ -107,7 +101,7 @@ class _Unreadable(ValueError):
 
 
 MAX_INSTANCE = 100_000
-_CONTAINER_FIELDS = {"Id": 128, "Ip": 64, "NodeIp": 64, "NodeName": 256}
+MAX_CONTAINER_ID, MAX_IP, MAX_NODE_NAME = 128, 64, 256  # longest container fields accepted
 
 
 @dataclass
@@ -181,32 +175,40 @@ class Cluster:
 
     @staticmethod
     def _pod(proc: str, app: str, raw: Any) -> tuple[Pod, list[Problem]]:
-        if not isinstance(raw, Mapping):
+        """One pod, checked field by field. Written out flat (no generators, plain ``dict`` checked
+        before the ABC): this runs for every pod and container of the cluster."""
+        if type(raw) is not dict and not isinstance(raw, Mapping):
             raise _Unreadable("a pod is not an object")
         instance = raw.get("InstanceNo")
         annotation = raw.get("Annotation") or ""
         containers_raw = raw.get("Containers") or []
-        if (not isinstance(instance, int) or isinstance(instance, bool)
-                or not 0 <= instance <= MAX_INSTANCE
+        if (type(instance) is not int or not 0 <= instance <= MAX_INSTANCE
                 or not isinstance(annotation, str) or not isinstance(containers_raw, list)):
             raise _Unreadable(f"a pod has no InstanceNo from 0 to {MAX_INSTANCE}, string "
                               "Annotation and Containers list")
         containers = []
         for c in containers_raw:
-            if not isinstance(c, Mapping) or not all(
-                    isinstance(c.get(k, ""), str) and len(c.get(k, "")) <= longest
-                    for k, longest in _CONTAINER_FIELDS.items()):
+            if type(c) is not dict and not isinstance(c, Mapping):
+                raise _Unreadable(f"a container of instance {instance} is not an object")
+            cid, ip, node_ip, name = (c.get("Id", ""), c.get("Ip", ""), c.get("NodeIp", ""),
+                                      c.get("NodeName", ""))
+            if not (type(cid) is str and type(ip) is str and type(node_ip) is str
+                    and type(name) is str and len(cid) <= MAX_CONTAINER_ID and len(ip) <= MAX_IP
+                    and len(node_ip) <= MAX_IP and len(name) <= MAX_NODE_NAME):
                 raise _Unreadable(f"a container of instance {instance} is not an object of "
                                   "short strings")
-            containers.append(Container(c.get("Id", ""), c.get("Ip", ""), c.get("NodeIp", ""),
-                                        c.get("NodeName", "")))
-        items, problems = parse_annotation(annotation, app=app, proc=proc, instance=instance)
-        if items:
-            problems.extend(
-                Problem("bad_node_ip", app, proc, instance,
-                        f"container {c.id} has node IP {c.node_ip[:64]!r}; it gets no backup jobs")
-                for c in containers if not is_node_ip(c.node_ip))
-        return Pod(instance, tuple(containers), tuple(items)), problems
+            containers.append(Container(cid, ip, node_ip, name))
+        items, found = parse_annotation(annotation, app=app, proc=proc, instance=instance)
+        node_ips: dict[str, None] = {}
+        for c in containers:
+            if is_node_ip(c.node_ip):
+                node_ips[c.node_ip] = None
+            elif items:
+                found.append(Problem("bad_node_ip", app, proc, instance,
+                                     f"container {c.id} has node IP {c.node_ip[:64]!r}; it gets "
+                                     "no backup jobs"))
+        return Pod(instance, tuple(containers), items, list(node_ips),
+                   [c.id for c in containers]), found
 
     def _find_busy(self) -> None:
         """Mark placements whose schedule would, with those before it on the node, leave the
@@ -218,6 +220,8 @@ class Cluster:
                     if not item.schedule_ok:
                         continue
                     schedule = cron.parse(item.schedule)
+                    if not matters(schedule):  # most schedules: once a minute or less
+                        continue
                     for node in pod.node_ips:
                         load = loads.get(node, Load())
                         grown = load.add(schedule)

@@ -39,12 +39,11 @@ class Load:
 
     def add(self, schedule: Schedule) -> Load:
         """This load with ``schedule`` added (unchanged if it cannot matter)."""
+        if not matters(schedule):
+            return self
         if schedule.every is not None:
-            delay = int(schedule.every.total_seconds())
-            return Load(self.seconds, (*self.periods, delay)) if delay < 60 else self
-        if schedule.every_minute or len(schedule.seconds) > 1:
-            return Load(self.seconds | schedule.seconds, self.periods)
-        return self
+            return Load(self.seconds, (*self.periods, int(schedule.every.total_seconds())))
+        return Load(self.seconds | schedule.seconds, self.periods)
 
     @property
     def blocked(self) -> bool:
@@ -62,6 +61,13 @@ class Load:
         fixed = [s + minute for minute in range(0, span, 60) for s in self.seconds]
         return any(_max_gap(sorted({*fixed, *range(phase, span, period)}), span) <= HOLD
                    for phase in range(period))
+
+
+def matters(schedule: Schedule) -> bool:
+    """Can ``schedule`` take a daemon's idle moments? Only if it fires every minute or more often."""
+    if schedule.every is not None:
+        return schedule.every.total_seconds() < 60
+    return schedule.every_minute or len(schedule.seconds) > 1
 
 
 def _max_gap(times: list[int], span: int) -> int:

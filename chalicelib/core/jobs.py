@@ -12,13 +12,12 @@ import hashlib
 import ipaddress
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.core.backupspec import BackupItem
 from chalicelib.core.cluster import Cluster, Pod, Proc, gc_paused
-from chalicelib.core.paths import archive_name, volume_dir
+from chalicelib.core.paths import dir_and_archive
 from chalicelib.core.types import Job
 
 BACKUP_ACTION = "backup"
@@ -44,6 +43,17 @@ def job_id(node_ip: str, spec: str, action: str, args: dict[str, Any]) -> str:
     return _ip_hex(node_ip) + digest
 
 
+def _backup_digest(spec: str, args: dict[str, Any], containers: str) -> str:
+    """The md5 half of a backup job's id: :func:`job_id` without the node, written out for the
+    args a backup job has (their keys in sorted order, every value a string but ``instanceNo`` and
+    the ``containers`` list, given here already joined), so one digest serves every node of the
+    pod. The golden IDs and a property test against :func:`job_id` hold it to the generic form."""
+    return hashlib.md5(
+        f"{spec}/{BACKUP_ACTION}/[{args['app']} {args['archive']} [{containers}] "
+        f"{args['instanceNo']} {args['mode']} {args['path']} {args['postRun']} {args['preRun']} "
+        f"{args['proc']} {args['volume']}]".encode()).hexdigest()
+
+
 @lru_cache(maxsize=65536)
 def _ip_hex(node_ip: str) -> str:
     return ipaddress.IPv4Address(node_ip).packed.hex()
@@ -57,10 +67,10 @@ def node_of_job_id(job_id_: str) -> str | None:
         return None
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     """One backup item of one instance on one node, with its backup job (None: its schedule is
-    invalid, or too busy for that node's daemon)."""
+    invalid, or too busy for that node's daemon). A tuple: one is made per placement of the
+    cluster, and a frozen dataclass costs several times as much to build."""
 
     node: str
     proc: Proc
@@ -72,28 +82,32 @@ class Placement:
 
 def placements(cluster: Cluster) -> Iterator[Placement]:
     """Every (item, instance, node) in (proc, instance, item, container) order."""
+    busy = cluster.busy
     for proc in cluster.procs.values():
+        app, full_name = proc.app, proc.full_name
         for pod in proc.pods:
+            instance, nodes, containers = pod.instance_no, pod.node_ips, pod.container_ids
+            joined = " ".join(containers)
             for item in pod.items:
-                path = volume_dir(proc.app, proc.full_name, pod.instance_no, item.volume)
+                path, archive = dir_and_archive(app, full_name, instance, item.volume)
                 args = {
-                    "app": proc.app,
-                    "archive": archive_name(proc.app, proc.full_name, pod.instance_no, item.volume),
-                    "containers": pod.container_ids,
-                    "instanceNo": pod.instance_no,
+                    "app": app,
+                    "archive": archive,
+                    "containers": containers,
+                    "instanceNo": instance,
                     "mode": item.mode,
                     "path": path,
                     "postRun": item.post_run,
                     "preRun": item.pre_run,
-                    "proc": proc.full_name,
+                    "proc": full_name,
                     "volume": item.volume,
                 }
-                for node in pod.node_ips:
+                digest = _backup_digest(item.schedule, args, joined) if item.schedule_ok else ""
+                for node in nodes:
                     job: Job | None = None
-                    if item.schedule_ok and (node, proc.full_name, pod.instance_no,
-                                             item.volume) not in cluster.busy:
+                    if digest and not (busy and (node, full_name, instance, item.volume) in busy):
                         job = {
-                            "id": job_id(node, item.schedule, BACKUP_ACTION, args),
+                            "id": _ip_hex(node) + digest,
                             "spec": item.schedule,
                             "action": BACKUP_ACTION,
                             "args": args,
@@ -120,14 +134,13 @@ def _generate(cluster: Cluster, hold: frozenset[tuple[str, str]] | set[tuple[str
               ) -> dict[str, list[Job]]:
     backups: dict[str, list[Job]] = {}
     expire: dict[str, list[str]] = {}
-    for p in placements(cluster):
-        if p.job is not None:
-            backups.setdefault(p.node, []).append(p.job)
-        if p.item.expire_ok:
-            expire.setdefault(p.node, [])
-        if p.item.expire_ok and (p.node, p.path) not in hold:
-            entry = p.path + "@increment" if p.item.expire_mode == "increment" else p.path
-            expire.setdefault(p.node, []).extend([entry, p.item.expire])
+    for node, _, _, item, path, job in placements(cluster):
+        if job is not None:
+            backups.setdefault(node, []).append(job)
+        if item.expire_ok:
+            entries = expire.setdefault(node, [])
+            if not (hold and (node, path) in hold):
+                entries += (path + "@increment" if item.mode == "increment" else path, item.expire)
     result: dict[str, list[Job]] = {}
     for node in sorted(set(backups) | set(expire), key=ipaddress.IPv4Address):
         jobs = backups.get(node, [])

@@ -105,3 +105,33 @@ def test_any_notify_body_is_a_record_or_a_4xx(body):
         parse_record(body, now=datetime(2026, 11, 25, tzinfo=UTC), skew=timedelta(minutes=10))
     except (BadRequest, PayloadTooLarge) as e:
         assert e.status in (400, 413) and e.code in ("bad_record", "too_large")
+
+
+# -- the generation fast paths agree with the generic forms they stand in for ----------------------
+segments = st.one_of(st.sampled_from(["a", "a.web.web", ".", "..", "", "x/y", "-"]),
+                     st.text(min_size=0, max_size=12))
+volumes = st.one_of(st.sampled_from(["/data", "data/", "//x//y", "/a/./b", "/a/../b", ".", "/",
+                                     "/../etc", "a b/c"]), st.text(max_size=20))
+
+
+@FAST
+@given(app=segments, proc=segments, instance=st.integers(0, 100_000), volume=volumes)
+def test_dir_and_archive_are_go_path_join(app, proc, instance, volume):
+    from chalicelib.core.paths import dir_and_archive, go_path_join
+
+    assert dir_and_archive(app, proc, instance, volume) == (
+        go_path_join("/data/lain/volumes", app, proc, str(instance), volume),
+        go_path_join(app, proc, str(instance), volume).replace("/", "-"))
+
+
+@FAST
+@given(spec=st.text(max_size=20), args=st.fixed_dictionaries({
+    "app": st.text(max_size=10), "archive": st.text(max_size=10),
+    "containers": st.lists(st.text(max_size=8), max_size=3), "instanceNo": st.integers(0, 10**5),
+    "mode": st.text(max_size=10), "path": st.text(max_size=10), "postRun": st.text(max_size=10),
+    "preRun": st.text(max_size=10), "proc": st.text(max_size=10), "volume": st.text(max_size=10)}))
+def test_the_backup_digest_is_the_generic_job_id(spec, args):
+    from chalicelib.core.jobs import _backup_digest, job_id
+
+    assert "7f00000b" + _backup_digest(spec, args, " ".join(args["containers"])) == job_id(
+        "127.0.0.11", spec, "backup", args)

@@ -9,7 +9,8 @@ from chalicelib.core.backupspec import parse_annotation
 
 def parse(annotation):
     text = annotation if isinstance(annotation, str) else json.dumps(annotation)
-    return parse_annotation(text, app="a", proc="a.web.web", instance=2)
+    items, problems = parse_annotation(text, app="a", proc="a.web.web", instance=2)
+    return list(items), problems
 
 
 def item(**fields):
