@@ -36,20 +36,12 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class Container(NamedTuple):
-    id: str
-    ip: str
-    node_ip: str
-    node_name: str
-
-
 class Pod(NamedTuple):
-    """One instance of a proc. Tuples (built once per pod and container of the cluster, by
-    :meth:`Cluster._pod` only): ``node_ips`` (distinct valid node IPs, in container order) and
-    ``container_ids`` are worked out there, once."""
+    """One instance of a proc: its backup items, the distinct valid node IPs of its containers
+    (in container order) and their ids (what jobs carry). A tuple built once per pod, by
+    :meth:`Cluster._pod` only; the containers' other fields are checked there, not kept."""
 
     instance_no: int
-    containers: tuple[Container, ...]
     items: tuple[BackupItem, ...]
     node_ips: list[str]
     container_ids: list[str]
@@ -186,7 +178,9 @@ class Cluster:
                 or not isinstance(annotation, str) or not isinstance(containers_raw, list)):
             raise _Unreadable(f"a pod has no InstanceNo from 0 to {MAX_INSTANCE}, string "
                               "Annotation and Containers list")
-        containers = []
+        items, found = parse_annotation(annotation, app=app, proc=proc, instance=instance)
+        ids: list[str] = []
+        node_ips: dict[str, None] = {}
         for c in containers_raw:
             if type(c) is not dict and not isinstance(c, Mapping):
                 raise _Unreadable(f"a container of instance {instance} is not an object")
@@ -197,18 +191,14 @@ class Cluster:
                     and len(node_ip) <= MAX_IP and len(name) <= MAX_NODE_NAME):
                 raise _Unreadable(f"a container of instance {instance} is not an object of "
                                   "short strings")
-            containers.append(Container(cid, ip, node_ip, name))
-        items, found = parse_annotation(annotation, app=app, proc=proc, instance=instance)
-        node_ips: dict[str, None] = {}
-        for c in containers:
-            if is_node_ip(c.node_ip):
-                node_ips[c.node_ip] = None
+            ids.append(cid)
+            if is_node_ip(node_ip):
+                node_ips[node_ip] = None
             elif items:
                 found.append(Problem("bad_node_ip", app, proc, instance,
-                                     f"container {c.id} has node IP {c.node_ip[:64]!r}; it gets "
-                                     "no backup jobs"))
-        return Pod(instance, tuple(containers), items, list(node_ips),
-                   [c.id for c in containers]), found
+                                     f"container {cid} has node IP {node_ip[:64]!r}; it gets no "
+                                     "backup jobs"))
+        return Pod(instance, items, list(node_ips), ids), found
 
     def _find_busy(self) -> None:
         """Mark placements whose schedule would, with those before it on the node, leave the
