@@ -9,14 +9,15 @@ a route pays at cold start only for what it calls.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Cron
 
 from chalicelib import __version__, logs
-from chalicelib.core.openapi import document
-from chalicelib.deps import get_deps as deps
 from chalicelib.web import LazyModule, Router
+
+if TYPE_CHECKING:
+    from chalicelib.deps import Deps
 
 app = Chalice(app_name="backupctl", configure_logs=False)
 logs.setup()
@@ -27,9 +28,19 @@ nodes = LazyModule("chalicelib.usecases.nodes")
 records = LazyModule("chalicelib.usecases.records")
 health = LazyModule("chalicelib.usecases.health")
 operations = LazyModule("chalicelib.usecases.operations")
+apidoc = LazyModule("chalicelib.core.openapi")
 dashboard_page = LazyModule("chalicelib.usecases.dashboard")
 scrape = LazyModule("chalicelib.usecases.scrape")
 V1, V2 = "/api/v1", "/api/v2"
+
+
+def deps() -> Deps:
+    """The use cases' dependencies, built on the first call that needs them (the settings with
+    them): the liveness route never does."""
+    from chalicelib.deps import get_deps
+
+    return get_deps()
+
 JOB_FILTERS = ("action", "type", "id", "args_proc", "args_volume", "args_instanceNo", "args_mode")
 RESTORE = ("snapshot", "dry_run")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -281,4 +292,4 @@ def dashboard() -> Any:
 @r.route(V2 + "/openapi.json")
 def openapi() -> Any:
     """This document: every route of v1 and v2, generated from the route table."""
-    return document(r.docs, __version__)
+    return apidoc.document(r.docs, __version__)

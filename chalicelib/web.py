@@ -11,8 +11,6 @@ and a correlation id on its log lines; rejected input is logged once, as one lin
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import importlib
 import json
 from collections.abc import Callable
@@ -26,11 +24,10 @@ from chalice import Chalice, Response
 from chalice.app import Request
 
 from chalicelib import logs
+from chalicelib.core.answers import Partial, Text
 from chalicelib.core.inputs import KIB, bounded_int, is_text, load_json, preview
 from chalicelib.core.naming import check_name
-from chalicelib.core.openapi import RouteDoc
-from chalicelib.core.types import Partial, Text
-from chalicelib.deps import get_deps
+from chalicelib.core.routedoc import RouteDoc
 from chalicelib.errors import BadRequest, ControllerError, PayloadTooLarge, Unauthorized
 from chalicelib.logs import event, log
 
@@ -179,6 +176,8 @@ AUDITED_QUERY = ("confirm", "snapshot", "dry_run")
 def audit(req: Request, params: dict[str, str], result: Any, response: Response) -> None:
     """One audit item per mutating call, whatever its outcome. Writing it never changes the
     answer: an audit that cannot be written (or read from a refused request) is logged."""
+    from chalicelib.deps import get_deps  # the mutating routes' first call pays for the settings
+
     route = f"{req.method} {req.context.get('resourcePath', '')}"
     try:
         deps = get_deps()
@@ -224,6 +223,8 @@ def _id_of(result: Any) -> str:
 
 def token_identity(req: Request) -> str:
     """Who called, as far as the API token tells: a fingerprint of the token sent, never the token."""
+    import hashlib
+
     given = str(req.headers.get("authorization") or "").partition(" ")[2].strip()
     return "token:" + hashlib.sha256(given.encode()).hexdigest()[:8] if given else "none"
 
@@ -340,6 +341,10 @@ def _text(value: str, name: str) -> str:
 
 def require_token(req: Request) -> None:
     """With an API token configured, mutating routes need ``Authorization: Bearer <token>``."""
+    import hmac
+
+    from chalicelib.deps import get_deps
+
     expected = get_deps().secrets.api_token()
     if not expected:
         return

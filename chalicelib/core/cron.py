@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
 
-from croniter import croniter
-from croniter.croniter import CroniterBadDateError
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 EXPIRE_RE = re.compile(r"^([0-9]+)([mhd])$")
 _EXPIRE_UNITS = {"m": 60, "h": 3600, "d": 86400}
@@ -89,6 +89,11 @@ class Schedule:
         return self._walk(when, forward=False)
 
     def _walk(self, when: datetime, *, forward: bool) -> datetime | None:
+        # imported here: validating a spec (every listing and job route) needs no croniter, only
+        # evaluating one does (freshness, the retention floor), so only those pay for its import
+        from croniter import croniter
+        from croniter.croniter import CroniterBadDateError
+
         it = croniter(self.expression, when.astimezone(self.tz), day_or=self.day_or)
         try:
             found: datetime = it.get_next(datetime) if forward else it.get_prev(datetime)
@@ -122,6 +127,8 @@ def _parse_cached(spec: str) -> Schedule:
         raise ScheduleError("Empty spec string")
     tz: ZoneInfo | timezone = UTC
     if text.startswith("TZ="):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # few specs name a zone
+
         zone, _, text = text[3:].partition(" ")
         try:
             tz = ZoneInfo(zone)

@@ -9,30 +9,15 @@ accepts. This module only adds the words: what each parameter means and its type
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from chalicelib.core.routedoc import RouteDoc
 
 NEXT_HEADER = "X-Backupctl-Next"
 UNREACHABLE_HEADER = "X-Backupctl-Unreachable"
 _INT = {"type": "integer"}
 _STR = {"type": "string"}
 _BOOL = {"type": "boolean"}
-
-
-@dataclass(frozen=True)
-class RouteDoc:
-    """One view as the route decorator registered it."""
-
-    name: str
-    paths: tuple[str, ...]
-    method: str
-    summary: str
-    query: tuple[str, ...] = ()  # query parameters the view reads
-    form: tuple[str, ...] = ()  # body fields the view reads (form-encoded or JSON)
-    body: str = ""  # a whole-body schema instead of fields (e.g. the daemon's job record)
-    status: int = 200
-    mutating: bool = False
-    produces: str = "application/json"
 
 
 # name -> (schema, meaning); query parameters and body fields share the one list

@@ -1,9 +1,9 @@
 """The shapes that cross module boundaries, typed: a job, a job record, a backup entity, a run
-summary, a list answer some nodes did not contribute to. Pure data, no behaviour."""
+summary, a pause. Pure data, no behaviour (answers' envelopes: :mod:`chalicelib.core.answers`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 
@@ -82,23 +82,3 @@ class Pause:
 
 
 Pauses = dict[str, dict[str, Pause]]  # node -> job id -> its pause
-
-
-@dataclass
-class Partial:
-    """Part of an answer: gathered from several nodes (``unreachable`` names those that did not
-    answer), or one page of it (``next`` is the token of the next page)."""
-
-    body: Any
-    unreachable: list[str] = field(default_factory=list)
-    next: str = ""
-    status: int | None = None  # when the answer's own status differs from the route's
-
-
-@dataclass
-class Text:
-    """An answer that is not JSON: a page, the metrics' text format."""
-
-    body: str
-    content_type: str
-    headers: dict[str, str] = field(default_factory=dict)

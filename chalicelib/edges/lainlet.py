@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from logging import WARNING
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlencode
 
-import requests
+import urllib3
 
 from chalicelib.core.cluster import Cluster
 from chalicelib.errors import LainletError, LainletTimeout
@@ -26,9 +27,10 @@ MAX_ANSWER = 256 * 1024 * 1024  # 20x the largest cluster benchmarked (40,500 jo
 
 
 @lru_cache(maxsize=1)
-def _session() -> requests.Session:
-    """One session per process (made on first use, not at import), so warm Lambdas reuse sockets."""
-    return requests.Session()
+def _connections() -> urllib3.PoolManager:
+    """One pool per process (made on first use, not at import), so warm Lambdas reuse sockets.
+    urllib3, requests' own transport, directly: a listing route then never imports requests."""
+    return urllib3.PoolManager(num_pools=4, retries=False)
 
 
 def fetch_backupspec(settings: Settings, appname: str | None = None) -> dict[str, Any]:
@@ -38,27 +40,30 @@ def fetch_backupspec(settings: Settings, appname: str | None = None) -> dict[str
     if appname is not None:
         params["appname"] = appname
     try:
-        resp = _session().get(url, params=params, timeout=settings.lainlet_timeout_seconds)
-    except requests.Timeout:
+        resp = _connections().request("GET", f"{url}?{urlencode(params)}", preload_content=False,
+                                      timeout=settings.lainlet_timeout_seconds)
+        try:
+            content = _bounded(resp, settings)
+        finally:
+            resp.release_conn()
+    except urllib3.exceptions.TimeoutError as e:
+        if isinstance(e, urllib3.exceptions.NewConnectionError):  # refused: urllib3 files it
+            _unreachable(settings, url, e)                         # under TimeoutError
         event(log, "lainlet_timeout", level=WARNING, url=url, timeout=settings.lainlet_timeout_seconds)
         raise LainletTimeout(f"lainlet at {settings.lainlet_url} did not answer within "
                              f"{settings.lainlet_timeout_seconds:g}s") from None
-    except requests.RequestException as e:
-        event(log, "lainlet_unreachable", level=WARNING, url=url, error=type(e).__name__)
-        raise LainletError(f"lainlet at {settings.lainlet_url} is unreachable: "
-                           f"{type(e).__name__}") from None
-    if resp.status_code != 200:
-        event(log, "lainlet_error", level=WARNING, url=url, status=resp.status_code)
-        refused = resp.status_code in (401, 403) or "authorize" in resp.text[:500].lower()
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as e:  # ValueError: a bad URL
+        _unreachable(settings, url, e)
+    if resp.status != 200:
+        text = content[:500].decode("utf-8", "replace")
+        event(log, "lainlet_error", level=WARNING, url=url, status=resp.status)
+        refused = resp.status in (401, 403) or "authorize" in text.lower()
         raise LainletError(
-            f"lainlet at {settings.lainlet_url} answered HTTP {resp.status_code}: "
-            f"{resp.text[:200]!r}" + (REFUSED if refused else ""),
+            f"lainlet at {settings.lainlet_url} answered HTTP {resp.status}: "
+            f"{text[:200]!r}" + (REFUSED if refused else ""),
             code="lainlet_refused" if refused else None)
-    if len(resp.content) > MAX_ANSWER:
-        raise LainletError(f"lainlet at {settings.lainlet_url} sent {len(resp.content):,} bytes; "
-                           f"a backupspec over {MAX_ANSWER:,} is refused")
     try:
-        data = json.loads(resp.content)
+        data = json.loads(content)
     except (ValueError, RecursionError):  # RecursionError: nested too deep to be a backupspec
         raise LainletError(f"lainlet at {settings.lainlet_url} sent a backupspec that is not "
                            "JSON") from None
@@ -66,6 +71,24 @@ def fetch_backupspec(settings: Settings, appname: str | None = None) -> dict[str
         raise LainletError(f"lainlet at {settings.lainlet_url} sent a backupspec that is not a "
                            "JSON object")
     return data
+
+
+def _unreachable(settings: Settings, url: str, error: Exception) -> NoReturn:
+    event(log, "lainlet_unreachable", level=WARNING, url=url, error=type(error).__name__)
+    raise LainletError(f"lainlet at {settings.lainlet_url} is unreachable: "
+                       f"{type(error).__name__}") from None
+
+
+def _bounded(resp: urllib3.BaseHTTPResponse, settings: Settings) -> bytes:
+    """The answer's body, refusing to read more than ``MAX_ANSWER`` bytes of it."""
+    chunks, read = [], 0
+    for chunk in resp.stream(1024 * 1024):
+        read += len(chunk)
+        if read > MAX_ANSWER:
+            raise LainletError(f"lainlet at {settings.lainlet_url} sent more than "
+                               f"{MAX_ANSWER:,} bytes; a backupspec that large is refused")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def fetch_cluster(settings: Settings, appname: str | None = None) -> Cluster:

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chalicelib.core.answers import Partial
 from chalicelib.core.cluster import Cluster, Proc
 from chalicelib.core.naming import check_files, check_volume, made_from, owned_backup
 from chalicelib.core.paths import volume_dir
-from chalicelib.core.types import BackupEntity, Partial
+from chalicelib.core.types import BackupEntity
 from chalicelib.deps import Deps
-from chalicelib.edges.backupd import BackupdClient, BackupdError
+from chalicelib.edges.backupd import BackupdClient, BackupdError, dirs_query
 from chalicelib.errors import BadRequest, ControllerError, NotFound, UpstreamError, UpstreamTimeout
 
 ENTITY_FIELDS = ("volume", "name", "size", "created", "instanceNo")  # the original's BackupEntity
@@ -75,8 +76,8 @@ def list_backups(deps: Deps, app: str, proc: str, volumes: list[str] | None) -> 
                        f"{', '.join(p.volumes) or 'none'})", code="unknown_volume")
     if not wanted:
         return Partial([])
-    dirs = p.volume_dirs(wanted)
-    result = deps.fan_out(p.node_ips, lambda c: c.backups(dirs))
+    query = dirs_query(p.volume_dirs(wanted))  # encoded once for every node
+    result = deps.fan_out(p.node_ips, lambda c: c.backups(query))
     body = [_entity(e) for entities in result.results.values() for e in entities
             if made_from(p.app, p.full_name, e)]
     return Partial(body, result.unreachable)

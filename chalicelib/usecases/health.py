@@ -10,11 +10,12 @@ from typing import Any
 
 from chalicelib import reconcile
 from chalicelib.core import freshness, retention
+from chalicelib.core.answers import Partial
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.pages import page
 from chalicelib.core.plan import NodeState
 from chalicelib.core.retention import Latest
-from chalicelib.core.types import Partial, Pauses
+from chalicelib.core.types import Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges.secrets import Secrets
 from chalicelib.errors import ControllerError

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core import jobs as joblib
+from chalicelib.core.answers import Partial
 from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.inputs import preview
-from chalicelib.core.types import Job, Partial, Pause
+from chalicelib.core.types import Job, Pause
 from chalicelib.deps import Deps
 from chalicelib.edges.backupd import BackupdClient, BackupdError
 from chalicelib.errors import BadRequest, ControllerError, NotFound

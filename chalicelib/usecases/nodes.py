@@ -8,12 +8,13 @@ from typing import Any
 
 from chalicelib import alerts, reconcile
 from chalicelib.core import jobs as joblib
+from chalicelib.core.answers import Partial
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.freshness import ItemStatus
 from chalicelib.core.inputs import bounded_int
 from chalicelib.core.naming import is_node_ip
 from chalicelib.core.pages import page, page_mapping
-from chalicelib.core.types import Job, Partial, ReconcileSummary
+from chalicelib.core.types import Job, ReconcileSummary
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound
 from chalicelib.logs import event, log

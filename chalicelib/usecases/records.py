@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from logging import WARNING
 from typing import Any
 
+from chalicelib.core.answers import Partial
 from chalicelib.core.inputs import bounded_int
 from chalicelib.core.recordschema import STATES, parse_record, record_app
-from chalicelib.core.types import Partial
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest, ControllerError, Unauthorized
 from chalicelib.logs import event, log

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from chalicelib import __version__
 from chalicelib.core import prometheus
+from chalicelib.core.answers import Text
 from chalicelib.core.naming import check_name
 from chalicelib.core.pages import MAX_PAGE_BYTES
-from chalicelib.core.types import Text
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest
 from chalicelib.usecases import health

@@ -1,8 +1,12 @@
 """The daemon client over real HTTP: answers, the daemon's error words, timeouts, encoding."""
 
+import dataclasses
+
 import pytest
 
 from chalicelib.edges.backupd import BackupdClient, BackupdError, BackupdTimeout, fan_out
+from scripts.simcluster.backupd import BackupdStandIn
+from scripts.simcluster.server import Recorded, Reply, StandIn, free_port
 from tests.reference import backupd_sample
 
 
@@ -35,6 +39,35 @@ def test_timeout_is_a_timeout(client, daemons):
     daemons["127.0.0.11"].blackhole = True
     with pytest.raises(BackupdTimeout, match=r"127\.0\.0\.11 did not answer"):
         client.debug()
+
+
+def test_a_refused_connection_is_unreachable_not_a_timeout(settings, daemons):
+    """urllib3 files a refused connection under its timeouts; the user must not be told "timed
+    out" (504) about a node whose daemon is simply not listening (502)."""
+    daemons["127.0.0.11"].stop()
+    with pytest.raises(BackupdError, match=r"127\.0\.0\.11 is unreachable") as e:
+        BackupdClient("127.0.0.11", settings).debug()
+    assert not isinstance(e.value, BackupdTimeout) and e.value.status == 502
+
+
+class Redirecting(StandIn):
+    """A "daemon" that sends every request elsewhere."""
+
+    def handle(self, req: Recorded) -> Reply:
+        return Reply(302, "", {"Location": f"http://127.0.0.99:{self.port}/api/v1/debug"})
+
+
+def test_a_redirect_is_not_followed_to_an_address_lainlet_did_not_name(settings):
+    port = free_port(["127.0.0.41", "127.0.0.99"])
+    redirecting = Redirecting("127.0.0.41", port).start()
+    elsewhere = BackupdStandIn("127.0.0.99", port).start()
+    try:
+        with pytest.raises(BackupdError, match="answered HTTP 302"):
+            BackupdClient("127.0.0.41", dataclasses.replace(settings, backupd_port=port)).debug()
+        assert elsewhere.received() == []
+    finally:
+        redirecting.stop()
+        elsewhere.stop()
 
 
 def test_refuses_non_ip_targets(settings):
