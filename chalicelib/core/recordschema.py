@@ -19,10 +19,10 @@ from chalicelib.core.gotime import GO_ZERO, parse_go_time
 from chalicelib.core.inputs import KIB, load_json, preview
 from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, job_id, node_of_job_id
 from chalicelib.core.naming import is_app_name
+from chalicelib.core.types import STATES
 from chalicelib.errors import BadRequest
 
 SYSTEM_APP = "backupctl"  # backup_expire records belong here
-STATES = ("running", "success", "failed")
 RECOVER_ACTION = "backup_recover"
 MAX_RECORD = 64 * KIB  # a record is ~1 KB; DynamoDB's item limit is 400 KB
 _RID = re.compile(r"^([0-9]{9,11})[0-9a-f]{32}$")

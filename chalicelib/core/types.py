@@ -18,6 +18,9 @@ class Job(TypedDict):
     sleep: bool
 
 
+STATES = ("running", "success", "failed")  # a job record's states, in the order a run has them
+
+
 class JobRecord(TypedDict):
     """What a daemon posts about one run of a job (``crond.JobRecord``)."""
 

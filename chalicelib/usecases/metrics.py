@@ -8,11 +8,15 @@ of the ``_aws`` member of a line, the other members stay searchable log fields.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalicelib.core import emf
-from chalicelib.core.freshness import BAD, STATUSES, ItemStatus
-from chalicelib.core.types import ReconcileSummary
-from chalicelib.deps import Deps
 from chalicelib.logs import event, log
+
+if TYPE_CHECKING:
+    from chalicelib.core.freshness import ItemStatus
+    from chalicelib.core.types import ReconcileSummary
+    from chalicelib.deps import Deps
 
 
 def _emit(deps: Deps, name: str, values: dict[str, float], units: dict[str, str] | None = None
@@ -23,6 +27,8 @@ def _emit(deps: Deps, name: str, values: dict[str, float], units: dict[str, str]
 
 def item_values(items: list[ItemStatus]) -> dict[str, float]:
     """Items per status (``ItemsOk`` …), ``ItemsBad`` and ``ExpiryHeld``."""
+    from chalicelib.core.freshness import BAD, STATUSES  # its callers have imported it already
+
     values: dict[str, float] = {f"Items{s.capitalize()}": 0 for s in STATUSES}
     for item in items:
         values[f"Items{item.status.capitalize()}"] += 1

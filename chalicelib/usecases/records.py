@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -11,11 +10,11 @@ from typing import Any
 
 from chalicelib.core.answers import Partial
 from chalicelib.core.inputs import bounded_int
-from chalicelib.core.recordschema import STATES, parse_record, record_app
+from chalicelib.core.types import STATES
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest, ControllerError, Unauthorized
 from chalicelib.logs import event, log
-from chalicelib.usecases import metrics, operations
+from chalicelib.usecases import metrics
 
 MAX_TOTAL = 1000
 AUDIT_CURSOR = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d:.]+Z#[0-9A-Za-z-]{0,64}$")
@@ -34,6 +33,10 @@ def month_query(total: str | None, month: str | None, year: str | None,
 
 def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
     """Store a record a daemon posted; with ``NOTIFY_TOKEN`` set, the post must carry it."""
+    import hmac
+
+    from chalicelib.core.recordschema import parse_record, record_app  # notify's own checks
+
     settings = deps.settings
     try:
         accepted = [t for t in deps.secrets.notify_tokens() if t]
@@ -50,6 +53,8 @@ def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
     event(log, "notify", rid=record["rid"], app=record_app(record), state=record["state"],
           stored=stored)
     try:  # a run of a restore operation moves it on (idempotent: a repeat moves nothing)
+        from chalicelib.usecases import operations  # the daemons' client: only notify needs it
+
         operations.advance(deps, record)
     except ControllerError as e:  # the record is kept; the schedule picks the operation up again
         event(log, "operation_not_advanced", level=WARNING, rid=record["rid"], error=e.message)

@@ -135,3 +135,18 @@ def test_the_backup_digest_is_the_generic_job_id(spec, args):
 
     assert "7f00000b" + _backup_digest(spec, args, " ".join(args["containers"])) == job_id(
         "127.0.0.11", spec, "backup", args)
+
+
+@FAST
+@given(spec=st.sampled_from(["0 3 * * *", "*/7 * * * *", "0 0 1 * * 1", "30 2 29 2 *",
+                             "TZ=Asia/Shanghai 0 0 3 * * *", "0 0 0 30 2 *", "5 4 * * SUN"]),
+       offsets=st.lists(st.integers(-10**7, 10**7), min_size=1, max_size=25))
+def test_remembered_runs_are_the_runs_croniter_finds(spec, offsets):
+    """Schedules remember recent answers and reuse one croniter per expression; any sequence of
+    questions gets what a fresh schedule (and iterator state) would answer."""
+    shared = cron.parse(spec)
+    for offset in offsets:
+        when = datetime(2026, 11, 25, 12, tzinfo=UTC) + timedelta(seconds=offset)
+        fresh = cron._parse_cached.__wrapped__(spec)
+        assert shared.prev_before(when) == fresh.prev_before(when), when
+        assert shared.next_after(when) == fresh.next_after(when), when
