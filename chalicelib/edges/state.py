@@ -33,12 +33,15 @@ class NodeStateStore:
 
     # -- node states --------------------------------------------------------------------------
     def states(self) -> dict[str, NodeState]:
-        return {i["sk"]: NodeState(i["sk"], i["version"], tuple(i.get("job_ids", [])),
-                                   int(i.get("job_count", 0)), i.get("pushed_at", ""),
-                                   tuple(sorted(i.get("first_seen", {}).items())),
-                                   _unpack(i.get("jobs_z")), i.get("unreachable_since", ""),
-                                   i.get("notify_digest", ""))
-                for i in self.db.query(NODES)}
+        out = {}
+        for i in self.db.query(NODES):
+            ids = _ids(i)
+            out[i["sk"]] = NodeState(i["sk"], i["version"], tuple(ids["job_ids"]),
+                                     int(i.get("job_count", 0)), i.get("pushed_at", ""),
+                                     tuple(sorted(ids["first_seen"].items())),
+                                     _unpack(i.get("jobs_z")), i.get("unreachable_since", ""),
+                                     i.get("notify_digest", ""))
+        return out
 
     def save(self, states: list[NodeState]) -> None:
         self.db.put_many(_pack(s) for s in states)
@@ -130,11 +133,11 @@ class NodeStateStore:
 
 
 def _pack(s: NodeState) -> dict[str, Any]:
+    ids = {"job_ids": list(s.job_ids), "first_seen": dict(s.first_seen)}
     item: dict[str, Any] = {"pk": NODES, "sk": s.node, "version": s.version,
-                            "job_ids": list(s.job_ids), "job_count": s.job_count,
-                            "pushed_at": s.pushed_at, "first_seen": dict(s.first_seen)}
+                            "ids_z": _z(ids), "job_count": s.job_count, "pushed_at": s.pushed_at}
     if s.jobs is not None:  # the list itself, compressed: held removals are kept from it
-        item["jobs_z"] = zlib.compress(json.dumps(list(s.jobs), separators=(",", ":")).encode(), 6)
+        item["jobs_z"] = _z(list(s.jobs))
     if s.unreachable_since:
         item["unreachable_since"] = s.unreachable_since
     if s.notify_digest:
@@ -142,11 +145,25 @@ def _pack(s: NodeState) -> dict[str, Any]:
     return item
 
 
+def _z(value: Any) -> bytes:
+    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 6)
+
+
+def _unz(blob: Any) -> Any:
+    return json.loads(zlib.decompress(getattr(blob, "value", blob)))  # boto3 wraps binaries
+
+
 def _unpack(blob: Any) -> tuple[Job, ...] | None:
-    if blob is None:
-        return None
-    raw = getattr(blob, "value", blob)  # boto3 wraps binary attributes
-    return tuple(json.loads(zlib.decompress(raw)))
+    return None if blob is None else tuple(_unz(blob))
+
+
+def _ids(item: dict[str, Any]) -> dict[str, Any]:
+    """A node's job ids and when each was first pushed: one compressed attribute (``ids_z``:
+    a fifth of the bytes, and one attribute instead of a list and a map of a hundred entries
+    each for DynamoDB to read every run), or the two attributes states written before it used."""
+    if "ids_z" in item:
+        return dict(_unz(item["ids_z"]))
+    return {"job_ids": item.get("job_ids", []), "first_seen": item.get("first_seen", {})}
 
 
 def _pause(item: dict[str, Any]) -> Pause:

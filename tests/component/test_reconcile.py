@@ -243,3 +243,17 @@ def test_a_crashed_runs_lease_expires(deps, daemons):
     with pytest.raises(Conflict, match="run holder"):
         deps.state.acquire_lease("holder", datetime.now(UTC), 300)
         deps.state.acquire_lease("other", datetime.now(UTC), 300)
+
+
+def test_node_states_written_before_ids_were_compressed_are_still_read(deps):
+    """A controller upgraded in place reads the states its previous version wrote (job ids and
+    first-push times as a list and a map) and writes them back compressed."""
+    deps.table.put_item(Item={"pk": "NODES", "sk": "127.0.0.11", "version": "v1",
+                              "job_ids": ["a", "b"], "job_count": 3, "pushed_at": "t",
+                              "first_seen": {"a": "2026-11-01T00:00:00Z"}})
+    state = deps.state.states()["127.0.0.11"]
+    assert (state.job_ids, state.first_seen) == (("a", "b"), (("a", "2026-11-01T00:00:00Z"),))
+    deps.state.save([state])
+    item = deps.table.get_item(Key={"pk": "NODES", "sk": "127.0.0.11"})["Item"]
+    assert "ids_z" in item and "job_ids" not in item and "first_seen" not in item
+    assert deps.state.states()["127.0.0.11"] == state
