@@ -63,21 +63,24 @@ HOST_POOLS = 2048  # keep a connection pool per node for a whole cluster, not ju
 CONNECTIONS_PER_NODE = 4  # a fan-out talks to each node one request at a time
 
 
-@lru_cache(maxsize=1)
-def _connections() -> urllib3.PoolManager:
+_RETRY = Retry(total=1, connect=1, read=False, status=0, other=0, redirect=False,
+               allowed_methods={"GET"}, backoff_factor=0.05, raise_on_status=False)
+
+
+@lru_cache(maxsize=HOST_POOLS)
+def _connections(node: str, port: int) -> urllib3.HTTPConnectionPool:
     """One connection pool per node for the whole process: a node's follow-up requests (jobs,
     then notify) and the next warm invocation reuse its connection instead of connecting again.
 
-    urllib3 (requests' own transport) is called directly: per request it costs 0.28 ms of CPU
-    where requests costs 0.50 ms (measured, one node, a 10-dir listing), which is most of what a
-    fan-out adds over one node. Node IPs are reached directly: no proxy from the environment
-    applies. Only GETs are retried, and only when the connection itself failed, never a request
-    the daemon may have acted on, and never a read timeout (that would double a dead node's cost).
+    urllib3 (requests' own transport) is called directly, on the node's pool (no URL routing
+    per request): 0.31 ms of CPU per daemon request instead of requests' 0.50 (measured, a
+    10-dir listing), most of what a fan-out adds over one node. Node IPs are reached directly:
+    no proxy from the environment applies. Only GETs are retried, and only when the connection
+    itself failed, never a request the daemon may have acted on, and never a read timeout (that
+    would double a dead node's cost); a redirect is answered as the error it is, never followed.
     """
-    retry = Retry(total=1, connect=1, read=False, status=0, other=0, redirect=False,
-                  allowed_methods={"GET"}, backoff_factor=0.05, raise_on_status=False)
-    return urllib3.PoolManager(num_pools=HOST_POOLS, maxsize=CONNECTIONS_PER_NODE, retries=retry,
-                               block=False)
+    return urllib3.HTTPConnectionPool(node, port, maxsize=CONNECTIONS_PER_NODE, block=False,
+                                      retries=_RETRY)
 
 
 def dirs_query(dirs: Iterable[str]) -> str:
@@ -96,7 +99,7 @@ class BackupdClient:
         if not is_node_ip(node):  # defence in depth: callers already resolved it through lainlet
             raise ValueError(f"not a node IP: {node!r}")
         self.node = node
-        self.base = f"http://{node}:{settings.backupd_port}{settings.backupd_api_prefix}"
+        self.port, self.prefix = settings.backupd_port, settings.backupd_api_prefix
         self.timeout = (settings.node_timeout_seconds, settings.node_timeout_seconds)
 
     def request(self, method: str, path: str, *, params: Any = None, data: Any = None,
@@ -105,16 +108,16 @@ class BackupdClient:
 
         ``params`` (a mapping, pairs or an encoded string) go in the query, ``data`` form-encoded
         in the body."""
-        url = self.base + path
+        target = self.prefix + path
         if params:
-            url += "?" + (params if isinstance(params, str) else urlencode(params))
+            target += "?" + (params if isinstance(params, str) else urlencode(params))
         limit = (self.timeout[0], timeout) if timeout else self.timeout
         body_bytes = urlencode(data).encode() if data is not None else None
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if body_bytes else None
         try:
-            resp = _connections().request(method, url, body=body_bytes, headers=headers,
-                                   timeout=urllib3.Timeout(connect=limit[0], read=limit[1]),
-                                   preload_content=False)
+            resp = _connections(self.node, self.port).urlopen(
+                method, target, body=body_bytes, headers=headers, preload_content=False,
+                timeout=urllib3.Timeout(connect=limit[0], read=limit[1]))
             try:
                 content = b"".join(_chunks(resp, self.node))
             finally:
