@@ -3,10 +3,13 @@ runner: what a person sees, not what the page's script returns. Saves ``artifact
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -18,6 +21,26 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">volume gone'
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def dashboard(url: str) -> Iterator[Any]:
+    """The page at ``url`` in headless Chromium, once its script has drawn it; on leaving, that
+    nothing went to the console as an error and no script failed."""
+    chromium = require("chromium")
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        yield page
+        browser.close()
+    assert errors == []
 
 
 def job_of(runner: Runner, app: str, volume: str, instance: int) -> str:
@@ -62,17 +85,9 @@ def scene(runner: Runner):
 @pytest.mark.timeout(180)
 def test_the_dashboard_shows_the_failing_item_first_the_paused_one_marked_and_the_counts(
         runner: Runner, scene: dict) -> None:
-    chromium = require("chromium")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(runner.url("/"))
-        page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    with dashboard(runner.url("/")) as page:
 
         # the counts, as the status route has them
         shown = {s: int(page.inner_text(f"#counts li[data-status={s}] b")) for s in scene["counts"]}
@@ -106,8 +121,6 @@ def test_the_dashboard_shows_the_failing_item_first_the_paused_one_marked_and_th
         page.fill("#filter", "mysql")
         expect(page.locator("details.app")).to_have_count(1)  # (the page's CSP forbids eval)
         assert page.locator("details.app").first.get_attribute("data-app") == "mysql"
-        browser.close()
-    assert errors == []
 
 
 APPS, INSTANCES = 100, 25  # x 2 volumes: 5,000 items
@@ -169,17 +182,9 @@ def big_cluster(env, ddb, lainlet, monkeypatch):
 
 @pytest.mark.timeout(180)
 def test_five_thousand_items_stay_readable(big_cluster: str) -> None:
-    chromium = require("chromium")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(big_cluster + "/api/v2/dashboard")
-        page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+    with dashboard(big_cluster + "/api/v2/dashboard") as page:
         assert page.inner_text("#asof").startswith("5000 backup items in 100 apps")
         assert int(page.inner_text("#counts li[data-status=failing] b")) == 1
         assert int(page.inner_text("#counts li[data-status=pending] b")) == 4999
@@ -194,5 +199,3 @@ def test_five_thousand_items_stay_readable(big_cluster: str) -> None:
         page.fill("#filter", "app042")
         expect(page.locator("details.app")).to_have_count(1)
         expect(page.locator("tr[data-status=pending]")).to_have_count(2 * INSTANCES)
-        browser.close()
-    assert errors == []
