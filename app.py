@@ -41,7 +41,10 @@ def deps() -> Deps:
 
     return get_deps()
 
-JOB_FILTERS = ("action", "type", "id", "args_proc", "args_volume", "args_instanceNo", "args_mode")
+
+# a job's own fields and the args a user sees (args.path and args.archive are hidden)
+JOB_FILTERS = ("action", "type", "id", "args_app", "args_proc", "args_volume", "args_instanceNo",
+               "args_mode", "args_containers", "args_preRun", "args_postRun")
 RESTORE = ("snapshot", "dry_run")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -32,6 +32,15 @@ def test_app_jobs_filters_pass_through_but_app_is_forced(api, pushed):
     assert query == {"action": ["backup"], "args_volume": ["/data"], "args_app": ["hello"]}
 
 
+def test_every_visible_arg_filters_but_hidden_args_do_not(api, pushed):
+    """A user may filter on each arg a job shows; ``args.path``/``archive`` are hidden, so a filter
+    on them would tell what they hold: it is not passed on."""
+    api.http.get("/api/v2/app/hello/cron/jobs?args_preRun=&args_mode=full&args_path=/data"
+                 "&args_archive=x")
+    query = pushed["127.0.0.11"].received("/api/v1/cron/jobs", "GET")[0].query
+    assert query == {"args_preRun": [""], "args_mode": ["full"], "args_app": ["hello"]}
+
+
 def test_one_job(api, pushed):
     resp = api.http.get(f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}")
     assert resp.status_code == 200
