@@ -120,6 +120,9 @@ class BackupdClient:
                 timeout=urllib3.Timeout(connect=limit[0], read=limit[1]))
             try:
                 content = b"".join(_chunks(resp, self.node))
+            except BackupdGarbage:
+                resp.close()  # the unread rest must never be taken for the next request's answer
+                raise
             finally:
                 resp.release_conn()
         except (urllib3.exceptions.HTTPError, OSError) as e:

@@ -44,6 +44,9 @@ def fetch_backupspec(settings: Settings, appname: str | None = None) -> dict[str
                                       timeout=settings.lainlet_timeout_seconds)
         try:
             content = _bounded(resp, settings)
+        except LainletError:
+            resp.close()  # the unread rest must never be taken for the next request's answer
+            raise
         finally:
             resp.release_conn()
     except urllib3.exceptions.TimeoutError as e:

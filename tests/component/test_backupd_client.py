@@ -3,8 +3,10 @@
 import dataclasses
 
 import pytest
+import urllib3.connectionpool
 
-from chalicelib.edges.backupd import BackupdClient, BackupdError, BackupdTimeout, fan_out
+from chalicelib.edges import backupd
+from chalicelib.edges.backupd import BackupdClient, BackupdError, BackupdGarbage, BackupdTimeout, fan_out
 from scripts.simcluster.backupd import BackupdStandIn
 from scripts.simcluster.server import Recorded, Reply, StandIn, free_port
 from tests.reference import backupd_sample
@@ -68,6 +70,33 @@ def test_a_redirect_is_not_followed_to_an_address_lainlet_did_not_name(settings)
     finally:
         redirecting.stop()
         elsewhere.stop()
+
+
+class Oversized(StandIn):
+    """A "daemon" whose backup list is far too big; everything else it answers normally."""
+
+    def handle(self, req: Recorded) -> Reply:
+        if req.path.endswith("/backup/json"):
+            return Reply(200, b"[" + b" " * 4_000_000 + b"]")
+        return Reply(200, {"crond_status": "started", "jobs_replaced_at": "0001-01-01T00:00:00Z"})
+
+
+def test_an_answer_refused_as_too_big_leaves_nothing_for_the_next_request(settings, monkeypatch):
+    """The rest of a refused answer must not be read as the answer to the node's next request
+    (which would report a push that reached the daemon as failed)."""
+    monkeypatch.setattr(backupd, "MAX_ANSWER", 100_000)
+    # as when the rest is still on its way: the pool's own check sees nothing pending
+    monkeypatch.setattr(urllib3.connectionpool, "is_connection_dropped", lambda conn: False)
+    port = free_port(["127.0.0.42"])
+    daemon = Oversized("127.0.0.42", port).start()
+    try:
+        client = BackupdClient("127.0.0.42", dataclasses.replace(settings, backupd_port=port))
+        for _ in range(3):
+            with pytest.raises(BackupdGarbage, match="more than 100,000 bytes"):
+                client.backups(["/data"])
+            assert client.debug()["crond_status"] == "started"
+    finally:
+        daemon.stop()
 
 
 def test_refuses_non_ip_targets(settings):

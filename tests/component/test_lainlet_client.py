@@ -67,3 +67,19 @@ def test_one_unreadable_proc_does_not_fail_the_answer(lainlet, settings):
     lainlet.spec["evil.web.web"] = [{"InstanceNo": "x"}]
     cluster = lainlet_client.fetch_cluster(settings)
     assert "hello.web.web" in cluster.procs and "evil.web.web" in cluster.unreadable
+
+
+def test_a_spec_too_large_is_refused_and_the_next_fetch_is_whole(lainlet, settings, monkeypatch):
+    """The rest of a refused answer must not be read as the answer to the next fetch (even when
+    the pool's own check cannot see it yet)."""
+    import urllib3.connectionpool
+
+    monkeypatch.setattr(lainlet_client, "MAX_ANSWER", 100_000)
+    monkeypatch.setattr(urllib3.connectionpool, "is_connection_dropped", lambda conn: False)
+    for _ in range(3):
+        lainlet.raw_body = b'{"x": "' + b"y" * 4_000_000 + b'"}'
+        with pytest.raises(LainletError, match="more than 100,000 bytes") as e:
+            lainlet_client.fetch_cluster(settings)
+        assert e.value.status == 502
+        lainlet.raw_body = None
+        assert "hello.web.web" in lainlet_client.fetch_cluster(settings).procs
