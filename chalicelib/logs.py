@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 LOGGER = "backupctl"
@@ -82,8 +82,13 @@ def event(logger: logging.Logger, name: str, *, level: int = logging.INFO, exc: 
 
 def bind_request(request_id: str, correlation_id: str = "") -> None:
     """Tag every line of this request (or scheduled run) with its ids."""
-    _request.set({"request_id": request_id or uuid.uuid4().hex,
-                  "correlation_id": correlation_id or request_id or uuid.uuid4().hex})
+    _request.set({"request_id": request_id or _new_id(),
+                  "correlation_id": correlation_id or request_id or _new_id()})
+
+
+def _new_id() -> str:
+    """32 random hex digits, like a uuid4's (``uuid`` itself is a cold-start import)."""
+    return os.urandom(16).hex()
 
 
 def current() -> dict[str, str]:
