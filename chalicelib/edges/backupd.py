@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 import urllib3
 from urllib3.util.retry import Retry
 
+from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.inputs import preview
 from chalicelib.core.naming import is_node_ip
 from chalicelib.core.types import Job
@@ -159,7 +160,7 @@ class BackupdClient:
 
     # -- cron --------------------------------------------------------------------------------
     def jobs(self, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        body = self.request("GET", "/cron/jobs", params=query) or []
+        body = _listed(self.request("GET", "/cron/jobs", params=query))
         ok = isinstance(body, list) and all(
             isinstance(e, dict) and is_job(e.get("job")) and isinstance(e.get("next", ""), str)
             and isinstance(e.get("prev", ""), str) for e in body)
@@ -191,7 +192,7 @@ class BackupdClient:
         """Backups of ``dirs`` (or of a query already encoded by :func:`dirs_query`, which a
         fan-out encodes once for every node)."""
         query = dirs if isinstance(dirs, str) else dirs_query(dirs)
-        body = self.request("GET", "/backup/json", params=query) or []
+        body = _listed(self.request("GET", "/backup/json", params=query))
         ok = isinstance(body, list) and all(is_entity(e) for e in body)
         return self._expect(body, ok, "a list of backups")
 
@@ -200,7 +201,7 @@ class BackupdClient:
         return self._expect(body, is_entity(body), "a backup")
 
     def file_list(self, name: str) -> list[dict[str, Any]]:
-        body = self.request("GET", f"/backup/filelist/dir/{_p(name)}") or []
+        body = _listed(self.request("GET", f"/backup/filelist/dir/{_p(name)}"))
         ok = isinstance(body, list) and all(is_file_info(f) for f in body)
         return self._expect(body, ok, "a list of files")
 
@@ -227,9 +228,19 @@ class BackupdClient:
         self.request("POST", "/notify/actions/remove", data={"addr": addr})
 
     def debug(self) -> dict[str, Any]:
+        """The daemon's debug object, its known fields only, each checked (the original passed
+        the map on as it came; a user would then see whatever a broken daemon sends)."""
         body = self.request("GET", "/debug")
-        ok = isinstance(body, dict) and isinstance(body.get("updateTime", ""), str)
-        return self._expect(body, ok, "the daemon's debug object")
+        ok = isinstance(body, dict) and all(k in body for k in _DEBUG_REQUIRED) and all(
+            check(body[k]) for k, check in _DEBUG_FIELDS.items() if k in body)
+        return {k: v for k, v in self._expect(body, ok, "the daemon's debug object").items()
+                if k in _DEBUG_FIELDS}
+
+
+def _listed(body: Any) -> Any:
+    """A list answer: Go writes an empty list as ``null`` (or nothing); anything else is checked
+    as it came (``{}`` is no list)."""
+    return [] if body is None else body
 
 
 def _chunks(resp: urllib3.BaseHTTPResponse, node: str) -> Iterator[bytes]:
@@ -245,6 +256,24 @@ def _chunks(resp: urllib3.BaseHTTPResponse, node: str) -> Iterator[bytes]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_go_time(value: Any) -> bool:
+    try:
+        parse_go_time(value)
+    except ValueError:
+        return False
+    return True
+
+
+# the daemon's /debug: what the reconcile reads (crond_status, updateTime) must be there
+_DEBUG_REQUIRED = ("crond_status", "updateTime")
+_DEBUG_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "crond_status": lambda v: isinstance(v, str) and len(v) <= 64,
+    "goroutines": _is_int, "running_tasks": _is_int,
+    "startTime": _is_go_time, "updateTime": _is_go_time,
+    "mem_stats": lambda v: isinstance(v, (dict, str)),  # Go's runtime.MemStats (or a summary)
+}
 
 
 def is_job(job: Any) -> bool:

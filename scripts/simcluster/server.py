@@ -64,6 +64,7 @@ class StandIn:
         self.delay = 0.0  # seconds before every answer
         self.fail_status: int | None = None  # answer every request with this status
         self.blackhole = False  # accept, read, never answer
+        self.garbage: bytes | None = None  # answer every request 200 with exactly these bytes
         self.poll_interval = 0.02  # how fast stop() takes effect; raise it for hundreds of stand-ins
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
@@ -160,6 +161,8 @@ class StandIn:
                     time.sleep(standin.delay)
                 if standin.fail_status:
                     reply = Reply(standin.fail_status, "Injected failure: stand-in told to fail")
+                elif standin.garbage is not None:
+                    reply = Reply(200, standin.garbage)
                 else:
                     try:
                         reply = standin.handle(rec)

@@ -78,7 +78,7 @@ class Oversized(StandIn):
     def handle(self, req: Recorded) -> Reply:
         if req.path.endswith("/backup/json"):
             return Reply(200, b"[" + b" " * 4_000_000 + b"]")
-        return Reply(200, {"crond_status": "started", "jobs_replaced_at": "0001-01-01T00:00:00Z"})
+        return Reply(200, {"crond_status": "started", "updateTime": "0001-01-01T00:00:00Z"})
 
 
 def test_an_answer_refused_as_too_big_leaves_nothing_for_the_next_request(settings, monkeypatch):
@@ -97,6 +97,24 @@ def test_an_answer_refused_as_too_big_leaves_nothing_for_the_next_request(settin
             assert client.debug()["crond_status"] == "started"
     finally:
         daemon.stop()
+
+
+class Debugging(StandIn):
+    """A daemon whose ``/debug`` is the captured one, plus a field no daemon sends."""
+
+    def handle(self, req: Recorded) -> Reply:
+        return Reply(200, {**backupd_sample("GET /api/v1/debug")[1], "token": "s3cret"})
+
+
+def test_debug_answers_the_daemons_known_fields_only(settings):
+    port = free_port(["127.0.0.43"])
+    daemon = Debugging("127.0.0.43", port).start()
+    try:
+        debug = BackupdClient("127.0.0.43", dataclasses.replace(settings, backupd_port=port)).debug()
+    finally:
+        daemon.stop()
+    assert debug == backupd_sample("GET /api/v1/debug")[1]
+    assert "token" not in debug
 
 
 def test_refuses_non_ip_targets(settings):

@@ -13,7 +13,6 @@ import pytest
 from chalicelib.edges import dynamo
 from chalicelib.edges.state import NodeStateStore
 from chalicelib.settings import get_settings
-from scripts.simcluster.server import Reply
 from tests import reference
 from tests.component.apiclient import error_of, post_form
 
@@ -217,12 +216,13 @@ def test_sleep_that_the_daemon_refuses_is_rolled_back(api, ddb, daemons, setting
 
 
 @pytest.mark.parametrize("garbage", [b"5", b'"x"', b"[1,2]", b'[{"job": 5}]', b"null", b"<html>",
-                                     b'[{"name": 5}]', b'{"rid": 5}',
+                                     b'[{"name": 5}]', b'{"rid": 5}', b"{}",
+                                     b'{"crond_status": "started", "updateTime": 5}',
                                      b'[{"name":"n","source":"/s","volume":"/v","created":"c",'
                                      b'"size":1,"instanceNo":"abc"}]'])
 def test_daemon_garbage_is_never_passed_on_or_a_500(api, ddb, daemons, garbage):
     reconcile(api)
-    daemons["127.0.0.11"].handle = lambda req: Reply(200, garbage)
+    daemons["127.0.0.11"].garbage = garbage
     answers = {
         "list": api.http.get(HELLO),
         "info": api.http.get(f"{HELLO}/{FULL}"),
@@ -242,6 +242,7 @@ def test_daemon_garbage_is_never_passed_on_or_a_500(api, ddb, daemons, garbage):
         if garbage != b"null":  # Go writes an empty list as null: that one is no garbage
             assert answers[what].headers["X-Backupctl-Unreachable"] == "127.0.0.11"
     assert answers["open"].status_code in (404, 502)  # never the garbage with a 200
+    assert answers["debug"].status_code == 502  # none of it is a debug object
 
 
 # -- 5. never wipe on a partial answer --------------------------------------------------------------
