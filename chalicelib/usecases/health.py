@@ -12,6 +12,7 @@ from chalicelib import reconcile
 from chalicelib.core import freshness, retention
 from chalicelib.core.answers import Partial
 from chalicelib.core.cluster import Cluster
+from chalicelib.core.jobs import placements
 from chalicelib.core.pages import page
 from chalicelib.core.plan import NodeState
 from chalicelib.core.retention import Latest
@@ -129,7 +130,8 @@ def problems(deps: Deps, token: str = "") -> Partial:
 
 def all_problems(deps: Deps) -> list[dict[str, Any]]:
     """Spec problems the original silently dropped (bad schedules, expires, annotations, IPs),
-    and the job removals the reconcile holds because lainlet's answer looks wrong."""
+    the dirs the retention floor keeps out of expire jobs, and the job removals the reconcile
+    holds because lainlet's answer looks wrong."""
     cluster = deps.cluster()
     found = [p.to_dict() for p in cluster.problems]
     try:
@@ -137,10 +139,14 @@ def all_problems(deps: Deps) -> list[dict[str, Any]]:
     except reconcile.NothingToKeep as e:
         return [*found, {"kind": "refused_empty_spec", "app": "", "proc": "", "instance": None,
                          "reason": e.message, "volume": ""}]
-    found += [{"kind": "expiry_held", "app": "", "proc": "", "instance": None, "volume": d,
-               "reason": f"{d} on {n} is left out of the expire job: {why}; old backups of it are "
-                         "kept until a new good backup exists"}
-              for (n, d), why in sorted(seen.expiry_held.items())]
+    # held dirs come from this cluster's placements: each names its app, proc and instance
+    owners = {(p.node, p.path): p for p in placements(cluster)} if seen.expiry_held else {}
+    for (node, path), why in sorted(seen.expiry_held.items()):
+        owner = owners[(node, path)]
+        found.append({"kind": "expiry_held", "app": owner.proc.app, "proc": owner.proc.full_name,
+                      "instance": owner.pod.instance_no, "volume": owner.item.volume,
+                      "reason": f"{path} on {node} is left out of the expire job: {why}; old "
+                                "backups of it are kept until a new good backup exists"})
     if seen.holding:
         why = "; ".join(seen.verdict.reasons)
         found += [{"kind": "held_removal", "app": r.app, "proc": r.proc, "instance": r.instance,

@@ -161,8 +161,11 @@ def test_routes(api, ddb, daemons, lainlet, monkeypatch):
     problems = api.http.get("/api/v2/system/problems").json_body
     assert sorted(p["kind"] for p in problems if p["kind"] != "expiry_held") == [
         "bad_node_ip", "bad_schedule", "malformed_annotation"]
-    held = [p["volume"] for p in problems if p["kind"] == "expiry_held"]  # no good backup yet
-    assert len(held) == 4 and "/data/lain/volumes/mysql/mysql.worker.master/1/var/lib/mysql" in held
+    held = [p for p in problems if p["kind"] == "expiry_held"]  # no good backup yet
+    assert [(p["app"], p["proc"], p["instance"], p["volume"]) for p in held] == [
+        ("badcron", "badcron.web.web", 1, "/data"), ("hello", "hello.web.web", 1, "/data"),
+        ("hello", "hello.web.web", 2, "/data"), ("mysql", "mysql.worker.master", 1, "/var/lib/mysql")]
+    assert "/data/lain/volumes/mysql/mysql.worker.master/1/var/lib/mysql on 127.0.0.13" in held[3]["reason"]
     lainlet.stop()
     resp = api.http.post("/api/v2/system/reconcile")
     assert resp.status_code == 502 and "lainlet" in json.loads(resp.body)["error"]
