@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.edges import schema  # noqa: E402
+from chalicelib.logs import redact  # noqa: E402
 from scripts.simcluster.cluster import NODES, SimCluster  # noqa: E402
 from scripts.simcluster.server import free_port  # noqa: E402
 
@@ -46,6 +49,7 @@ def start_dynamodb(env: dict[str, str]) -> Any:
     if not env.get("DYNAMODB_ENDPOINT_URL"):
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per DynamoDB call
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
         server.start()
         host, port = server.get_host_and_port()
@@ -134,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         env.update(BACKUPD_PORT=str(args.daemon_port), ADVERTISE_URL=args.advertise or api)
         proc = subprocess.Popen([chalice_command(), "local", "--stage", "local", "--host",
                                  args.host, "--port", str(args.port), "--no-autoreload"],
-                                cwd=ROOT, env=env)
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace")
         cleanup.callback(_terminate, proc)
+        threading.Thread(target=relay, args=(proc.stdout,), daemon=True).start()
         wait_until_up(f"{api}/api/v2/system/health", proc)
         ticker = threading.Thread(target=reconcile_forever, daemon=True,
                                   args=(api, args.reconcile_every, stop, env.get("API_TOKEN", "")))
@@ -161,6 +167,14 @@ Ctrl-C stops everything.
             pass
         print("stopping", flush=True)
     return 0
+
+
+def relay(lines: Iterable[str]) -> None:
+    """chalice local's output, with every ``token=`` redacted: its access log prints each
+    request's query string, and the daemons post records to ``…/notify?token=<NOTIFY_TOKEN>``."""
+    for line in lines:
+        sys.stdout.write(redact(line))
+        sys.stdout.flush()
 
 
 def _terminate(proc: subprocess.Popen) -> None:

@@ -37,6 +37,8 @@ class Runner:
         self.api = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items()
                if k not in ("DYNAMODB_ENDPOINT_URL", "API_TOKEN", "NOTIFY_TOKEN", "LAINLET_URL")}
+        # as a deployed stage: the daemons are handed …/notify?token=<it> and post with it
+        self.notify_token = env["NOTIFY_TOKEN"] = "e2e-" + os.urandom(12).hex()
         self.log = open(tmp / "runner.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "scripts/local.py", "--port", str(self.port), "--daemon-port",
@@ -46,6 +48,11 @@ class Runner:
 
     def url(self, path: str) -> str:
         return self.api + path
+
+    def output(self) -> str:
+        """Everything the runner printed so far (what its operator sees)."""
+        self.log.flush()
+        return (self.data / "runner.log").read_text()
 
     def wait(self, what, seconds: float = 30.0, every: float = 0.1):
         deadline = time.monotonic() + seconds

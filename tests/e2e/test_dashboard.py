@@ -71,7 +71,7 @@ def scene(runner: Runner):
         hostile = {**record, "rid": f"{int(later)}{uuid.uuid4().hex}", "reason": HOSTILE,
                    "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(later)),
                    "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(later + 1))}
-        assert requests.post(runner.url("/api/v2/system/notify"), json=hostile,
+        assert requests.post(runner.url(f"/api/v2/system/notify?token={runner.notify_token}"), json=hostile,
                              timeout=10).status_code == 200
         slept = requests.post(runner.url(f"/api/v2/app/hello/cron/jobs/{sleeping}/actions/sleep"),
                               data={"until": "2d", "reason": "disk swap on node 12"}, timeout=10)

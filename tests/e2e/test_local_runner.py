@@ -111,6 +111,15 @@ def test_records_total(runner):
     assert starts == sorted(starts, reverse=True)
 
 
+def test_the_notify_token_never_reaches_the_runners_output(runner):
+    """The daemons post every record to …/notify?token=<NOTIFY_TOKEN>, and chalice local prints
+    each request's query string: what the runner prints has the token redacted."""
+    run_job(runner, hello_job(runner, "/data", 1))
+    output = runner.output()
+    assert "/api/v2/system/notify?token=*** HTTP/1.1" in output
+    assert runner.notify_token not in output
+
+
 def test_errors_are_readable(runner):
     resp = requests.get(runner.url("/api/v2/app/nosuch/proc/web/backups"), timeout=10)
     assert resp.status_code == 404 and "nosuch" in resp.json()["error"]
