@@ -25,7 +25,10 @@ def backupd_sample(request_line: str) -> tuple[int, Any]:
     for block in text.split("### ")[1:]:
         head, _, body = block.partition("\n")
         if head.split(" -> ")[0].strip() == request_line:
-            status = int(re.search(r"HTTP (\d+)", head).group(1))
+            found = re.search(r"HTTP (\d+)", head)
+            if found is None:
+                raise ValueError(f"sample {head!r} names no HTTP status")
+            status = int(found.group(1))
             body = body.strip()
             return status, json.loads(body) if body else None
     raise KeyError(request_line)
