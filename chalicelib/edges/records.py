@@ -141,9 +141,10 @@ class RecordStore:
             out.setdefault(job_id, {})[kind] = _with_flag(item)
         return out
 
-    def get(self, app: str, rid: str) -> dict[str, Any]:
-        """One record of ``app`` (404 if unknown or another app's)."""
-        item = self.db.get(_key(rid))
+    def get(self, app: str, rid: str, *, consistent: bool = False) -> dict[str, Any]:
+        """One record of ``app`` (404 if unknown or another app's); ``consistent``: as last
+        written, by whichever function wrote it."""
+        item = self.db.get(_key(rid), consistent=consistent)
         if not item or item.get("app") != app:
             raise NotFound(f"record {rid!r} of app {app!r} not found", code="unknown_record")
         return _with_flag(item)

@@ -11,8 +11,12 @@ notify: event-driven, no waiting inside a request). Phases:
 snapshot; increment restores never take one (an increment backup of the volume is rsynced into the
 very dir being restored from). ``?dry_run=true`` answers what would be restored where and touches
 nothing. Every phase change is a conditional write, so a record posted twice moves nothing twice,
-and all state is in DynamoDB: a controller restarted between phases carries on. An operation that
-stays in a phase longer than ``OPERATION_PHASE_MINUTES`` fails with that reason (the schedule looks).
+and all state is in DynamoDB: a controller restarted between phases carries on. A daemon may post a
+run's result before the run's id reaches the operation (a small volume is archived in
+milliseconds); whoever stores the id then looks for the result once, and the schedule looks every
+minute, so no result goes unseen. The restore is claimed (the move to ``Restoring``) before the
+daemon is asked, so it starts once. An operation that stays in a phase longer than
+``OPERATION_PHASE_MINUTES`` fails with that reason (the schedule looks).
 """
 
 from __future__ import annotations
@@ -71,16 +75,33 @@ def start(deps: Deps, plan: RestorePlan, *, snapshot: bool = True, dry_run: bool
             op["snapshot"]["rid"] = rid
         else:
             rid = _begin_restore(deps, op)
-        deps.operations.watch(rid, op)
     except ControllerError as e:
         op |= {"phase": "Failed", "error": f"{expected}: {e.message}"}
         deps.operations.move(op, expected, now)
         e.message += f" (operation {op['id']} failed; nothing was restored)"
         raise
-    deps.operations.move(op, expected, deps.clock())
+    try:  # the daemon runs it now: a failure from here on must not say that nothing happened
+        _track(deps, op, rid, expected)
+    except ControllerError as e:
+        run = "pre-restore snapshot" if snapshot_job else "restore"
+        e.message += (f" (operation {op['id']}: {plan.node} runs its {run} as record {rid}, which "
+                      "the operation could not be told; follow that record)")
+        raise
     event(log, "operation", id=op["id"], app=op["app"], phase=op["phase"], kind=op["kind"],
           backup=plan.name, node=plan.node)
     return _answer(op)
+
+
+def _track(deps: Deps, op: dict[str, Any], rid: str, phase: str) -> None:
+    """Store that the daemon run ``rid`` is ``op``'s (in ``phase``), then look once whether that
+    run already finished: a fast daemon posts a run's result before its id reaches the operation,
+    and that notify found nothing to move. The schedule looks again (:func:`tick`)."""
+    deps.operations.watch(rid, op)
+    deps.operations.move(op, phase, deps.clock())
+    try:
+        _catch_up(deps, op)
+    except ControllerError as e:  # the run is tracked: the schedule catches up
+        event(log, "operation_not_advanced", level=WARNING, id=op["id"], error=e.message)
 
 
 def advance(deps: Deps, record: dict[str, Any]) -> None:
@@ -89,29 +110,49 @@ def advance(deps: Deps, record: dict[str, Any]) -> None:
         return
     found = deps.operations.by_run(record["rid"])
     op = deps.operations.get(*found) if found else None
-    if op is None or op["phase"] in FINISHED:
-        return
+    if op is not None:
+        _on_record(deps, op, record)
+
+
+def _on_record(deps: Deps, op: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Move ``op`` on by the finished ``record`` of its snapshot or its restore; whether it moved
+    (a record of another phase, or one that was seen already, moves nothing)."""
     now = deps.clock()
     snapshot = op.get("snapshot") or {}
     if snapshot.get("rid") == record["rid"] and op["phase"] == "Snapshotting":
         if record["state"] == "failed":
-            _move(deps, op, "Snapshotting", "Failed", now,
-                  error=f"the pre-restore snapshot failed: {record.get('reason')}; nothing was restored")
-            return
+            return _move(deps, op, "Snapshotting", "Failed", now,
+                         error=f"the pre-restore snapshot failed: {record.get('reason')}; nothing "
+                               "was restored")
         snapshot["file"] = (record.get("result") or {}).get("file", "")
-        if _move(deps, op, "Snapshotting", "Snapshotted", now):
-            _try_restore(deps, op, now)
-    elif (op.get("restore") or {}).get("rid") == record["rid"] and op["phase"] == "Restoring":
+        if not _move(deps, op, "Snapshotting", "Snapshotted", now):
+            return False
+        _try_restore(deps, op, now)
+        return True
+    if (op.get("restore") or {}).get("rid") == record["rid"] and op["phase"] == "Restoring":
         if record["state"] == "success":
-            _move(deps, op, "Restoring", "Completed", now)
-        else:
-            _move(deps, op, "Restoring", "Failed", now,
-                  error=f"the restore failed: {record.get('reason')}")
+            return _move(deps, op, "Restoring", "Completed", now)
+        return _move(deps, op, "Restoring", "Failed", now,
+                     error=f"the restore failed: {record.get('reason')}")
+    return False
+
+
+def _catch_up(deps: Deps, op: dict[str, Any]) -> bool:
+    """Move ``op`` on if the run of its phase has already finished (its record is stored)."""
+    run = {"Snapshotting": op.get("snapshot"), "Restoring": op.get("restore")}.get(op["phase"])
+    rid = (run or {}).get("rid")
+    if not rid:
+        return False
+    try:
+        record = deps.records.get(op["app"], rid, consistent=True)
+    except NotFound:
+        return False
+    return record.get("state") in ("success", "failed") and _on_record(deps, op, record)
 
 
 def tick(deps: Deps) -> int:
-    """The schedule's look at open operations: start restores whose snapshot is done, fail those
-    stuck in a phase too long. How many moved."""
+    """The schedule's look at open operations: start restores whose snapshot is done, move on
+    those whose run finished unseen, fail those stuck in a phase too long. How many moved."""
     moved = 0
     now = deps.clock()
     limit = timedelta(minutes=deps.settings.operation_phase_minutes)
@@ -119,9 +160,10 @@ def tick(deps: Deps) -> int:
         op = deps.operations.get(app, op_id)
         if op is None or op["phase"] in FINISHED:
             continue
-        if op["phase"] == "Snapshotted":
-            moved += _try_restore(deps, op, now)
-        elif now - parse_go_time(op["updated"])[0] > limit:
+        went_on = _try_restore(deps, op, now) if op["phase"] == "Snapshotted" else _catch_up(deps, op)
+        if went_on:
+            moved += 1
+        elif now - parse_go_time(op["updated"])[0] > limit:  # in any phase, a restore not started too
             moved += _move(deps, op, op["phase"], "Failed", now,
                            error=f"stuck in {op['phase']} since {op['updated']}, longer than "
                                  f"OPERATION_PHASE_MINUTES ({limit.total_seconds() / 60:g} min)")
@@ -160,15 +202,23 @@ def _move(deps: Deps, op: dict[str, Any], expected: str, phase: str, now: dateti
 
 
 def _try_restore(deps: Deps, op: dict[str, Any], now: datetime) -> bool:
-    """Start the restore of an operation whose snapshot is done; on a daemon failure it stays
-    Snapshotted and the schedule tries again (until the phase's time runs out)."""
+    """Start the restore of an operation whose snapshot is done. The move to ``Restoring`` comes
+    first and is the claim: of a notify and the schedule reaching here at once, only one asks the
+    daemon (two restores into one volume at once would be the damage this guards against). If the
+    daemon cannot start it, the operation goes back to ``Snapshotted``, keeping the time it got
+    there (so one that can never start still fails as stuck), and the schedule tries again."""
+    since = op["updated"]
+    if not _move(deps, op, "Snapshotted", "Restoring", now):
+        return False
     try:
         rid = _begin_restore(deps, op)
     except ControllerError as e:
         event(log, "operation_restore_not_started", level=WARNING, id=op["id"], error=e.message)
+        op |= {"phase": "Snapshotted", "restore": None}
+        deps.operations.move(op, "Restoring", parse_go_time(since)[0])
         return False
-    deps.operations.watch(rid, op)
-    return _move(deps, op, "Snapshotted", "Restoring", now)
+    _track(deps, op, rid, "Restoring")
+    return True
 
 
 def _begin_restore(deps: Deps, op: dict[str, Any]) -> str:

@@ -4,6 +4,8 @@ restore, then Completed or Failed; a controller restarted between phases carries
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from chalicelib import deps as deps_module
 from chalicelib.deps import Deps
 from chalicelib.settings import get_settings
-from chalicelib.usecases import operations
+from chalicelib.usecases import operations, records
 from tests import reference
 from tests.component.apiclient import post_form
 from tests.component.test_backup_status import Clock
@@ -120,3 +122,76 @@ def test_a_restore_the_daemon_cannot_start_is_retried_then_a_stuck_one_fails(set
 def test_an_unknown_operation_is_404(api, ddb):
     resp = api.http.get("/api/v2/app/hello/operations/nosuch")
     assert resp.status_code == 404 and json.loads(resp.body)["code"] == "unknown_operation"
+
+
+def test_runs_that_finish_before_their_request_returns_still_complete_the_restore(settings, ddb, pushed):
+    """A fast daemon posts a run's result before the controller has stored the run's id with the
+    operation (another Lambda serves that notify): the operation still moves on, to Completed."""
+    deps = Deps(settings, table=ddb)
+    other = Deps(settings, table=ddb)  # the function instance that serves the daemon's posts
+    daemon = pushed["127.0.0.11"]
+    job = {**reference.job(HELLO_DATA), "type": "once"}
+
+    def snapshot_done_at_once(job_, rid):
+        record = run_record(job, rid, "success", result={"file": "f", "size": 9})
+        records.notify(other, json.dumps(record).encode(), "")
+
+    def restore_done_at_once(name, form):
+        rid = f"{int(time.time())}{uuid.uuid4().hex}"
+        records.notify(other, json.dumps(recover_record(rid, "success")).encode(), "")
+        return rid  # answered after the record was posted
+
+    daemon.execute = snapshot_done_at_once
+    daemon.recover = restore_done_at_once
+    op = operations.start(deps, operations.plan_restore(deps, "hello", "web", FULL, []))
+    assert deps.operations.get("hello", op["operation"])["phase"] == "Completed"
+
+
+def test_the_schedule_moves_on_an_operation_whose_run_finished_unseen(settings, ddb, pushed):
+    """The snapshot's record is stored, but nothing moved the operation (its notify failed to):
+    the schedule's next look starts the restore."""
+    deps = Deps(settings, table=ddb)
+    op = operations.start(deps, operations.plan_restore(deps, "hello", "web", FULL, []))
+    job = {**reference.job(HELLO_DATA), "type": "once"}
+    deps.records.put(run_record(job, op["snapshot"]["rid"], "success", result={"file": "f", "size": 9}))
+    assert deps.operations.get("hello", op["operation"])["phase"] == "Snapshotting"
+    assert operations.tick(deps) == 1
+    assert deps.operations.get("hello", op["operation"])["phase"] == "Restoring"
+    assert len(pushed["127.0.0.11"].received("/api/v1/backup/full/recover/file/")) == 1
+
+
+def test_a_restore_is_started_once_when_notify_and_the_schedule_meet(settings, ddb, pushed):
+    """The schedule looks at the operation while the notify that finished its snapshot is still
+    starting the restore: one restore reaches the daemon, not two."""
+    deps, other = Deps(settings, table=ddb), Deps(settings, table=ddb)
+    daemon = pushed["127.0.0.11"]
+    op = operations.start(deps, operations.plan_restore(deps, "hello", "web", FULL, []))
+    starts = []
+
+    def recover(name, form):
+        starts.append(name)
+        operations.tick(other)  # the schedule, meanwhile
+        return f"{int(time.time())}{uuid.uuid4().hex}"
+
+    daemon.recover = recover
+    job = {**reference.job(HELLO_DATA), "type": "once"}
+    operations.advance(deps, run_record(job, op["snapshot"]["rid"], "success",
+                                        result={"file": "f", "size": 9}))
+    assert starts == [FULL]
+    assert deps.operations.get("hello", op["operation"])["phase"] == "Restoring"
+
+
+def test_a_restore_that_can_never_start_fails_as_stuck_despite_the_retries(settings, ddb, pushed):
+    clock = Clock(datetime.now(UTC))
+    deps = Deps(settings, clock, ddb)
+    op = operations.start(deps, operations.plan_restore(deps, "hello", "web", FULL, []))
+    pushed["127.0.0.11"].fail_status = 503  # for good
+    job = {**reference.job(HELLO_DATA), "type": "once"}
+    operations.advance(deps, run_record(job, op["snapshot"]["rid"], "success",
+                                        result={"file": "f", "size": 9}))
+    half = timedelta(minutes=settings.operation_phase_minutes / 2 + 1)
+    for _ in range(2):  # a retry each time, neither of which starts the stuck clock again
+        clock.now += half
+        operations.tick(deps)
+    stuck = deps.operations.get("hello", op["operation"])
+    assert stuck["phase"] == "Failed" and "stuck in Snapshotted" in stuck["error"]
