@@ -66,6 +66,19 @@ MUTANTS = [
     ("stale running replaces a result", "chalicelib/edges/records.py",
      'condition = "attribute_not_exists(pk) OR skey < :k"',
      'condition = "attribute_not_exists(pk) OR skey <= :k"'),
+    ("a suspect success counts as good", "chalicelib/core/retention.py",
+     'return latest.get("good") or (success if success and not success.get("suspect") else None)',
+     'return latest.get("good") or success'),
+    ("no expiry margin", "chalicelib/core/retention.py",
+     "if now - taken >= expire * (1 - margin_percent / 100):", "if now - taken >= expire:"),
+    ("suspect only under 1% of the median", "chalicelib/core/freshness.py",
+     "if size * 100 < percent * median:", "if size * 100 < percent * median / 10:"),
+    ("a pause without an end lasts ten years", "chalicelib/usecases/jobs.py",
+     "    if not until:\n        return longest",
+     "    if not until:\n        return now + timedelta(days=3650)"),
+    ("the schedule never catches up with an operation", "chalicelib/usecases/operations.py",
+     'if op["phase"] == "Snapshotted" else _catch_up(deps, op)',
+     'if op["phase"] == "Snapshotted" else False'),
 ]
 
 

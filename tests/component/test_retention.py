@@ -41,11 +41,15 @@ class Sim:
     def job(self) -> dict:
         return next(j for j in self.daemon.jobs if j["id"])
 
-    def backup(self, ok: bool) -> None:
-        """The daily run at 03:00, and its record as notify would store it."""
+    def backup(self, outcome: str) -> None:
+        """The daily run at 03:00 ("good", "failed", or "empty": a success whose archive is 0
+        bytes), and its record as notify would store it."""
         job = self.job()
-        if ok:
+        if outcome == "good":
             result = self.daemon._do_backup(job["args"])
+            record = reference.record_of(job, "success", self.now, result=result)
+        elif outcome == "empty":
+            result = {"file": f"{job['args']['archive']}-{int(self.now.timestamp())}.tar.gz", "size": 0}
             record = reference.record_of(job, "success", self.now, result=result)
         else:
             record = reference.record_of(job, "failed", self.now, reason="disk full")
@@ -59,9 +63,9 @@ class Sim:
     def backups(self) -> list[str]:
         return sorted(b["name"] for b in self.daemon.backups)
 
-    def day(self, ok: bool) -> dict:
+    def day(self, outcome: str) -> dict:
         self.now += timedelta(days=1)
-        self.backup(ok)
+        self.backup(outcome)
         self.now += timedelta(hours=1)
         summary = reconcile.run(self.deps).summary
         self.expire()
@@ -75,19 +79,19 @@ def test_sixty_days_of_failures_never_expire_the_last_good_backup(settings, ddb,
     try:
         reconcile.run(sim.deps)
         assert sim.job()["args"]["path"] == DIR
-        sim.backup(ok=True)  # day 0: one good backup
+        sim.backup("good")  # day 0: one good backup
         good = sim.backups()
         assert len(good) == 1
         listed = []
         for _ in range(60):
-            sim.day(ok=False)
+            sim.day("failed")
             info = next(j for j in sim.daemon.jobs if j["action"] == "backup_expire")["args"]["info"]
             listed.append(DIR in info)
         assert sim.backups() == good  # day 60: the day-0 backup is still there
         assert listed[:4] == [True] * 4 and not any(listed[5:])  # held from day 6 (7d - 25%)
         [held] = reconcile.plan_answer(reconcile.observe(sim.deps, check_restarts=False))["expiry_held"]
         assert held["dir"] == DIR and "would expire soon" in held["reason"]
-        summary = sim.day(ok=True)  # day 61: a good backup again
+        summary = sim.day("good")  # day 61: a good backup again
         assert summary["expiry_held"] == 0
         assert len(sim.backups()) == 1 and sim.backups() != good  # expiry resumed: the old one went
     finally:
@@ -103,9 +107,27 @@ def test_without_the_floor_the_daemon_would_have_deleted_it(settings, ddb, lainl
               daemon_port, tmp_path)
     try:
         reconcile.run(sim.deps)
-        sim.backup(ok=True)
+        sim.backup("good")
         for _ in range(9):
-            sim.day(ok=False)
+            sim.day("failed")
         assert sim.backups() == []  # every copy gone after 7 days of failures
+    finally:
+        sim.stop()
+
+
+def test_successes_with_empty_archives_never_count_as_good_backups(settings, ddb, lainlet,
+                                                                   daemon_port, tmp_path):
+    """A backup made before the controller kept any record, then 60 days of "successes" whose
+    archives are 0 bytes: each is suspect, none is good, so that backup is never expired."""
+    sim = Sim(settings, ddb, lainlet, daemon_port, tmp_path)
+    try:
+        reconcile.run(sim.deps)
+        sim.daemon._do_backup(sim.job()["args"])  # on the daemon, unknown to the controller
+        before = sim.backups()
+        for _ in range(60):
+            sim.day("empty")
+        assert sim.backups() == before
+        [held] = reconcile.plan_answer(reconcile.observe(sim.deps, check_restarts=False))["expiry_held"]
+        assert held["dir"] == DIR and held["reason"] == "no good backup recorded yet"
     finally:
         sim.stop()
