@@ -121,6 +121,13 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
         raise ConfigError(f"{stage}: --private-api needs --vpc-endpoint vpce-…, the only way in")
     if domain and not private and not certificate:
         raise ConfigError(f"{stage}: --domain needs --certificate-arn (an ACM certificate of it)")
+    reconcile_timeout = int(pick("reconcile_timeout"))
+    if deployed:  # a run still going when its lease ends would let a second run start beside it
+        lease = environment.setdefault("RECONCILE_LEASE_SECONDS", str(reconcile_timeout))
+        if float(lease) < reconcile_timeout:
+            raise ConfigError(f"{stage}: --reconcile-lease-seconds {lease} is shorter than the "
+                              f"reconcile function's timeout ({reconcile_timeout} s): a run still "
+                              "going when its lease ends would let a second one start")
     if int(pick("api_timeout")) > API_GATEWAY_TIMEOUT:
         raise ConfigError(f"{stage}: --api-timeout must be at most {API_GATEWAY_TIMEOUT} s: API "
                           "Gateway gives up on the function after 29 s")
@@ -157,7 +164,7 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
         "api_memory": int(pick("api_memory")),
         "api_timeout": int(pick("api_timeout")),
         "reconcile_memory": int(pick("reconcile_memory")),
-        "reconcile_timeout": int(pick("reconcile_timeout")),
+        "reconcile_timeout": reconcile_timeout,
         "log_retention_days": int(pick("log_retention_days", 30)),
         "subnet_ids": subnets,
         "security_group_ids": groups,

@@ -58,6 +58,8 @@ def test_local_stage_ignores_the_renderers_flags_and_environment(tmp_path):
     ([*PROD, "--api-token-param", "/p", "--alarm-email", "ops"], "not an e-mail address"),
     ([*PROD, "--api-token-param", "/p", "--alarm-webhook", "http://hooks.x/"], "https:// URL"),
     ([*PROD, "--api-token-param", "/p", "--alarm-failed-runs", "0"], "1 to 1440 minutes"),
+    ([*PROD, "--open-api", "--reconcile-timeout", "900", "--reconcile-lease-seconds", "300"],
+     "shorter than the reconcile function's timeout (900 s)"),
 ])
 def test_prod_refuses_what_cannot_work_or_is_unsafe(tmp_path, capsys, args, words):
     assert render_config.main(["--out", str(tmp_path), *args], env={}) == 2
@@ -69,6 +71,12 @@ def test_prod_refuses_what_cannot_work_or_is_unsafe(tmp_path, capsys, args, word
 def test_prod_renders_with_an_api_token_a_private_api_or_an_open_api_on_purpose(tmp_path, choice):
     _, stages = rendered(tmp_path, [*PROD, *choice])
     assert stages["prod"]["environment_variables"]["NOTIFY_TOKEN_PARAM"] == "/backupctl/prod/notify-token"
+
+
+def test_the_reconcile_lease_lasts_as_long_as_the_reconcile_may_run(tmp_path):
+    _, stages = rendered(tmp_path, [*PROD, "--open-api", "--reconcile-timeout", "900"])
+    assert stages["prod"]["lambda_functions"]["scheduled_reconcile"]["lambda_timeout"] == 900
+    assert stages["prod"]["environment_variables"]["RECONCILE_LEASE_SECONDS"] == "900"
 
 
 def distinct_value(field):
