@@ -18,7 +18,7 @@ from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.inputs import preview
 from chalicelib.core.types import Job, Pause
 from chalicelib.deps import Deps
-from chalicelib.edges.backupd import BackupdClient, BackupdError
+from chalicelib.edges.backupd import BackupdClient, BackupdError, BackupdGarbage
 from chalicelib.errors import BadRequest, ControllerError, NotFound
 from chalicelib.logs import event, log
 
@@ -63,7 +63,15 @@ def _on_daemon[T](deps: Deps, app: str, job_id: str, call: Callable[[BackupdClie
 
 
 def app_job(deps: Deps, app: str, job_id: str) -> Job:
-    return joblib.public_job(_on_daemon(deps, app, job_id, lambda c: c.job(job_id)))  # type: ignore[arg-type]
+    """One of the app's jobs as its daemon holds it: the job asked for, and the app's, or a 502
+    (a daemon that answers with another job, another app's maybe, is not passed on)."""
+    node = _owned_job(deps, app, job_id)
+    job = _on_daemon(deps, app, job_id, lambda c: c.job(job_id), node)
+    if job.get("id") != job_id or job["args"].get("app") != app:
+        raise BackupdGarbage(f"backupd on {node} answered job {preview(job.get('id'))} of app "
+                             f"{preview(job['args'].get('app'))} when asked for job {job_id} of "
+                             f"app {app}", node=node, status=200)
+    return joblib.public_job(job)  # type: ignore[arg-type]
 
 
 def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason: str = "") -> Any:

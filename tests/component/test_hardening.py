@@ -245,6 +245,15 @@ def test_daemon_garbage_is_never_passed_on_or_a_500(api, ddb, daemons, garbage):
     assert answers["debug"].status_code == 502  # none of it is a debug object
 
 
+def test_a_daemon_answering_another_apps_job_is_not_passed_on(api, ddb, daemons):
+    reconcile(api)
+    mysql = next(j for j in daemons["127.0.0.13"].jobs if j["id"] == MYSQL_JOB)
+    daemons["127.0.0.11"].garbage = json.dumps(mysql).encode()  # well-formed, and not hello's
+    resp = api.http.get(f"/api/v2/app/hello/cron/jobs/{HELLO_JOB}")
+    assert resp.status_code == 502 and error_of(resp)["code"] == "backupd_garbage"
+    assert "127.0.0.11" in error_of(resp)["error"] and "mysql.worker.master" not in resp.body.decode()
+
+
 # -- 5. never wipe on a partial answer --------------------------------------------------------------
 
 def test_a_partial_answer_holds_its_removals_until_it_persists(api, ddb, daemons, lainlet, logs):
