@@ -123,8 +123,9 @@ def generate(cluster: Cluster, hold: frozenset[tuple[str, str]] | set[tuple[str,
 
     A backup item gets a backup job on the node of each container of its pod, unless its schedule
     is invalid (the daemon would drop it). Its dir joins the node's expire job whenever its expire
-    is valid, so backups made before a schedule broke keep expiring, unless ``hold`` names it
-    ((node, dir) pairs: the retention floor, :mod:`chalicelib.core.retention`).
+    is valid, unless ``hold`` names it ((node, dir) pairs: the retention floor,
+    :mod:`chalicelib.core.retention`, which holds every dir without a recent good backup, a dir
+    whose schedule broke among them: what was made before is kept, not aged out).
     """
     with gc_paused():
         return _generate(cluster, hold)
