@@ -75,7 +75,11 @@ def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
         event(log, "status_not_assessed", level=WARNING, error=e.message)
         items = None
     done.summary["alerts"] = alerts.check(deps, items, done.pauses) if items is not None else 0
-    done.summary["operations_moved"] = operations.tick(deps)
+    try:
+        done.summary["operations_moved"] = operations.tick(deps)
+    except ControllerError as e:  # the run itself is done and kept; the next one looks again
+        event(log, "operations_not_ticked", level=WARNING, error=e.message)
+        done.summary["operations_moved"] = 0
     metrics.reconcile_run(deps, done.summary, items)
     return done.summary
 

@@ -157,17 +157,24 @@ def tick(deps: Deps) -> int:
     now = deps.clock()
     limit = timedelta(minutes=deps.settings.operation_phase_minutes)
     for app, op_id in deps.operations.open_ones():
-        op = deps.operations.get(app, op_id)
-        if op is None or op["phase"] in FINISHED:
-            continue
-        went_on = _try_restore(deps, op, now) if op["phase"] == "Snapshotted" else _catch_up(deps, op)
-        if went_on:
-            moved += 1
-        elif now - parse_go_time(op["updated"])[0] > limit:  # in any phase, a restore not started too
-            moved += _move(deps, op, op["phase"], "Failed", now,
-                           error=f"stuck in {op['phase']} since {op['updated']}, longer than "
-                                 f"OPERATION_PHASE_MINUTES ({limit.total_seconds() / 60:g} min)")
+        try:
+            moved += _tick_one(deps, app, op_id, now, limit)
+        except ControllerError as e:  # one operation's trouble stays its own: the next look retries
+            event(log, "operation_not_advanced", level=WARNING, id=op_id, error=e.message)
     return moved
+
+
+def _tick_one(deps: Deps, app: str, op_id: str, now: datetime, limit: timedelta) -> bool:
+    op = deps.operations.get(app, op_id)
+    if op is None or op["phase"] in FINISHED:
+        return False
+    if _try_restore(deps, op, now) if op["phase"] == "Snapshotted" else _catch_up(deps, op):
+        return True
+    if now - parse_go_time(op["updated"])[0] > limit:  # in any phase, a restore not started too
+        return _move(deps, op, op["phase"], "Failed", now,
+                     error=f"stuck in {op['phase']} since {op['updated']}, longer than "
+                           f"OPERATION_PHASE_MINUTES ({limit.total_seconds() / 60:g} min)")
+    return False
 
 
 def get(deps: Deps, app: str, op_id: str) -> dict[str, Any]:

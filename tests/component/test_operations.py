@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib import deps as deps_module
 from chalicelib.deps import Deps
+from chalicelib.errors import StoreUnavailable
 from chalicelib.settings import get_settings
 from chalicelib.usecases import operations, records
 from tests import reference
@@ -195,3 +196,23 @@ def test_a_restore_that_can_never_start_fails_as_stuck_despite_the_retries(setti
         operations.tick(deps)
     stuck = deps.operations.get("hello", op["operation"])
     assert stuck["phase"] == "Failed" and "stuck in Snapshotted" in stuck["error"]
+
+
+def test_one_operations_trouble_does_not_stop_the_others(settings, ddb, pushed, monkeypatch):
+    deps = Deps(settings, table=ddb)
+    job = {**reference.job(HELLO_DATA), "type": "once"}
+    ops = [operations.start(deps, operations.plan_restore(deps, "hello", "web", FULL, []))
+           for _ in range(2)]
+    for op in ops:  # both snapshots done, neither seen by notify
+        deps.records.put(run_record(job, op["snapshot"]["rid"], "success", result={"file": "f", "size": 9}))
+    read = deps.operations.get
+
+    def flaky(app, op_id):
+        if op_id == ops[0]["operation"]:
+            raise StoreUnavailable("DynamoDB did not answer a GetItem")
+        return read(app, op_id)
+
+    monkeypatch.setattr(deps.operations, "get", flaky)
+    assert operations.tick(deps) == 1
+    assert read("hello", ops[1]["operation"])["phase"] == "Restoring"
+    assert read("hello", ops[0]["operation"])["phase"] == "Snapshotting"  # the next look retries
