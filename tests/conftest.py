@@ -58,7 +58,8 @@ def pushed(daemons, settings):
 
     generated = jobs.generate(Cluster.from_backupspec(reference.backupspec()))
     for node, node_jobs in generated.items():
-        BackupdClient(node, settings).set_jobs(node_jobs, jobs.list_version(node_jobs))
+        BackupdClient(node, settings).set_jobs(node_jobs, jobs.list_version(node_jobs),
+                                               timeout=settings.push_timeout_seconds)  # as pushed
     return daemons
 
 

@@ -353,7 +353,8 @@ def test_busy_schedules_are_never_pushed_so_later_pushes_still_work(api, ddb, da
     assert [p["volume"] for p in problems if p["kind"] == "busy_schedule"] == ["/busy"]
     # what would have happened: the stand-in, like the daemon, never takes another list after it
     client = BackupdClient("127.0.0.11", settings)
-    client.set_jobs([{**daemons["127.0.0.11"].jobs[0], "spec": "*/3 * * * * *"}], "busy")
+    client.set_jobs([{**daemons["127.0.0.11"].jobs[0], "spec": "*/3 * * * * *"}], "busy",
+                    timeout=settings.push_timeout_seconds)
     with pytest.raises(BackupdTimeout) as e:
         client.set_jobs([], "next", timeout=2)
     assert e.value.node == "127.0.0.11"
