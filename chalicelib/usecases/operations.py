@@ -35,6 +35,8 @@ from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound
 from chalicelib.logs import event, log
 from chalicelib.usecases.backups import RestorePlan, plan_restore
 
+RUN_DONE = ("success", "failed")  # the states of a run's record once it finished
+
 
 def restore(deps: Deps, app: str, proc: str, name: str, files: list[str], to: int | None = None,
             volume: str | None = None, *, snapshot: bool = True, dry_run: bool = False
@@ -106,7 +108,7 @@ def _track(deps: Deps, op: dict[str, Any], rid: str, phase: str) -> None:
 
 def advance(deps: Deps, record: dict[str, Any]) -> None:
     """A daemon finished a run: if it belongs to an operation, move the operation on."""
-    if record.get("state") not in ("success", "failed"):
+    if record.get("state") not in RUN_DONE:
         return
     found = deps.operations.by_run(record["rid"])
     op = deps.operations.get(*found) if found else None
@@ -147,7 +149,7 @@ def _catch_up(deps: Deps, op: dict[str, Any]) -> bool:
         record = deps.records.get(op["app"], rid, consistent=True)
     except NotFound:
         return False
-    return record.get("state") in ("success", "failed") and _on_record(deps, op, record)
+    return record.get("state") in RUN_DONE and _on_record(deps, op, record)
 
 
 def tick(deps: Deps) -> int:
@@ -168,7 +170,8 @@ def _tick_one(deps: Deps, app: str, op_id: str, now: datetime, limit: timedelta)
     op = deps.operations.get(app, op_id)
     if op is None or op["phase"] in FINISHED:
         return False
-    if _try_restore(deps, op, now) if op["phase"] == "Snapshotted" else _catch_up(deps, op):
+    went_on = _try_restore(deps, op, now) if op["phase"] == "Snapshotted" else _catch_up(deps, op)
+    if went_on:
         return True
     if now - parse_go_time(op["updated"])[0] > limit:  # in any phase, a restore not started too
         return _move(deps, op, op["phase"], "Failed", now,
