@@ -34,14 +34,19 @@ T = TypeVar("T")
 
 
 class BackupdError(UpstreamError):
-    """A daemon answered with an error status; the message carries the daemon's own words."""
+    """A daemon answered with an error status (``upstream_status``), or could not be asked; the
+    message carries the daemon's own words. ``may_have_acted``: the request may have reached the
+    daemon and been carried out without the controller hearing so (a connection dropped after
+    the request went out); an error *answer*, or a connection never made, means it was not."""
 
     code = "backupd_error"
 
-    def __init__(self, message: str, *, node: str, status: int | None = None) -> None:
+    def __init__(self, message: str, *, node: str, status: int | None = None,
+                 may_have_acted: bool = False) -> None:
         super().__init__(message)
         self.node = node
         self.upstream_status = status
+        self.may_have_acted = may_have_acted
 
 
 class BackupdGarbage(BackupdError):
@@ -51,11 +56,22 @@ class BackupdGarbage(BackupdError):
 
 
 class BackupdTimeout(UpstreamTimeout):
+    """The daemon did not answer in time. Unless the connection itself timed out, the request
+    went out: the daemon may carry it out later (``may_have_acted``)."""
+
     code = "backupd_timeout"
 
-    def __init__(self, message: str, *, node: str) -> None:
+    def __init__(self, message: str, *, node: str, may_have_acted: bool = True) -> None:
         super().__init__(message)
         self.node = node
+        self.may_have_acted = may_have_acted
+
+
+def may_have_acted(error: ControllerError) -> bool:
+    """Whether a failed daemon request may still have been carried out: a timeout or a dropped
+    connection after the request went out. Such an outcome is unknown, not a failure: an action
+    must not be retried blindly, nor rolled back as if nothing happened."""
+    return bool(getattr(error, "may_have_acted", False))
 
 
 MAX_ANSWER = 32 * 1024 * 1024  # a daemon's largest real answer (a backup list) is far smaller
@@ -128,12 +144,14 @@ class BackupdClient:
                 resp.release_conn()
         except (urllib3.exceptions.HTTPError, OSError) as e:
             cause = getattr(e, "reason", None) or e  # a retried connect failure wraps its cause
+            connected = not isinstance(cause, urllib3.exceptions.ConnectTimeoutError)
             if isinstance(cause, urllib3.exceptions.TimeoutError) and not isinstance(
                     cause, urllib3.exceptions.NewConnectionError):  # refused is no timeout
                 raise BackupdTimeout(f"backupd on {self.node} did not answer within "
-                                     f"{limit[1]:g}s ({method} {path})", node=self.node) from None
+                                     f"{limit[1]:g}s ({method} {path})", node=self.node,
+                                     may_have_acted=connected) from None
             raise BackupdError(f"backupd on {self.node} is unreachable ({type(cause).__name__})",
-                               node=self.node) from None
+                               node=self.node, may_have_acted=connected and method != "GET") from None
         body: Any = None
         if content:
             try:

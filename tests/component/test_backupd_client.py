@@ -129,3 +129,22 @@ def test_fan_out_results_and_errors(daemons, settings):
                   settings)
     assert out.results == {"127.0.0.11": "started"}
     assert out.unreachable == ["127.0.0.12"]
+
+
+def test_an_action_whose_answer_never_came_may_have_been_carried_out(settings, daemons):
+    """A timed-out POST went out: the daemon may apply it later, so its outcome is unknown. A
+    refused connection or an error answer means the daemon did nothing."""
+    client = BackupdClient("127.0.0.11", settings)
+    daemons["127.0.0.11"].delay = 1.5  # above the 1 s node timeout
+    with pytest.raises(BackupdTimeout) as late:
+        client.job_action("x", "sleep")
+    assert backupd.may_have_acted(late.value)
+    daemons["127.0.0.11"].delay = 0
+    daemons["127.0.0.11"].fail_status = 503
+    with pytest.raises(BackupdError) as refused:
+        client.job_action("x", "sleep")
+    assert not backupd.may_have_acted(refused.value)
+    daemons["127.0.0.11"].stop()
+    with pytest.raises(BackupdError) as down:
+        client.job_action("x", "sleep")
+    assert not backupd.may_have_acted(down.value)
