@@ -45,7 +45,7 @@ def deps() -> Deps:
 # a job's own fields and the args a user sees (args.path and args.archive are hidden)
 JOB_FILTERS = ("action", "type", "id", "args_app", "args_proc", "args_volume", "args_instanceNo",
                "args_mode", "args_containers", "args_preRun", "args_postRun")
-RESTORE = ("snapshot", "dry_run")
+RESTORE = ("snapshot", "dry_run", "verify")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 

@@ -82,6 +82,8 @@ class Settings:
     expiry_hold_margin_percent: float = setting(25.0, "EXPIRY_HOLD_MARGIN_PERCENT", minimum=0)
     suspect_size_percent: float = setting(10.0, "SUSPECT_SIZE_PERCENT", minimum=0)
     operation_phase_minutes: float = setting(360.0, "OPERATION_PHASE_MINUTES", minimum=1)
+    verify_size_percent: float = setting(10.0, "VERIFY_SIZE_PERCENT", minimum=0)
+    allow_cross_node_restore: bool = setting(False, "ALLOW_CROSS_NODE_RESTORE")
     audit_retention_days: int = setting(400, "AUDIT_RETENTION_DAYS", minimum=0)
     reconcile_lease_seconds: float = setting(300.0, "RECONCILE_LEASE_SECONDS", minimum=10)
     metrics_namespace: str = setting("backupctl", "METRICS_NAMESPACE")
@@ -102,6 +104,12 @@ def parse(name: str, raw: str, default: Any, meta: Mapping[str, Any]) -> Any:
     """One setting's value from its text, typed like its default; :class:`SettingsError` if not."""
     if isinstance(default, str):
         return meta["normalize"](raw) if meta["normalize"] else raw
+    if isinstance(default, bool):
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise SettingsError(f"{name}={raw!r} is not true or false")
     kind = type(default)
     try:
         value = kind(raw)

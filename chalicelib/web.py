@@ -152,8 +152,9 @@ class Router:
         return query_lists(self.request()).get(name, [])
 
     def restore_options(self) -> dict[str, bool]:
-        """``?snapshot=false`` and ``?dry_run=true`` of a recover or migrate."""
-        return {"snapshot": self.flag("snapshot", True), "dry_run": self.flag("dry_run", False)}
+        """``?snapshot=false``, ``?dry_run=true`` and ``?verify=false`` of a recover or migrate."""
+        return {"snapshot": self.flag("snapshot", True), "dry_run": self.flag("dry_run", False),
+                "verify": self.flag("verify", True)}
 
     def flag(self, name: str, default: bool) -> bool:
         """A true/false query flag (``default`` when absent); anything else is a 400."""
@@ -170,7 +171,7 @@ class Router:
 
 
 AUDITED_FIELDS = ("files", "to", "volume", "from", "until", "reason")
-AUDITED_QUERY = ("confirm", "snapshot", "dry_run")
+AUDITED_QUERY = ("confirm", "snapshot", "dry_run", "verify", "force")
 
 
 def audit(req: Request, params: dict[str, str], result: Any, response: Response) -> None:

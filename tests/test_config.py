@@ -80,6 +80,8 @@ def test_the_reconcile_lease_lasts_as_long_as_the_reconcile_may_run(tmp_path):
 
 
 def distinct_value(field):
+    if isinstance(field.default, bool):
+        return str(not field.default).lower()
     if isinstance(field.default, str):
         return "http://x-" + field.name.replace("_", "-") if field.name.endswith("url") \
             else "v-" + field.name.replace("_", "-")

@@ -33,6 +33,8 @@ FIELDS: dict[str, tuple[dict[str, Any], str]] = {
                 "removals: apply the job removals the reconcile holds"),
     "snapshot": (_BOOL, "false: restore without a pre-restore snapshot (no undo)"),
     "dry_run": (_BOOL, "true: answer what would be restored, change nothing"),
+    "verify": (_BOOL, "false: do not check a restore the daemon reports done (a backup of the "
+                      "target, compared with the source)"),
     "token": (_STR, "the notify token the controller gave the daemons"),
     "month": ({"type": "integer", "minimum": 1, "maximum": 12}, "records of this month"),
     "year": ({"type": "integer", "minimum": 2000, "maximum": 9999}, "records of this year"),

@@ -12,6 +12,7 @@ for it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from logging import WARNING
 from typing import Any
@@ -61,6 +62,17 @@ def table_for(settings: Settings) -> Any:
               error=type(e).__name__)
         raise StoreUnavailable(f"DynamoDB table {settings.table_name} cannot be reached "
                                f"({type(e).__name__})") from None
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write of a transaction: ``put`` an item or ``delete`` a key, if ``condition`` holds."""
+
+    kind: str  # put | delete
+    target: dict[str, Any]  # the item (put) or its key (delete)
+    condition: str = ""
+    values: dict[str, Any] | None = None
+    names: dict[str, str] | None = None
 
 
 class Dynamo:
@@ -124,6 +136,34 @@ class Dynamo:
         except Exception as e:
             raise self._failure(op, e) from None
         return True
+
+    def transact(self, writes: list[Write]) -> int | None:
+        """All of ``writes`` or none of them (one TransactWriteItems); ``None`` when they were
+        made, else the index of the first write whose condition did not hold."""
+        from botocore.exceptions import ClientError
+
+        actions = []
+        for w in writes:
+            action: dict[str, Any] = {"TableName": self.table.name,
+                                      ("Item" if w.kind == "put" else "Key"): w.target}
+            if w.condition:
+                action["ConditionExpression"] = w.condition
+            if w.values:
+                action["ExpressionAttributeValues"] = w.values
+            if w.names:
+                action["ExpressionAttributeNames"] = w.names
+            actions.append({"Put" if w.kind == "put" else "Delete": action})
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=actions)
+        except ClientError as e:
+            reasons = e.response.get("CancellationReasons") or []
+            failed = [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
+            if failed:
+                return failed[0]
+            raise self._failure("TransactWriteItems", e) from None
+        except Exception as e:
+            raise self._failure("TransactWriteItems", e) from None
+        return None
 
     def get(self, key: dict[str, str], *, consistent: bool = False) -> dict[str, Any] | None:
         item = self._call("get_item", Key=key, ConsistentRead=consistent).get("Item")

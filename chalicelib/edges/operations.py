@@ -1,24 +1,50 @@
-"""Restore operations in DynamoDB: each one item, moved from phase to phase by conditional writes
-(so a notify arriving twice, or two workers, cannot move it twice), found by app, by id, by the
-record ids of its daemon runs, and among the open ones.
+"""Restore operations in DynamoDB: each one item, moved by conditional writes on its version, and
+one lock per target so that at most one operation restores into a dir at a time.
 
-* operation   ``OP#<app>`` / ``<id>`` (ids sort by creation time)
-* by run      ``OPRID#<rid>`` / ``OP`` → the operation's app and id
+* operation   ``OP#<app>`` / ``<id>`` (ids sort by creation time): ``op`` (JSON), ``phase``,
+              ``version``, ``lock`` (its lock's key, readable even when ``op`` is not)
+* by run      ``OPRID#<rid>`` / ``OP`` → the operation's app and id, and what the run is for
 * open ones   ``OPOPEN`` / ``<app>#<id>`` while it is not finished (the schedule looks at these)
+* target lock ``OPLOCK#<node>#<dir>`` / ``LOCK`` → the open operation restoring into that dir
+
+Creating an operation (its item, its open marker and its lock) and finishing one (its item, the
+marker and the lock gone) are each one transaction: a lock is never left behind by a crash
+between two writes, and two requests on two Lambdas cannot both take it.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.core.gotime import format_time
+from chalicelib.core.operation import Operation, parse
 from chalicelib.edges import schema
-from chalicelib.edges.dynamo import Dynamo
+from chalicelib.edges.dynamo import Dynamo, Write
 
-FINISHED = ("Completed", "Failed")
 RETENTION_DAYS = 400
+OPEN = "OPOPEN"
+
+
+class Unreadable(ValueError):
+    """A stored operation that cannot be read (malformed, or written by a newer controller)."""
+
+    def __init__(self, app: str, op_id: str, reason: str, phase: str = "", lock: str = "") -> None:
+        super().__init__(reason)
+        self.app, self.op_id, self.reason, self.phase, self.lock = app, op_id, reason, phase, lock
+
+
+class LockHeld(Exception):
+    """Another open operation restores into the same dir (its app and id)."""
+
+    def __init__(self, app: str, op_id: str) -> None:
+        super().__init__(f"{app}/{op_id}")
+        self.app, self.op_id = app, op_id
+
+
+def lock_key(node: str, target_dir: str) -> dict[str, str]:
+    return {"pk": f"OPLOCK#{node}#{target_dir}", "sk": "LOCK"}
 
 
 class OperationStore:
@@ -29,44 +55,118 @@ class OperationStore:
     def _key(app: str, op_id: str) -> dict[str, str]:
         return {"pk": f"OP#{app}", "sk": op_id}
 
-    def create(self, op: dict[str, Any], now: datetime) -> None:
-        ttl = int((now + timedelta(days=RETENTION_DAYS)).timestamp())
-        self.db.put({**self._key(op["app"], op["id"]), "op": json.dumps(op), "phase": op["phase"],
-                     schema.TTL_ATTRIBUTE: ttl})
-        self.db.put({"pk": "OPOPEN", "sk": f"{op['app']}#{op['id']}"})
+    def _item(self, op: Operation, now: datetime) -> dict[str, Any]:
+        return {**self._key(op.app, op.id), "op": json.dumps(op.to_dict()), "phase": op.phase.value,
+                "version": op.version, "lock": lock_key(op.plan.node, op.plan.target_dir)["pk"],
+                schema.TTL_ATTRIBUTE: _expires(now)}
 
-    def get(self, app: str, op_id: str) -> dict[str, Any] | None:
+    def create(self, op: Operation, now: datetime) -> None:
+        """Store a new operation with its open marker and its target's lock, all or nothing;
+        :class:`LockHeld` naming the holder when another open operation has the lock."""
+        lock = lock_key(op.plan.node, op.plan.target_dir)
+        failed = self.db.transact([
+            Write("put", {**lock, "app": op.app, "op_id": op.id}, "attribute_not_exists(pk)"),
+            Write("put", self._item(op, now)),
+            Write("put", {"pk": OPEN, "sk": f"{op.app}#{op.id}"}),
+        ])
+        if failed is not None:
+            holder = self.db.get(lock, consistent=True) or {}
+            raise LockHeld(str(holder.get("app", "")), str(holder.get("op_id", "")))
+
+    def get(self, app: str, op_id: str) -> Operation | None:
+        """The operation, as last written; :class:`Unreadable` when its item cannot be read."""
         item = self.db.get(self._key(app, op_id), consistent=True)
-        return json.loads(item["op"]) if item else None
+        return _read(item, app, op_id) if item else None
 
-    def of_app(self, app: str, total: int) -> list[dict[str, Any]]:
-        return [json.loads(i["op"]) for i in self.db.query(f"OP#{app}", newest_first=True,
-                                                           limit=total)]
+    def of_app(self, app: str, total: int) -> list[Operation | Unreadable]:
+        out: list[Operation | Unreadable] = []
+        for item in self.db.query(f"OP#{app}", newest_first=True, limit=total):
+            try:
+                out.append(_read(item, app, item["sk"]))
+            except Unreadable as e:
+                out.append(e)
+        return out
 
     def open_ones(self) -> list[tuple[str, str]]:
         """(app, id) of every operation not finished yet."""
         out = []
-        for item in self.db.query("OPOPEN"):
+        for item in self.db.query(OPEN):
             app, _, op_id = item["sk"].partition("#")
             out.append((app, op_id))
         return out
 
     def by_run(self, rid: str) -> tuple[str, str] | None:
+        """(app, id) of the operation that asked for the daemon run ``rid``."""
         item = self.db.get({"pk": f"OPRID#{rid}", "sk": "OP"})
         return (item["app"], item["op_id"]) if item else None
 
-    def watch(self, rid: str, op: dict[str, Any]) -> None:
-        """Remember that the daemon run ``rid`` belongs to ``op``."""
-        self.db.put({"pk": f"OPRID#{rid}", "sk": "OP", "app": op["app"], "op_id": op["id"]})
+    def lock_holder(self, node: str, target_dir: str) -> tuple[str, str] | None:
+        item = self.db.get(lock_key(node, target_dir), consistent=True)
+        return (str(item.get("app", "")), str(item.get("op_id", ""))) if item else None
 
-    def move(self, op: dict[str, Any], expected_phase: str, now: datetime) -> bool:
-        """Store ``op`` (its new phase set by the caller) if it is still in ``expected_phase``;
-        False when another writer moved it first."""
-        op["updated"] = format_time(now)
-        item = {**self._key(op["app"], op["id"]), "op": json.dumps(op), "phase": op["phase"],
-                schema.TTL_ATTRIBUTE: int((now + timedelta(days=RETENTION_DAYS)).timestamp())}
-        if not self.db.put_if(item, "phase = :expected", {":expected": expected_phase}):
-            return False
-        if op["phase"] in FINISHED:
-            self.db.delete({"pk": "OPOPEN", "sk": f"{op['app']}#{op['id']}"})
-        return True
+    def move(self, before: Operation, after: Operation, now: datetime) -> Operation | None:
+        """Store ``after`` if the stored operation is still ``before`` (its version): the stored
+        operation (version bumped), or None when another writer moved it first. New record ids
+        are indexed in the same transaction; a finished operation leaves the open ones and gives
+        its lock back."""
+        stored = _bump(after, before.version + 1)
+        writes = [Write("put", self._item(stored, now),
+                        "#ver = :v" if before.version else "attribute_not_exists(#ver) OR #ver = :v",
+                        {":v": before.version}, {"#ver": "version"})]
+        for purpose, run in (("snapshot", after.snapshot), ("restore", after.restore),
+                             ("verify", after.verify)):
+            known = getattr(before, purpose)
+            if run and run.rid and (known is None or known.rid != run.rid):
+                writes.append(Write("put", {"pk": f"OPRID#{run.rid}", "sk": "OP", "app": after.app,
+                                            "op_id": after.id, "purpose": purpose,
+                                            schema.TTL_ATTRIBUTE: _expires(now)}))
+        if after.finished:
+            writes += self._release(after.app, after.id, lock_key(after.plan.node,
+                                                                  after.plan.target_dir)["pk"])
+        return stored if self.db.transact(writes) is None else None
+
+    def forget_open(self, app: str, op_id: str) -> None:
+        """Drop the open marker of an operation that is finished or gone."""
+        self.db.delete({"pk": OPEN, "sk": f"{app}#{op_id}"})
+
+    def fail_unreadable(self, e: Unreadable, now: datetime) -> bool:
+        """Mark an operation whose item cannot be read as failed (its ``phase`` and ``error``
+        attributes; ``op`` is kept as it was for whoever looks), out of the open ones, its lock
+        given back. False when the item changed meanwhile."""
+        item = self.db.get(self._key(e.app, e.op_id), consistent=True)
+        if item is None:
+            self.forget_open(e.app, e.op_id)
+            return True
+        writes = [Write("put", {**item, "phase": "Failed", "unreadable": e.reason,
+                                schema.TTL_ATTRIBUTE: _expires(now)},
+                        "attribute_not_exists(unreadable)")]
+        return self.db.transact(writes + self._release(e.app, e.op_id, str(item.get("lock", "")))) \
+            is None
+
+    def _release(self, app: str, op_id: str, lock_pk: str) -> list[Write]:
+        writes = [Write("delete", {"pk": OPEN, "sk": f"{app}#{op_id}"})]
+        if lock_pk:
+            writes.append(Write("delete", {"pk": lock_pk, "sk": "LOCK"},
+                                "attribute_not_exists(pk) OR op_id = :me", {":me": op_id}))
+        return writes
+
+
+def _expires(now: datetime) -> int:
+    return int((now + timedelta(days=RETENTION_DAYS)).timestamp())
+
+
+def _bump(op: Operation, version: int) -> Operation:
+    return replace(op, version=version)
+
+
+def _read(item: dict[str, Any], app: str, op_id: str) -> Operation:
+    phase = str(item.get("phase", ""))
+    if item.get("unreadable"):
+        raise Unreadable(app, op_id, str(item["unreadable"]), phase, str(item.get("lock", "")))
+    try:
+        op = parse(json.loads(item["op"]))
+    except (KeyError, TypeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        raise Unreadable(app, op_id, str(e)[:300] or type(e).__name__, phase,
+                         str(item.get("lock", ""))) from None
+    version = item.get("version")
+    return _bump(op, int(version)) if version is not None else op

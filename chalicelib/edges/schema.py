@@ -46,9 +46,11 @@ GLOBAL_SECONDARY_INDEXES = [
 DYNAMODB_ACTIONS = [
     "dynamodb:BatchWriteItem",  # node states after a reconcile, dropped pauses, forgotten nodes
     "dynamodb:CreateBackup",  # POST /api/v2/system/backup
-    "dynamodb:DeleteItem",  # wakeup removes a pause; held removals applied
+    "dynamodb:DeleteItem",  # wakeup removes a pause; held removals applied; an operation's lock
+    # A TransactWriteItems (an operation created or finished with its lock) is authorized by the
+    # PutItem and DeleteItem of its parts: IAM has no action of its own for it.
     "dynamodb:GetItem",  # a record by rid, a pause, the held removals
-    "dynamodb:PutItem",  # conditional record writes
+    "dynamodb:PutItem",  # conditional record writes (and the Puts of a TransactWriteItems)
     "dynamodb:Query",  # records of an app-month / of a job
 ]
 

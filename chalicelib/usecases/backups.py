@@ -1,4 +1,4 @@
-"""Backups of a proc: list, inspect, open, delete, recover and migrate.
+"""Backups of a proc: list, inspect, open and delete (recover and migrate: ``operations``).
 
 Ownership is checked before any daemon is asked to act: a backup name must carry the proc's
 archive prefix, and the daemon's entity for it must come from the proc's own volume dirs
@@ -9,13 +9,11 @@ and name the ones that did not; single-target actions fail with the daemon's err
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.core.answers import Partial
 from chalicelib.core.cluster import Cluster, Proc
 from chalicelib.core.naming import check_files, check_volume, made_from, owned_backup
-from chalicelib.core.paths import volume_dir
 from chalicelib.core.types import BackupEntity
 from chalicelib.deps import Deps
 from chalicelib.edges.backupd import BackupdClient, BackupdError, dirs_query
@@ -26,7 +24,8 @@ MAX_DELETE = 100
 _NOT_FOUND_STATUSES = (400, 404, 503)  # how the daemon says "no such backup/job"
 
 
-def _proc(deps: Deps, app: str, proc: str) -> tuple[Cluster, Proc]:
+def proc_of(deps: Deps, app: str, proc: str) -> tuple[Cluster, Proc]:
+    """The cluster (of ``app``) and the proc, or 404 naming what is unknown."""
     cluster = deps.cluster(app)
     return cluster, cluster.proc(app, proc)
 
@@ -68,7 +67,7 @@ def locate(deps: Deps, p: Proc, name: str) -> tuple[str, dict[str, Any]]:
 
 def list_backups(deps: Deps, app: str, proc: str, volumes: list[str] | None) -> Partial:
     """Backups of the given volumes (None: every declared volume) on every node of the proc."""
-    _, p = _proc(deps, app, proc)
+    _, p = proc_of(deps, app, proc)
     wanted = p.volumes if volumes is None else [check_volume(v) for v in volumes]
     undeclared = [v for v in wanted if p.item(v) is None]
     if undeclared:
@@ -84,13 +83,13 @@ def list_backups(deps: Deps, app: str, proc: str, volumes: list[str] | None) -> 
 
 
 def backup_info(deps: Deps, app: str, proc: str, name: str) -> BackupEntity:
-    _, p = _proc(deps, app, proc)
+    _, p = proc_of(deps, app, proc)
     return _entity(locate(deps, p, _owned(p, name))[1])
 
 
 def file_list(deps: Deps, app: str, proc: str, name: str) -> list[dict[str, Any]]:
     """Files inside an increment backup dir (``?open=true``), asked of the node that holds it."""
-    _, p = _proc(deps, app, proc)
+    _, p = proc_of(deps, app, proc)
     _owned(p, name)
     if name.endswith(".tar.gz"):
         raise BadRequest(f"{name} is a full backup; open=true lists the files of increment backups",
@@ -104,7 +103,7 @@ def delete(deps: Deps, app: str, proc: str, files: list[str]) -> None:
 
     Every name is checked first, the way GET and recover check them: if any is unknown or another
     proc's, nothing is deleted (404 naming them)."""
-    _, p = _proc(deps, app, proc)
+    _, p = proc_of(deps, app, proc)
     if not files:
         raise BadRequest("files: name at least one backup to delete", code="no_files")
     if len(files) > MAX_DELETE:
@@ -147,77 +146,3 @@ def delete(deps: Deps, app: str, proc: str, files: list[str]) -> None:
         done = ", ".join(result.results) or "no node"
         raise UpstreamError(f"delete of {', '.join(files)} done on {done} but failed on: "
                             + "; ".join(e.message for e in result.errors.values()))
-
-
-@dataclass(frozen=True)
-class RestorePlan:
-    """What a recover or migrate does: which backup, from which node's storage, onto which node
-    and dir (``dest_dir`` empty: the backup's own dir), which files (increment backups)."""
-
-    app: str
-    proc: str
-    kind: str  # recover | migrate
-    name: str
-    increment: bool
-    files: list[str]
-    namespace: str  # the node whose daemon holds the backup
-    node: str  # the node of the target instance, whose daemon does the work
-    instance: int
-    volume: str
-    dest_dir: str
-    source_dir: str
-    created: str
-
-    @property
-    def in_place(self) -> bool:
-        return not self.dest_dir or self.dest_dir == self.source_dir
-
-    def form(self) -> list[tuple[str, str]]:
-        """The daemon's recover form (files repeated for increment backups)."""
-        return [("namespace", self.namespace), ("destDir", self.dest_dir), ("app", self.app),
-                ("proc", self.proc), ("instanceNo", str(self.instance)),
-                *(("files", f) for f in self.files)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def plan_restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
-                 to: int | None = None, volume: str | None = None) -> RestorePlan:
-    """Check a recover (or, with ``to``/``volume``, a migrate into another instance) and work out
-    where it goes; nothing is changed.
-
-    The daemon of the target instance's node does the work; ``namespace`` is the node whose
-    daemon holds the backup, which is where the backup was made even if the instance moved since.
-    """
-    cluster, p = _proc(deps, app, proc)
-    _owned(p, name)
-    increment = not name.endswith(".tar.gz")
-    if increment and not files:
-        raise BadRequest(f"files: {name} is an increment backup; name the files to restore "
-                         "(list them with ?open=true)", code="no_files")
-    if files and not increment:
-        raise BadRequest(f"files: {name} is a full backup, restored whole; files apply to "
-                         "increment backups only", code="files_of_full_backup")
-    check_files(files)
-    dest_dir, target_volume = "", ""
-    if to is not None:
-        if volume is None:
-            raise BadRequest("volume: the declared volume to migrate into is required",
-                             code="no_volume")
-        item = p.item(check_volume(volume))
-        if item is None:
-            raise BadRequest(f"volume {volume!r} is not a backup volume of {p.full_name} "
-                             f"(volumes: {', '.join(p.volumes) or 'none'})", code="unknown_volume")
-        p.pod(to)  # 400 naming the instances if it does not exist
-        dest_dir, target_volume = volume_dir(p.app, p.full_name, to, item.volume), item.volume
-    namespace, entity = locate(deps, p, name)
-    instance = to if to is not None else int(entity.get("instanceNo") or 0)
-    source_volume = str(entity.get("volume", ""))
-    declared = p.item(source_volume) if source_volume else None
-    return RestorePlan(
-        app=p.app, proc=p.full_name, kind="migrate" if to is not None else "recover", name=name,
-        increment=increment, files=list(files), namespace=namespace,
-        node=cluster.node_of(p, instance), instance=instance,
-        volume=target_volume or (declared.volume if declared else source_volume), dest_dir=dest_dir,
-        source_dir=str(entity.get("source", "")), created=str(entity.get("created", "")))

@@ -75,10 +75,10 @@ def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
         event(log, "status_not_assessed", level=WARNING, error=e.message)
         items = None
     done.summary["alerts"] = alerts.check(deps, items, done.pauses) if items is not None else 0
-    try:
+    try:  # tick never raises by design; this guards the summary and metrics against a bug in it
         done.summary["operations_moved"] = operations.tick(deps)
-    except ControllerError as e:  # the run itself is done and kept; the next one looks again
-        event(log, "operations_not_ticked", level=WARNING, error=e.message)
+    except Exception as e:
+        event(log, "operations_not_ticked", level=WARNING, exc=True, error=type(e).__name__)
         done.summary["operations_moved"] = 0
     metrics.reconcile_run(deps, done.summary, items)
     return done.summary

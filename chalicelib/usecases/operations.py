@@ -1,253 +1,463 @@
-"""Recover and migrate as operations that can be undone and followed.
+"""Recover and migrate as operations that can be undone, followed and believed.
 
-An in-place restore replaces a volume, and the daemon deletes its own safety copy once it
-succeeds: a restore from the wrong backup cannot be undone by the daemon. So by default a restore
-of a full backup first backs the target volume up as it is now (a *snapshot*: the target's own
-backup job, run once), and starts only when that snapshot's success record arrives (through
-notify: event-driven, no waiting inside a request). Phases:
+An in-place restore replaces a volume; the daemon cannot undo it, and it reports ``success`` even
+when its copy step failed and it put the old content back. So a restore here is an operation
+(:mod:`chalicelib.core.operation` holds its phases and every legal move): by default the target
+volume is first backed up as it is now (the *snapshot*, the undo), the restore starts only after
+a snapshot that can be trusted, and a full restore the daemon reports done is checked by backing
+the target up once more and comparing that archive with the source backup.
 
-``Snapshotting`` → ``Snapshotted`` (the snapshot exists; the restore is being started) →
-``Restoring`` → ``Completed`` or ``Failed`` (with the reason). ``?snapshot=false`` skips the
-snapshot; increment restores never take one (an increment backup of the volume is rsynced into the
-very dir being restored from). ``?dry_run=true`` answers what would be restored where and touches
-nothing. Every phase change is a conditional write, so a record posted twice moves nothing twice,
-and all state is in DynamoDB: a controller restarted between phases carries on. A daemon may post a
-run's result before the run's id reaches the operation (a small volume is archived in
-milliseconds); whoever stores the id then looks for the result once, and the schedule looks every
-minute, so no result goes unseen. The restore is claimed (the move to ``Restoring``) before the
-daemon is asked, so it starts once. An operation that stays in a phase longer than
-``OPERATION_PHASE_MINUTES`` fails with that reason (the schedule looks).
+This module performs what the state machine decides: it stores each next state with a
+conditional write *before* asking a daemon anything (so of two workers only one asks), then asks,
+and feeds the answer back. A second restore into a dir with an open operation is refused (409)
+by a lock item taken in the same transaction as the operation. Records reach an operation through
+notify (:func:`check_record` before a record is stored, :func:`advance` after), and the schedule
+looks at every open operation each minute (:func:`tick`): one that finished unseen moves on, one
+that stayed too long in a phase ends, one whose item or handling breaks fails alone.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from logging import INFO, WARNING
 from typing import Any
 
 from chalicelib.core import jobs as joblib
-from chalicelib.core.gotime import format_time, parse_go_time
+from chalicelib.core import operation as machine
+from chalicelib.core.cluster import Cluster
+from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.inputs import bounded_int
+from chalicelib.core.naming import check_files, check_volume, owned_backup
+from chalicelib.core.operation import (
+    Accepted,
+    AskRestore,
+    Effect,
+    Event,
+    Listed,
+    ListFiles,
+    Operation,
+    Phase,
+    RecordArrived,
+    Refused,
+    RestorePlan,
+    Rules,
+    RunJob,
+    Step,
+    Tick,
+    Unanswered,
+)
+from chalicelib.core.paths import volume_dir
+from chalicelib.core.types import Job
 from chalicelib.deps import Deps
-from chalicelib.edges.operations import FINISHED
-from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound
+from chalicelib.edges.backupd import may_have_acted
+from chalicelib.edges.operations import LockHeld, Unreadable
+from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound, StoreUnavailable, UpstreamError
 from chalicelib.logs import event, log
-from chalicelib.usecases.backups import RestorePlan, plan_restore
+from chalicelib.usecases.backups import locate, proc_of
 
 RUN_DONE = ("success", "failed")  # the states of a run's record once it finished
+MAX_LISTED_FILES = 1000  # source file sizes kept with an increment restore, for its verification
 
 
 def restore(deps: Deps, app: str, proc: str, name: str, files: list[str], to: int | None = None,
-            volume: str | None = None, *, snapshot: bool = True, dry_run: bool = False
-            ) -> dict[str, Any]:
+            volume: str | None = None, *, snapshot: bool = True, dry_run: bool = False,
+            verify: bool = True) -> dict[str, Any]:
     """``recover`` (or ``migrate`` with ``to``/``volume``) as an operation: see the module."""
     return start(deps, plan_restore(deps, app, proc, name, files, to, volume), snapshot=snapshot,
-                 dry_run=dry_run)
+                 dry_run=dry_run, verify=verify)
 
 
-def start(deps: Deps, plan: RestorePlan, *, snapshot: bool = True, dry_run: bool = False
-          ) -> dict[str, Any]:
+def plan_restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
+                 to: int | None = None, volume: str | None = None) -> RestorePlan:
+    """Check a recover (or, with ``to``/``volume``, a migrate into another instance) and work out
+    where it goes; nothing is changed. Refused up front (before any snapshot) what the daemon
+    cannot do: a full restore into a dir whose name is not the archive's top dir, and a restore
+    from another node's namespace (unless ``ALLOW_CROSS_NODE_RESTORE``)."""
+    cluster, p = proc_of(deps, app, proc)
+    owned_backup(p.app, p.full_name, name)  # 403 for another app's or proc's backup, before anything
+    increment = not name.endswith(".tar.gz")
+    if increment and not files:
+        raise BadRequest(f"files: {name} is an increment backup; name the files to restore "
+                         "(list them with ?open=true)", code="no_files")
+    if files and not increment:
+        raise BadRequest(f"files: {name} is a full backup, restored whole; files apply to "
+                         "increment backups only", code="files_of_full_backup")
+    check_files(files)
+    dest_dir, target_volume = "", ""
+    if to is not None:
+        if volume is None:
+            raise BadRequest("volume: the declared volume to migrate into is required",
+                             code="no_volume")
+        item = p.item(check_volume(volume))
+        if item is None:
+            raise BadRequest(f"volume {volume!r} is not a backup volume of {p.full_name} "
+                             f"(volumes: {', '.join(p.volumes) or 'none'})", code="unknown_volume")
+        p.pod(to)  # 400 naming the instances if it does not exist
+        dest_dir, target_volume = volume_dir(p.app, p.full_name, to, item.volume), item.volume
+    namespace, entity = locate(deps, p, name)
+    instance = to if to is not None else int(entity.get("instanceNo") or 0)
+    source_dir = str(entity.get("source", ""))
+    source_volume = str(entity.get("volume", ""))
+    declared = p.item(source_volume) if source_volume else None
+    target_volume = target_volume or (declared.volume if declared else source_volume)
+    node = cluster.node_of(p, instance)
+    if not increment and dest_dir and machine.base_name(dest_dir) != machine.base_name(source_dir):
+        same = [v for v in p.volumes if machine.base_name(v) == machine.base_name(source_dir)]
+        raise BadRequest(
+            f"{name} holds {source_dir} under its top dir {machine.base_name(source_dir)!r} (the "
+            f"daemon archives a volume dir by its name) and {target_volume} is named "
+            f"{machine.base_name(dest_dir)!r}: the daemon would report success and restore "
+            f"nothing. Migrate it into a volume named {machine.base_name(source_dir)!r} "
+            f"(declared: {', '.join(same) or 'none'})", code="base_name_mismatch")
+    if namespace != node and not deps.settings.allow_cross_node_restore:
+        here = [pod.instance_no for pod in p.pods if namespace in pod.node_ips]
+        raise Conflict(
+            f"{name} is stored in the namespace of {namespace} and instance {instance} runs on "
+            f"{node}: backupd cannot restore from another node's namespace (its backup_recover "
+            "fails with a nil pointer dereference, the target left as it was). Restore into an "
+            f"instance on {namespace} (instances there: {', '.join(map(str, here)) or 'none'}), "
+            "or set ALLOW_CROSS_NODE_RESTORE=true if this cluster's daemons are fixed",
+            code="cross_node_restore")
+    target = _target_job(cluster, p.full_name, instance, target_volume, node)
+    return RestorePlan(
+        app=p.app, proc=p.full_name, kind="migrate" if to is not None else "recover", name=name,
+        increment=increment, files=list(files), namespace=namespace, node=node, instance=instance,
+        volume=target_volume, dest_dir=dest_dir, source_dir=source_dir,
+        created=str(entity.get("created", "")), size=int(entity.get("size") or 0),
+        file_sizes=_file_sizes(deps, namespace, name, files) if increment else {},
+        target_job=target["id"] if target else "",
+        target_archive=str(target["args"].get("archive", "")) if target else "")
+
+
+def _target_job(cluster: Cluster, proc: str, instance: int, volume: str, node: str) -> Job | None:
+    """The target volume's own backup job on its node (run once: the snapshot, the verification)."""
+    for p in joblib.placements(cluster):
+        if (p.proc.full_name, p.pod.instance_no, p.item.volume, p.node) == (proc, instance, volume, node):
+            return p.job
+    return None
+
+
+def _file_sizes(deps: Deps, node: str, name: str, files: list[str]) -> dict[str, int]:
+    """The sizes of the files a restore names (or under the dirs it names; ``*``: all), as the
+    daemon lists the backup now: what verification compares the restored target with."""
+    try:
+        listed = deps.daemon(node).file_list(name)
+    except ControllerError:
+        return {}
+    wanted = set(files)
+    out: dict[str, int] = {}
+    for entry in listed:
+        path = str(entry["name"])
+        if entry.get("dir") or not ("*" in wanted or path in wanted
+                                    or any(path.startswith(f.rstrip("/") + "/") for f in wanted)):
+            continue
+        out[path] = int(entry["size"])
+        if len(out) >= MAX_LISTED_FILES:
+            break
+    return out
+
+
+def start(deps: Deps, plan: RestorePlan, *, snapshot: bool = True, dry_run: bool = False,
+          verify: bool = True) -> dict[str, Any]:
     """Begin the restore ``plan`` (or, ``dry_run``, say what it would do)."""
     now = deps.clock()
-    snapshot_job = _snapshot_job(deps, plan) if snapshot and not plan.increment else ""
-    if snapshot and not plan.increment and not snapshot_job:
+    with_snapshot = snapshot and not plan.increment
+    if with_snapshot and not plan.target_job:
         raise BadRequest(f"{plan.volume} of {plan.proc} instance {plan.instance} has no backup job "
                          f"on {plan.node} to take the pre-restore snapshot with; restore without "
                          "one with ?snapshot=false", code="no_snapshot_job")
-    if snapshot_job and plan.in_place and _made_this_second(plan.created, now):
+    if with_snapshot and plan.in_place and _made_this_second(plan.created, now):
         raise Conflict(f"{plan.name} was made this very second: a snapshot now would get its name "
                        "and overwrite it; try again in a second", code="too_soon")
-    what = {"node": plan.node, "source_backup": plan.name, "source_node": plan.namespace,
-            "target_dir": plan.dest_dir or plan.source_dir, "instance": plan.instance,
-            "files": plan.files or "all", "snapshot": bool(snapshot_job)}
     if dry_run:
-        return {"dry_run": True, "would_restore": what}
-    op: dict[str, Any] = {
-          "id": f"{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}", "app": plan.app, "proc": plan.proc,
-          "kind": plan.kind, "phase": "Snapshotting" if snapshot_job else "Restoring",
-          "created": format_time(now), "updated": format_time(now), "restore_plan": plan.to_dict(),
-          **what, "snapshot": {"job": snapshot_job} if snapshot_job else None, "restore": None,
-          "error": ""}
-    deps.operations.create(op, now)  # the intent first: whatever happens next is on record
-    expected = str(op["phase"])
+        return {"dry_run": True, "would_restore": {
+            "node": plan.node, "source_backup": plan.name, "source_node": plan.namespace,
+            "target_dir": plan.target_dir, "instance": plan.instance, "files": plan.files or "all",
+            "snapshot": with_snapshot, "verify": verify and bool(plan.target_job),
+            "undo": _undo(plan, with_snapshot, "")}}
+    first = machine.begin(plan, f"{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}", now,
+                          snapshot=with_snapshot, verify=verify)
+    _claim(deps, first.op, now)
+    outcome, error = _perform(deps, first.effects[0])
     try:
-        if snapshot_job:
-            rid = deps.daemon(plan.node).run_once(snapshot_job)
-            op["snapshot"]["rid"] = rid
-        else:
-            rid = _begin_restore(deps, op)
+        op = _drive(deps, first.op, machine.step(first.op, outcome, _rules(deps)))
     except ControllerError as e:
-        op |= {"phase": "Failed", "error": f"{expected}: {e.message}"}
-        deps.operations.move(op, expected, now)
-        e.message += f" (operation {op['id']} failed; nothing was restored)"
+        if isinstance(outcome, Accepted):  # the daemon runs it now: never say nothing happened
+            e.message += (f" (operation {first.op.id}: {plan.node} runs its {outcome.purpose} as "
+                          f"record {outcome.rid}, which the operation could not be told; follow "
+                          "that record)")
         raise
-    try:  # the daemon runs it now: a failure from here on must not say that nothing happened
-        _track(deps, op, rid, expected)
-    except ControllerError as e:
-        run = "pre-restore snapshot" if snapshot_job else "restore"
-        e.message += (f" (operation {op['id']}: {plan.node} runs its {run} as record {rid}, which "
-                      "the operation could not be told; follow that record)")
-        raise
-    event(log, "operation", id=op["id"], app=op["app"], phase=op["phase"], kind=op["kind"],
-          backup=plan.name, node=plan.node)
-    return _answer(op)
+    if error is not None:  # the first ask failed: the operation ended; say how plainly
+        error.message += (f" (operation {op.id} failed; nothing was restored)"
+                          if isinstance(outcome, Refused) else f" (operation {op.id}: {op.error})")
+        raise error
+    event(log, "operation", id=op.id, app=op.app, phase=op.phase, kind=plan.kind,
+          backup=plan.name, node=plan.node, target=plan.target_dir)
+    return answer(op)
 
 
-def _track(deps: Deps, op: dict[str, Any], rid: str, phase: str) -> None:
-    """Store that the daemon run ``rid`` is ``op``'s (in ``phase``), then look once whether that
-    run already finished: a fast daemon posts a run's result before its id reaches the operation,
-    and that notify found nothing to move. The schedule looks again (:func:`tick`)."""
-    deps.operations.watch(rid, op)
-    deps.operations.move(op, phase, deps.clock())
+def _claim(deps: Deps, op: Operation, now: datetime) -> None:
+    """Store the new operation with its target's lock: a 409 naming the operation already
+    restoring into that dir."""
     try:
-        _catch_up(deps, op)
-    except ControllerError as e:  # the run is tracked: the schedule catches up
-        event(log, "operation_not_advanced", level=WARNING, id=op["id"], error=e.message)
+        deps.operations.create(op, now)
+    except LockHeld as held:
+        raise Conflict(_held_message(deps, op, held), code="restore_in_progress") from None
 
 
-def advance(deps: Deps, record: dict[str, Any]) -> None:
-    """A daemon finished a run: if it belongs to an operation, move the operation on."""
+def _held_message(deps: Deps, op: Operation, held: LockHeld) -> str:
+    where = f"{op.plan.target_dir} on {op.plan.node}"
+    if held.app != op.app:  # another app's operation: not named
+        return (f"another restore into {where} is under way (another app's operation); one "
+                "restore per volume at a time")
+    try:
+        other = deps.operations.get(held.app, held.op_id)
+        phase = f"{other.phase} since {other.since}" if other else "just started"
+    except Unreadable:
+        phase = "unreadable"
+    return (f"a restore into {where} is under way: operation {held.op_id} ({phase}); one restore "
+            f"per volume at a time: follow it at /api/v2/app/{op.app}/operations/{held.op_id} and "
+            "try again once it is Completed or Failed")
+
+
+def _rules(deps: Deps) -> Rules:
+    return Rules(phase_limit=timedelta(minutes=deps.settings.operation_phase_minutes),
+                 verify_tolerance_percent=deps.settings.verify_size_percent)
+
+
+def _drive(deps: Deps, op: Operation, step: Step) -> Operation:
+    """Store each next state (conditionally on the stored one being ``op``), then perform its
+    effect and feed the outcome back, until nothing is left to do. A run whose record id just
+    became known is looked up once: a fast daemon may have posted its result before the id was
+    stored, and that notify found nothing to move. Another writer that moved the operation
+    first wins: this one stops."""
+    rules = _rules(deps)
+    while True:
+        if step.op != op:
+            stored = deps.operations.move(op, step.op, deps.clock())
+            if stored is None:
+                event(log, "operation_moved_elsewhere", id=op.id, app=op.app, phase=op.phase)
+                return op
+            _log_move(op, stored)
+            waited, op = op.waiting_for(), stored
+            if not step.effects and op.waiting_for() not in (None, waited):
+                record = _finished_record(deps, op)
+                if record is not None:
+                    step = machine.step(op, RecordArrived(record, deps.clock()), rules)
+                    continue
+        if not step.effects:
+            return op
+        outcome, _ = _perform(deps, step.effects[0])
+        step = machine.step(op, outcome, rules)
+
+
+def _perform(deps: Deps, effect: Effect) -> tuple[Event, ControllerError | None]:
+    """Ask the daemon what ``effect`` says; its outcome as an event (and the error, if any)."""
+    purpose: machine.Purpose = "verify" if isinstance(effect, ListFiles) else \
+        "restore" if isinstance(effect, AskRestore) else effect.purpose
+    try:
+        if isinstance(effect, RunJob):
+            return Accepted(effect.purpose, deps.daemon(effect.node).run_once(effect.job),
+                            deps.clock()), None
+        if isinstance(effect, AskRestore):
+            client, plan = deps.daemon(effect.plan.node), effect.plan
+            rid = (client.recover_increment(plan.name, plan.form()) if plan.increment
+                   else client.recover_full(plan.name, plan.form()))
+            return Accepted("restore", rid, deps.clock()), None
+        return Listed(deps.daemon(effect.node).file_list(effect.name), deps.clock()), None
+    except ControllerError as e:
+        if may_have_acted(e):
+            return Unanswered(purpose, e.message, deps.clock()), e
+        return Refused(purpose, e.message, deps.clock()), e
+
+
+def _finished_record(deps: Deps, op: Operation) -> dict[str, Any] | None:
+    """The stored record of the run ``op`` waits for, if that run has finished."""
+    waiting = op.waiting_for()
+    if waiting is None:
+        return None
+    try:
+        record = deps.records.get(op.app, waiting[1], consistent=True)
+    except NotFound:
+        return None
+    return record if record.get("state") in RUN_DONE else None
+
+
+def _log_move(before: Operation, after: Operation) -> None:
+    if before.phase == after.phase:
+        return
+    failed = after.phase is Phase.FAILED
+    done: dict[str, Any] = {"verified": after.verified, "verification": after.verification} \
+        if after.phase is Phase.COMPLETED else {}
+    event(log, "operation", level=WARNING if failed else INFO, id=after.id, app=after.app,
+          phase=after.phase, was=before.phase, error=after.error, **done)
+
+
+# -- records from notify --------------------------------------------------------------------------
+
+def check_record(deps: Deps, record: Mapping[str, Any]) -> None:
+    """Before a record is stored: one that names a run an operation asked for but is not that
+    run's record (another app's, another action, job, node or target) is refused (409) and
+    stored nowhere, so it can neither move the operation nor block the daemon's real post."""
+    found = deps.operations.by_run(str(record.get("rid")))
+    if found is None:
+        return
+    try:
+        op = deps.operations.get(*found)
+    except Unreadable:
+        return
+    why = machine.foreign(op, record, any_run=True) if op else ""
+    if why:
+        args = record.get("args") if isinstance(record.get("args"), Mapping) else {}
+        event(log, "notify_refused", level=WARNING, reason="foreign_record", rid=record.get("rid"),
+              app=str((args or {}).get("app", ""))[:64], operation=op.id if op else "",
+              operation_app=found[0], why=why)
+        raise Conflict(f"record {str(record.get('rid'))[:64]} names a run of another operation "
+                       f"and is not its record ({why}); refused, nothing stored",
+                       code="not_the_operations_record")
+
+
+def advance(deps: Deps, record: Mapping[str, Any]) -> None:
+    """A stored record finished a run: if an operation asked for that run, move it on."""
     if record.get("state") not in RUN_DONE:
         return
-    found = deps.operations.by_run(record["rid"])
-    op = deps.operations.get(*found) if found else None
-    if op is not None:
-        _on_record(deps, op, record)
-
-
-def _on_record(deps: Deps, op: dict[str, Any], record: dict[str, Any]) -> bool:
-    """Move ``op`` on by the finished ``record`` of its snapshot or its restore; whether it moved
-    (a record of another phase, or one that was seen already, moves nothing)."""
-    now = deps.clock()
-    snapshot = op.get("snapshot") or {}
-    if snapshot.get("rid") == record["rid"] and op["phase"] == "Snapshotting":
-        if record["state"] == "failed":
-            return _move(deps, op, "Snapshotting", "Failed", now,
-                         error=f"the pre-restore snapshot failed: {record.get('reason')}; nothing "
-                               "was restored")
-        snapshot["file"] = (record.get("result") or {}).get("file", "")
-        if not _move(deps, op, "Snapshotting", "Snapshotted", now):
-            return False
-        _try_restore(deps, op, now)
-        return True
-    if (op.get("restore") or {}).get("rid") == record["rid"] and op["phase"] == "Restoring":
-        if record["state"] == "success":
-            return _move(deps, op, "Restoring", "Completed", now)
-        return _move(deps, op, "Restoring", "Failed", now,
-                     error=f"the restore failed: {record.get('reason')}")
-    return False
-
-
-def _catch_up(deps: Deps, op: dict[str, Any]) -> bool:
-    """Move ``op`` on if the run of its phase has already finished (its record is stored)."""
-    run = {"Snapshotting": op.get("snapshot"), "Restoring": op.get("restore")}.get(op["phase"])
-    rid = (run or {}).get("rid")
-    if not rid:
-        return False
+    found = deps.operations.by_run(str(record["rid"]))
+    if found is None:
+        return
     try:
-        record = deps.records.get(op["app"], rid, consistent=True)
+        op = deps.operations.get(*found)
+    except Unreadable as e:  # the schedule fails it; the record is stored either way
+        event(log, "operation_not_advanced", level=WARNING, id=e.op_id, error=e.reason)
+        return
+    if op is None or op.finished:
+        return
+    try:  # as stored: with the controller's judgment (``suspect``) of it
+        stored: Mapping[str, Any] = deps.records.get(op.app, str(record["rid"]), consistent=True)
     except NotFound:
-        return False
-    return record.get("state") in RUN_DONE and _on_record(deps, op, record)
+        stored = record
+    step = machine.step(op, RecordArrived(stored, deps.clock()), _rules(deps))
+    if step.ignored and step.op == op:
+        event(log, "operation_record_ignored", id=op.id, rid=record["rid"], why=step.ignored)
+    _drive(deps, op, step)
 
+
+# -- the schedule's look ----------------------------------------------------------------------------
 
 def tick(deps: Deps) -> int:
-    """The schedule's look at open operations: start restores whose snapshot is done, move on
-    those whose run finished unseen, fail those stuck in a phase too long. How many moved."""
+    """The schedule's look at every open operation: one whose run finished unseen moves on, one
+    whose restore was refused is asked again, one stuck in a phase past the limit ends. Never
+    raises: an operation whose item or handling breaks fails alone (a DynamoDB or daemon outage
+    is retried on the next look instead). How many operations moved."""
+    try:
+        open_ones = deps.operations.open_ones()
+    except ControllerError as e:
+        event(log, "operations_not_ticked", level=WARNING, error=e.message)
+        return 0
     moved = 0
-    now = deps.clock()
-    limit = timedelta(minutes=deps.settings.operation_phase_minutes)
-    for app, op_id in deps.operations.open_ones():
+    for app, op_id in open_ones:
         try:
-            moved += _tick_one(deps, app, op_id, now, limit)
-        except ControllerError as e:  # one operation's trouble stays its own: the next look retries
-            event(log, "operation_not_advanced", level=WARNING, id=op_id, error=e.message)
+            moved += _tick_one(deps, app, op_id)
+        except (StoreUnavailable, UpstreamError) as e:  # an outage: the next look retries
+            event(log, "operation_not_advanced", level=WARNING, id=op_id, app=app, error=e.message)
+        except Exception as e:  # this operation's own trouble: it fails, the others go on
+            moved += _broken(deps, app, op_id, e)
     return moved
 
 
-def _tick_one(deps: Deps, app: str, op_id: str, now: datetime, limit: timedelta) -> bool:
+def _tick_one(deps: Deps, app: str, op_id: str) -> int:
     op = deps.operations.get(app, op_id)
-    if op is None or op["phase"] in FINISHED:
-        return False
-    went_on = _try_restore(deps, op, now) if op["phase"] == "Snapshotted" else _catch_up(deps, op)
-    if went_on:
-        return True
-    if now - parse_go_time(op["updated"])[0] > limit:  # in any phase, a restore not started too
-        return _move(deps, op, op["phase"], "Failed", now,
-                     error=f"stuck in {op['phase']} since {op['updated']}, longer than "
-                           f"OPERATION_PHASE_MINUTES ({limit.total_seconds() / 60:g} min)")
-    return False
+    if op is None or op.finished:  # its open marker outlived it (a write of an older version)
+        deps.operations.forget_open(app, op_id)
+        return 0
+    before = op
+    record = _finished_record(deps, op)
+    if record is not None:
+        op = _drive(deps, op, machine.step(op, RecordArrived(record, deps.clock()), _rules(deps)))
+    op = _drive(deps, op, machine.step(op, Tick(deps.clock()), _rules(deps)))
+    return int(op.version != before.version)
 
+
+def _broken(deps: Deps, app: str, op_id: str, error: Exception) -> int:
+    """``error`` came from handling one operation: it fails with the reason (or, when its item
+    cannot even be read, the item is marked failed as it is); a failure to do even that is
+    logged, and the others go on."""
+    reason = error.reason if isinstance(error, Unreadable) else \
+        f"{type(error).__name__}: {str(error)[:200]}"
+    event(log, "operation_broken", level=WARNING, id=op_id, app=app, error=reason,
+          exc=not isinstance(error, (Unreadable, ControllerError)))
+    try:
+        if isinstance(error, Unreadable):
+            return int(deps.operations.fail_unreadable(error, deps.clock()))
+        op = deps.operations.get(app, op_id)
+        if op is None:
+            return 0
+        failed = machine.step(op, machine.Broken(reason, deps.clock()), _rules(deps)).op
+        return int(deps.operations.move(op, failed, deps.clock()) is not None)
+    except Unreadable as e:
+        return int(deps.operations.fail_unreadable(e, deps.clock()))
+    except Exception as e:  # even failing it failed: the operator hears of it
+        event(log, "operation_problem", level=WARNING, id=op_id, app=app,
+              error=f"{type(e).__name__}: {str(e)[:200]}")
+        return 0
+
+
+# -- answers ---------------------------------------------------------------------------------------
 
 def get(deps: Deps, app: str, op_id: str) -> dict[str, Any]:
-    op = deps.operations.get(app, op_id)
+    try:
+        op = deps.operations.get(app, op_id)
+    except Unreadable as e:
+        return _unreadable_answer(e)
     if op is None:
         raise NotFound(f"operation {op_id!r} of app {app!r} not found", code="unknown_operation")
-    return _answer(op)
+    return answer(op)
 
 
 def of_app(deps: Deps, app: str, total: str) -> list[dict[str, Any]]:
     """The app's operations, newest first."""
     count = bounded_int(total or "50", "total", 1, 1000)
-    return [_answer(op) for op in deps.operations.of_app(app, count)]
+    return [_unreadable_answer(o) if isinstance(o, Unreadable) else answer(o)
+            for o in deps.operations.of_app(app, count)]
 
 
-def _answer(op: dict[str, Any]) -> dict[str, Any]:
-    shown = {k: v for k, v in op.items() if k != "restore_plan"}
-    return {"operation": op["id"], **shown,
-            "url": f"/api/v2/app/{op['app']}/operations/{op['id']}"}
+def answer(op: Operation) -> dict[str, Any]:
+    """What a user sees of an operation: its phase and why, its runs, how to undo it."""
+    plan = op.plan
+
+    def run(r: machine.Run | None, *keys: str) -> dict[str, Any] | None:
+        return {k: getattr(r, k) for k in keys} if r else None
+
+    return {"operation": op.id, "id": op.id, "app": op.app, "proc": plan.proc, "kind": plan.kind,
+            "phase": op.phase.value, "created": op.created, "updated": op.updated, "since": op.since,
+            "node": plan.node, "source_backup": plan.name, "source_node": plan.namespace,
+            "target_dir": plan.target_dir, "instance": plan.instance, "files": plan.files or "all",
+            "snapshot": run(op.snapshot, "job", "rid", "file", "size"),
+            "restore": run(op.restore, "rid"),
+            "verify": run(op.verify, "job", "rid", "file", "size"),
+            "verified": op.verified, "verification": op.verification,
+            "undo": _undo(plan, op.snapshot is not None, op.snapshot.file if op.snapshot else ""),
+            "error": op.error, "url": f"/api/v2/app/{op.app}/operations/{op.id}"}
 
 
-def _move(deps: Deps, op: dict[str, Any], expected: str, phase: str, now: datetime,
-          error: str = "") -> bool:
-    op["phase"] = phase
-    if error:
-        op["error"] = error
-    moved = deps.operations.move(op, expected, now)
-    if moved:
-        event(log, "operation", level=WARNING if phase == "Failed" else INFO, id=op["id"],
-              app=op["app"], phase=phase, error=error)
-    return moved
+def _undo(plan: RestorePlan, snapshot: bool, file: str) -> str:
+    if file:
+        short = plan.proc.split(".")[-1]
+        return (f"restore the snapshot {file}: POST /api/v2/app/{plan.app}/proc/{short}/backups/"
+                f"{file}/actions/recover?snapshot=false")
+    if snapshot:
+        return "the pre-restore snapshot is being taken; it names the undo once it exists"
+    if plan.increment:
+        return ("none: an increment restore overwrites the named files and takes no snapshot; it "
+                "cannot be undone")
+    return "none: restored without a snapshot (?snapshot=false); it cannot be undone"
 
 
-def _try_restore(deps: Deps, op: dict[str, Any], now: datetime) -> bool:
-    """Start the restore of an operation whose snapshot is done. The move to ``Restoring`` comes
-    first and is the claim: of a notify and the schedule reaching here at once, only one asks the
-    daemon (two restores into one volume at once would be the damage this guards against). If the
-    daemon cannot start it, the operation goes back to ``Snapshotted``, keeping the time it got
-    there (so one that can never start still fails as stuck), and the schedule tries again."""
-    since = op["updated"]
-    if not _move(deps, op, "Snapshotted", "Restoring", now):
-        return False
-    try:
-        rid = _begin_restore(deps, op)
-    except ControllerError as e:
-        event(log, "operation_restore_not_started", level=WARNING, id=op["id"], error=e.message)
-        op |= {"phase": "Snapshotted", "restore": None}
-        deps.operations.move(op, "Restoring", parse_go_time(since)[0])
-        return False
-    _track(deps, op, rid, "Restoring")
-    return True
-
-
-def _begin_restore(deps: Deps, op: dict[str, Any]) -> str:
-    plan = RestorePlan(**op["restore_plan"])
-    client = deps.daemon(plan.node)
-    rid = (client.recover_increment(plan.name, plan.form()) if plan.increment
-           else client.recover_full(plan.name, plan.form()))
-    op["restore"] = {"rid": rid}
-    return rid
-
-
-def _snapshot_job(deps: Deps, plan: RestorePlan) -> str:
-    """The target volume's own backup job on the target node (run once, it is the snapshot)."""
-    cluster = deps.cluster(plan.app)
-    for p in joblib.placements(cluster):
-        if (p.proc.full_name, p.pod.instance_no, p.item.volume, p.node) == \
-                (plan.proc, plan.instance, plan.volume, plan.node) and p.job:
-            return p.job["id"]
-    return ""
+def _unreadable_answer(e: Unreadable) -> dict[str, Any]:
+    return {"operation": e.op_id, "id": e.op_id, "app": e.app, "phase": e.phase or "Failed",
+            "error": f"the stored operation cannot be read: {e.reason}",
+            "url": f"/api/v2/app/{e.app}/operations/{e.op_id}"}
 
 
 def _made_this_second(created: str, now: datetime) -> bool:

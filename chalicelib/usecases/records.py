@@ -36,6 +36,7 @@ def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
     import hmac
 
     from chalicelib.core.recordschema import parse_record, record_app  # notify's own checks
+    from chalicelib.usecases import operations  # the restores' moves: only notify needs them
 
     settings = deps.settings
     try:
@@ -45,6 +46,7 @@ def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
                                "the daemons)", code="bad_notify_token")
         record = parse_record(body, now=deps.clock(),
                               skew=timedelta(seconds=settings.notify_clock_skew_seconds))
+        operations.check_record(deps, record)  # a forged record of an operation's run: refused
         stored = deps.records.put(record)
     except ControllerError:
         metrics.notify(deps, accepted=False)
@@ -53,11 +55,10 @@ def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
     event(log, "notify", rid=record["rid"], app=record_app(record), state=record["state"],
           stored=stored)
     try:  # a run of a restore operation moves it on (idempotent: a repeat moves nothing)
-        from chalicelib.usecases import operations  # the daemons' client: only notify needs it
-
         operations.advance(deps, record)
-    except ControllerError as e:  # the record is kept; the schedule picks the operation up again
-        event(log, "operation_not_advanced", level=WARNING, rid=record["rid"], error=e.message)
+    except Exception as e:  # the record is kept; the schedule picks the operation up again
+        event(log, "operation_not_advanced", level=WARNING, rid=record["rid"],
+              error=getattr(e, "message", f"{type(e).__name__}: {str(e)[:200]}"))
     return {"rid": record["rid"], "stored": stored}
 
 

@@ -1,5 +1,8 @@
 """Backup routes (v1 and v2) against stand-in daemons, with lain-cli's request shapes."""
 
+import json
+from datetime import UTC, datetime
+
 import pytest
 
 from tests.component.apiclient import error_of, post_form, post_json
@@ -104,24 +107,54 @@ def test_v1_recover_routes(api, ddb, pushed):
     assert resp.status_code == 200
 
 
+@pytest.fixture
+def fixed_daemons(monkeypatch):
+    """A cluster whose daemons restore from another node's namespace (the reference cluster's
+    two hello instances run on two nodes; backupd as released cannot migrate between them)."""
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setenv("ALLOW_CROSS_NODE_RESTORE", "true")
+    get_settings.cache_clear()
+
+
 @pytest.mark.parametrize("send", [
     lambda api, path: post_form(api, path, [("volume", "/data"), ("to", "2")]),
     lambda api, path: post_json(api, path, {"volume": "/data", "to": 2}),
 ])
-def test_migrate_full_to_another_instance(api, ddb, pushed, send):
-    resp = send(api, f"{HELLO}/{FULL}/actions/migrate?snapshot=false")
+def test_migrate_full_to_another_instance(api, ddb, pushed, fixed_daemons, send):
+    resp = send(api, f"{HELLO}/{FULL}/actions/migrate?snapshot=false&verify=false")
     assert resp.status_code == 200, resp.body
     assert not pushed["127.0.0.11"].received("/api/v1/backup/full/recover")
     call = pushed["127.0.0.12"].received("/api/v1/backup/full/recover/file/")[0]
     assert call.form["namespace"] == ["127.0.0.11"]  # where the backup is
     assert call.form["destDir"] == ["/data/lain/volumes/hello/hello.web.web/2/data"]
     assert call.form["instanceNo"] == ["2"]
+    api.http.post("/api/v2/system/notify", headers={"Content-Type": "application/json"},
+                  body=json.dumps(_recover_done(call, resp.json_body["restore"]["rid"])))
     snap = send(api, f"{HELLO}/{FULL}/actions/migrate").json_body  # the target's own job
     assert snap["phase"] == "Snapshotting" and snap["snapshot"]["job"].startswith("7f00000c")
     assert pushed["127.0.0.12"].runs[-1][1] == snap["snapshot"]["job"]
 
 
-def test_migrate_increment_v1(api, ddb, daemons):
+def _recover_done(call, rid):
+    """The daemon's success record of the restore ``call`` asked for (frees the target)."""
+    start = datetime.fromtimestamp(int(rid[:10]), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    form = {k: v[0] for k, v in call.form.items()}
+    return {"id": "", "spec": "", "action": "backup_recover", "type": "once", "sleep": False,
+            "args": {"namespace": form["namespace"], "backup": call.path.rsplit("/", 1)[1],
+                     "files": None, "destDir": form["destDir"], "app": form["app"],
+                     "proc": form["proc"]},
+            "rid": rid, "result": None, "state": "success", "start": start, "end": start,
+            "reason": ""}
+
+
+def test_migrate_across_nodes_is_refused_as_the_daemon_cannot_do_it(api, ddb, pushed):
+    resp = post_form(api, f"{HELLO}/{FULL}/actions/migrate", [("volume", "/data"), ("to", "2")])
+    assert resp.status_code == 409 and error_of(resp)["code"] == "cross_node_restore"
+    assert not any(d.received("/api/v1/backup", "POST") or d.runs for d in pushed.values())
+
+
+def test_migrate_increment_v1(api, ddb, daemons, fixed_daemons):
     path = f"/api/v1/backup/migrate/increment/app/hello/proc/hello.web.web/dir/{INCR}"
     resp = post_form(api, path, [("from", "1"), ("to", "2"), ("volume", "/var/log/hello"),
                                  ("files", "x.log")])
@@ -131,14 +164,15 @@ def test_migrate_increment_v1(api, ddb, daemons):
     assert call.form["files"] == ["x.log"]
 
 
-def test_a_dry_run_says_what_would_happen_and_touches_nothing(api, ddb, pushed):
+def test_a_dry_run_says_what_would_happen_and_touches_nothing(api, ddb, pushed, fixed_daemons):
     resp = post_form(api, f"{HELLO}/{FULL}/actions/migrate?dry_run=true",
                      [("volume", "/data"), ("to", "2")])
     assert resp.status_code == 200
     assert resp.json_body == {"dry_run": True, "would_restore": {
         "node": "127.0.0.12", "source_backup": FULL, "source_node": "127.0.0.11",
         "target_dir": "/data/lain/volumes/hello/hello.web.web/2/data", "instance": 2,
-        "files": "all", "snapshot": True}}
+        "files": "all", "snapshot": True, "verify": True,
+        "undo": "the pre-restore snapshot is being taken; it names the undo once it exists"}}
     assert not any(d.received(p, "POST") for d in pushed.values()
                    for p in ("/api/v1/backup", "/api/v1/cron/once"))
     assert api.http.get("/api/v2/app/hello/operations").json_body == []

@@ -39,7 +39,7 @@ def test_v1_twins_are_documented_under_their_own_paths(document):
     assert v1["post"]["tags"] == ["v1"] and v2["post"]["tags"] == ["v2"]
     assert v1["post"]["operationId"] != v2["post"]["operationId"]
     assert {p["name"] for p in v2["post"]["parameters"]} == {"app_name", "proc", "name", "snapshot",
-                                                             "dry_run"}
+                                                             "dry_run", "verify"}
     body = v2["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     assert set(body["properties"]) == {"files"}
 
