@@ -48,6 +48,7 @@ class BackupdStandIn(StandIn):
         self.backups: list[dict[str, Any]] = []
         self.files: dict[str, list[dict[str, Any]]] = {}
         self.start_time = go_time()
+        self.running_tasks = 0  # runs in progress, as /debug reports them (a worker counts its own)
         self.on_restart()
 
     def on_restart(self) -> None:
@@ -135,7 +136,7 @@ class BackupdStandIn(StandIn):
                 return Reply(200, "OK")
             case ("GET", "debug"):
                 return Reply(200, {"crond_status": self.crond_status, "goroutines": 12,
-                                   "running_tasks": 0, "startTime": self.start_time,
+                                   "running_tasks": self.running_tasks, "startTime": self.start_time,
                                    "updateTime": self.update_time})
         return Reply(404, "404 page not found")
 

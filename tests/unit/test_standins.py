@@ -1,12 +1,14 @@
 """The stand-ins' own cron and path code against golden vectors (the reference daemon's answers
 and DESIGN.md), so the test double is right on its own, not by sharing the controller's code."""
 
+import ast
 from datetime import UTC, datetime
 
 import pytest
 
 from scripts.simcluster import minicron
 from scripts.simcluster.backupd import _fires_every_5s
+from tests.reference import ROOT
 
 NOW = datetime(2026, 11, 24, 23, 47, 10, tzinfo=UTC)
 
@@ -43,3 +45,12 @@ def test_specs_the_daemon_drops(spec):
                                         ("*/10 * * * * *", False), ("0 3 * * *", False)])
 def test_schedules_that_keep_the_daemon_busy(spec, busy):
     assert _fires_every_5s(spec) is busy
+
+
+def test_the_standins_borrow_nothing_from_the_product():
+    """A stand-in sharing the controller's code would share its bugs, and pass them unseen."""
+    for path in sorted((ROOT / "scripts" / "simcluster").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [m for m in names if m.split(".")[0] in ("chalicelib", "app")], path.name
