@@ -91,8 +91,8 @@ class Cluster:
 class Controller:
     """``chalice local`` of ``checkout`` as a subprocess, with the given environment."""
 
-    def __init__(self, checkout: Path, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
+    def __init__(self, checkout: Path, env: dict[str, str], log: Path, port: int = 0) -> None:
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log.open("w")
         self.proc = subprocess.Popen(
