@@ -79,6 +79,7 @@ class Settings:
     node_forget_hours: float = setting(24.0, "NODE_FORGET_HOURS", minimum=0)
     pause_max_days: float = setting(30.0, "PAUSE_MAX_DAYS", minimum=0.01)
     pause_notice_hours: float = setting(24.0, "PAUSE_NOTICE_HOURS", minimum=0)
+    pause_check_minutes: int = setting(10, "PAUSE_CHECK_MINUTES", minimum=1)
     expiry_hold_margin_percent: float = setting(25.0, "EXPIRY_HOLD_MARGIN_PERCENT", minimum=0)
     suspect_size_percent: float = setting(10.0, "SUSPECT_SIZE_PERCENT", minimum=0)
     operation_phase_minutes: float = setting(360.0, "OPERATION_PHASE_MINUTES", minimum=1)

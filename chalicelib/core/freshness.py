@@ -108,8 +108,11 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
         return "invalid", f"schedule {p.item.schedule!r} is invalid; the daemon drops this job", None
     if paused:
         why = f": {paused.reason}" if paused.reason else ""
-        return "paused", (f"paused by a user until {paused.until or 'woken up'}{why}; wake it up "
-                          "to resume backups sooner"), None
+        who = (f"found paused on {p.node} with no pause on record, kept paused" if paused.adopted
+               else "paused by a user")
+        unsure = "" if paused.confirmed else " (the daemon has not confirmed it yet)"
+        return "paused", (f"{who} until {paused.until or 'woken up'}{'' if paused.adopted else why}"
+                          f"{unsure}; wake it up to resume backups sooner"), None
     last = latest.get("last")
     success = latest.get("good") or (None if (latest.get("success") or {}).get("suspect")
                                      else latest.get("success"))
