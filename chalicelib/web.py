@@ -171,7 +171,7 @@ class Router:
 
 
 AUDITED_FIELDS = ("files", "to", "volume", "from", "until", "reason")
-AUDITED_QUERY = ("confirm", "snapshot", "dry_run")
+AUDITED_QUERY = ("confirm", "snapshot", "dry_run", "force")
 
 
 def audit(req: Request, params: dict[str, str], result: Any, response: Response) -> None:

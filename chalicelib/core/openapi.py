@@ -33,6 +33,8 @@ FIELDS: dict[str, tuple[dict[str, Any], str]] = {
                 "removals: apply the job removals the reconcile holds"),
     "snapshot": (_BOOL, "false: restore without a pre-restore snapshot (no undo)"),
     "dry_run": (_BOOL, "true: answer what would be restored, change nothing"),
+    "force": (_BOOL, "true: delete even a volume's newest good backup (refused with 409 "
+                     "newest_good_backup otherwise)"),
     "token": (_STR, "the notify token the controller gave the daemons"),
     "month": ({"type": "integer", "minimum": 1, "maximum": 12}, "records of this month"),
     "year": ({"type": "integer", "minimum": 2000, "maximum": 9999}, "records of this year"),

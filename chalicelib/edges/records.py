@@ -27,6 +27,7 @@ from chalicelib.core.freshness import SUSPECT_PERCENT, suspect
 from chalicelib.core.gotime import parse_go_time, sort_key
 from chalicelib.core.jobs import BACKUP_ACTION
 from chalicelib.core.recordschema import identity, record_app
+from chalicelib.core.retention import archive_of
 from chalicelib.edges import schema
 from chalicelib.edges.dynamo import Dynamo
 from chalicelib.errors import Conflict, NotFound
@@ -141,6 +142,23 @@ class RecordStore:
             out.setdefault(job_id, {})[kind] = _with_flag(item)
         return out
 
+    def goods(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """``{job id: its newest good success}`` of those of ``job_ids`` that have one, as last
+        written (one BatchGetItem per 100 jobs); ``gone`` says why its archive is known deleted."""
+        keys = [{"pk": LATEST, "sk": f"{j}#good"} for j in dict.fromkeys(job_ids)]
+        return {i["sk"].rpartition("#")[0]: _with_flag(i)
+                for i in self.db.get_many(keys, consistent=True)}
+
+    def mark_gone(self, job_id: str, file: str, why: str) -> bool:
+        """Mark the job's newest good success as no good any more: its archive ``file`` was
+        deleted (``why``). False when that is not (or no longer) the job's newest good success,
+        or it is marked already. The next good success replaces the mark."""
+        item = self.db.get({"pk": LATEST, "sk": f"{job_id}#good"}, consistent=True)
+        if not item or item.get("gone") or archive_of(_with_flag(item)) != file:
+            return False
+        return self.db.put_if({**item, "gone": why}, "skey = :k AND attribute_not_exists(gone)",
+                              {":k": item["skey"]})
+
     def get(self, app: str, rid: str, *, consistent: bool = False) -> dict[str, Any]:
         """One record of ``app`` (404 if unknown or another app's); ``consistent``: as last
         written, by whichever function wrote it."""
@@ -165,8 +183,9 @@ class RecordStore:
 
 def _with_flag(item: dict[str, Any]) -> dict[str, Any]:
     """The stored record as the daemon posted it, with ``suspect`` (why) if the controller judged
-    the success suspicious."""
+    the success suspicious, and ``gone`` (why) if its archive is known deleted."""
     record: dict[str, Any] = json.loads(item["record"])
-    if item.get("suspect"):
-        record["suspect"] = item["suspect"]
+    for flag in ("suspect", "gone"):
+        if item.get(flag):
+            record[flag] = item[flag]
     return record
