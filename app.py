@@ -153,7 +153,7 @@ def v2_job(app_name: str, job_id: str) -> Any:
 @r.route(V2 + "/app/{app_name}/cron/jobs/{job_id}/actions/{action}", method="POST", mutating=True,
          form=("until", "reason"))
 def v2_job_action(app_name: str, job_id: str, action: str) -> Any:
-    """run the job now, sleep it (until=, reason=) or wake it up."""
+    """run the job now, sleep it (until=, reason=), wake it up, or accept-size (its latest size)."""
     return jobs.action(deps(), app_name, job_id, action, r.form().get("until"), r.form().get("reason"))
 
 

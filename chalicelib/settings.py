@@ -82,6 +82,7 @@ class Settings:
     pause_check_minutes: int = setting(10, "PAUSE_CHECK_MINUTES", minimum=1)
     expiry_hold_margin_percent: float = setting(25.0, "EXPIRY_HOLD_MARGIN_PERCENT", minimum=0)
     suspect_size_percent: float = setting(10.0, "SUSPECT_SIZE_PERCENT", minimum=0)
+    size_rebaseline_runs: int = setting(3, "SIZE_REBASELINE_RUNS", minimum=0)
     operation_phase_minutes: float = setting(360.0, "OPERATION_PHASE_MINUTES", minimum=1)
     audit_retention_days: int = setting(400, "AUDIT_RETENTION_DAYS", minimum=0)
     reconcile_lease_seconds: float = setting(300.0, "RECONCILE_LEASE_SECONDS", minimum=10)

@@ -23,7 +23,7 @@ from chalicelib.edges.backupd import BackupdClient, BackupdError, BackupdGarbage
 from chalicelib.errors import BadRequest, ControllerError, NotFound, UpstreamTimeout
 from chalicelib.logs import event, log
 
-JOB_ACTIONS = ("run", "sleep", "wakeup")
+JOB_ACTIONS = ("run", "sleep", "wakeup", "accept-size")
 JOB_QUERY = re.compile(r"^(action|type|id|args_\w+)$")
 MAX_REASON = 500
 
@@ -76,7 +76,8 @@ def app_job(deps: Deps, app: str, job_id: str) -> Job:
 
 
 def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason: str = "") -> Any:
-    """run → the record id; sleep → "OK" (or, with ``until``/``reason``, the pause); wakeup → "OK".
+    """run → the record id; sleep → "OK" (or, with ``until``/``reason``, the pause); wakeup → "OK";
+    accept-size → the job's new baseline size (its latest success is taken as good).
 
     A pause lives in two places, DynamoDB (so every later push and a restarted daemon get it
     back, and the reconcile ends it at ``until``) and the daemon. The intent is written first, so
@@ -89,6 +90,9 @@ def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason
                          code="bad_action")
     if name == "run":
         return _on_daemon(deps, app, job_id, lambda c: c.run(job_id))
+    if name == "accept-size":
+        _owned_job(deps, app, job_id)
+        return deps.records.accept_size(job_id)
     if len(reason) > MAX_REASON:
         raise BadRequest(f"reason: at most {MAX_REASON} characters", code="bad_reason")
     node = _owned_job(deps, app, job_id)
