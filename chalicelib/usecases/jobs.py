@@ -147,7 +147,8 @@ def _unconfirmed(deps: Deps, node: str, job_id: str, name: str, pause: Pause | N
            else "dropped the connection after the request went out")
     try:
         deps.state.set_pause(node, job_id, kept)
-    except ControllerError as e:  # the intent written before the daemon was asked stands
+    except ControllerError as e:  # a sleep's pause stands as written; a job a wakeup left
+        # paused with no pause on record is adopted (with an end) by the reconcile's check
         event(log, "pause_not_marked", level=WARNING, node=node, job=job_id, error=e.message)
     event(log, f"job_{name}_unconfirmed", level=WARNING, node=node, job=job_id, until=kept.until,
           error=error.message)
