@@ -46,9 +46,10 @@ def compare(entries: list[dict[str, Any]], on_record: dict[str, Pause],
             ended: set[str] | frozenset[str] = frozenset()) -> Drift:
     """The drift between a daemon's ``GET /cron/jobs`` entries and the node's pauses on record
     (``ended``: pauses whose end came this run; they are being woken, not re-applied). A job on
-    record but not on the node is left alone: the next push brings it, and its pause with it."""
-    sleeping = {e["job"]["id"]: bool(e["job"].get("sleep")) for e in entries
-                if e["job"].get("id")}
+    record but not on the node is left alone: the next push brings it, and its pause with it; so
+    is a job whose entry does not say whether it sleeps."""
+    sleeping = {e["job"]["id"]: e["job"]["sleep"] for e in entries
+                if e["job"].get("id") and isinstance(e["job"].get("sleep"), bool)}
     active = {j: p for j, p in on_record.items() if j not in ended}
     return Drift(
         adopt=tuple(sorted(j for j, asleep in sleeping.items() if asleep and j not in on_record)),

@@ -35,3 +35,6 @@ def test_what_a_daemons_list_says_of_the_pauses_on_record():
     assert compare(entries, on_record, {"e"}) == Drift(adopt=("x",), reapply=("b",), confirm=("c",))
     assert not compare([entry("a", True)], {"a": Pause("2026-12-10T00:00:00Z")})
     assert compare([entry("e", True)], on_record, {"e"}) == Drift()  # being woken, not adopted
+    unsaid = entry("b", False)
+    del unsaid["job"]["sleep"]
+    assert compare([unsaid], on_record) == Drift()  # no flag: nothing to compare
