@@ -83,10 +83,10 @@ def v1_file_list(app_name: str, proc: str, name: str) -> Any:
 
 
 @r.route(V2 + "/app/{app_name}/proc/{proc}/backups/actions/delete", method="POST", mutating=True,
-         status=204, form=("files",))
+         status=204, form=("files",), query=("force",))
 def v2_delete(app_name: str, proc: str) -> Any:
-    """Delete the named backups of the proc."""
-    return backups.delete(deps(), app_name, proc, r.form().getlist("files"))
+    """Delete the named backups of the proc (?force=true: even a volume's newest good one)."""
+    return backups.delete(deps(), app_name, proc, r.form().getlist("files"), r.flag("force", False))
 
 
 @r.route(V2 + "/app/{app_name}/proc/{proc}/backups/{name}/actions/recover",
@@ -153,7 +153,7 @@ def v2_job(app_name: str, job_id: str) -> Any:
 @r.route(V2 + "/app/{app_name}/cron/jobs/{job_id}/actions/{action}", method="POST", mutating=True,
          form=("until", "reason"))
 def v2_job_action(app_name: str, job_id: str, action: str) -> Any:
-    """run the job now, sleep it (until=, reason=) or wake it up."""
+    """run the job now, sleep it (until=, reason=), wake it up, or accept-size (its latest size)."""
     return jobs.action(deps(), app_name, job_id, action, r.form().get("until"), r.form().get("reason"))
 
 

@@ -67,7 +67,8 @@ class Deps:
         from chalicelib.edges.records import RecordStore
 
         return RecordStore(self.table, self.settings.record_retention_days,
-                           self.settings.suspect_size_percent)
+                           self.settings.suspect_size_percent, self.settings.size_rebaseline_runs,
+                           self.settings.alert_webhook_url)
 
     @cached_property
     def operations(self) -> OperationStore:

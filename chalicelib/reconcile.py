@@ -29,13 +29,13 @@ from logging import WARNING
 from typing import Any
 
 from chalicelib.core import jobs as joblib
-from chalicelib.core import removals, retention
+from chalicelib.core import pausecheck, removals, retention
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.gotime import GO_ZERO, format_time, parse_go_time
 from chalicelib.core.plan import NodePlan, NodeState, plan, with_restarts
-from chalicelib.core.types import Pauses, ReconcileSummary
+from chalicelib.core.types import Pause, Pauses, ReconcileSummary
 from chalicelib.deps import Deps
-from chalicelib.edges.backupd import BackupdClient, BackupdError
+from chalicelib.edges.backupd import BackupdClient, BackupdError, FanOut
 from chalicelib.errors import Conflict, ControllerError, LainletError
 from chalicelib.logs import event, log
 from chalicelib.settings import NOTIFY_PATH, Settings
@@ -207,6 +207,69 @@ def _wake(deps: Deps, ended: dict[str, set[str]]) -> dict[str, set[str]]:
     return result.results
 
 
+@dataclass
+class PauseCheck:
+    """What a run's comparison of pauses on record with the daemons' sleep flags did."""
+
+    checked: int = 0
+    adopted: dict[str, list[str]] = field(default_factory=dict)
+    reapplied: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _check_pauses(deps: Deps, seen: Observation, pauses: Pauses, ended: dict[str, set[str]],
+                  pushed: FanOut[list[str]]) -> PauseCheck:
+    """Compare the pauses on record with the daemons' sleep flags (``GET /cron/jobs``) on the nodes
+    with pauses on record and on this minute's slice of the others
+    (:mod:`chalicelib.core.pausecheck`): adopt a job found paused with no pause on record (it
+    ends after ``PAUSE_MAX_DAYS``), re-apply a pause whose job runs, confirm an unconfirmed pause
+    found applied. Nodes pushed this run were re-paused by the push; nodes that failed or stayed
+    silent this run are left for the next. ``pauses`` is updated with what was adopted."""
+    settings, now = deps.settings, deps.clock()
+    minute = int(now.timestamp()) // 60
+    skip = set(pushed.errors) | set(seen.silent)
+    nodes = [p.node for p in seen.plans if p.job_ids and p.node not in skip and (
+        pausecheck.due(p.node, minute, settings.pause_check_minutes)
+        or (p.node not in pushed.results and set(pauses.get(p.node, {})) - ended.get(p.node, set())))]
+    lists = deps.fan_out(nodes, lambda c: c.jobs())
+    drift = {n: pausecheck.compare(entries, pauses.get(n, {}), ended.get(n, set()))
+             for n, entries in lists.results.items()}
+    # read again before pausing: a wakeup a user asked for since this run read the pauses is theirs
+    again = {n: [j for j in d.reapply if deps.state.pause_of(n, j) is not None]
+             for n, d in drift.items() if d.reapply}
+    again = {n: ids for n, ids in again.items() if ids}
+
+    def sleep(client: BackupdClient) -> list[str]:
+        for job_id in again[client.node]:
+            client.job_action(job_id, "sleep")
+        return again[client.node]
+
+    reapplied = deps.fan_out(list(again), sleep)
+    confirm = {n: set(d.confirm) for n, d in drift.items()}
+    for node, ids in [*reapplied.results.items(), *pushed.results.items()]:
+        confirm.setdefault(node, set()).update(ids)
+    for node, confirmed in confirm.items():
+        for job_id in sorted(confirmed):
+            pause = pauses.get(node, {}).get(job_id)
+            if pause and not pause.confirmed and deps.state.confirm_pause(node, job_id, pause):
+                pauses[node][job_id] = replace(pause, confirmed=True)
+    adopted: dict[str, list[str]] = {}
+    until = format_time(now + timedelta(days=settings.pause_max_days))
+    for node, d in drift.items():
+        for job_id in d.adopt:
+            pause = Pause(until, pausecheck.ADOPTED_REASON, format_time(now), adopted=True)
+            if deps.state.adopt_pause(node, job_id, pause):
+                adopted.setdefault(node, []).append(job_id)
+                pauses.setdefault(node, {})[job_id] = pause
+    if adopted:
+        event(log, "pause_adopted", level=WARNING, jobs=adopted, until=until,
+              detail="paused on the node with no pause on record: kept paused until then "
+                     "(PAUSE_MAX_DAYS), shown in /api/v2/system/problems")
+    if reapplied.results:
+        event(log, "pause_reapplied", level=WARNING, jobs=reapplied.results,
+              detail="paused on record but running on the node: paused again")
+    return PauseCheck(len(nodes), adopted, dict(reapplied.results))
+
+
 def _first_seen(old: NodeState | None, job_ids: list[str], now: str) -> tuple[tuple[str, str], ...]:
     """When each job was first pushed to the node (kept across pushes while the job exists)."""
     before = dict(old.first_seen) if old else {}
@@ -268,6 +331,8 @@ def _run(deps: Deps, confirm: bool, summary: ReconcileSummary, clock: float) -> 
           failed=summary["failed"], cleared=len(summary["cleared"]),
           restarted=len(summary["restarted"]), held=sum(len(v) for v in summary["held"].values()),
           forgotten=len(summary["forgotten"]), problems=summary["problems"],
+          pauses_adopted=sum(map(len, summary["pauses_adopted"].values())),
+          pauses_reapplied=sum(map(len, summary["pauses_reapplied"].values())),
           duration_ms=summary["duration_ms"])
     _keep(deps, summary)
     done.summary = summary
@@ -309,6 +374,11 @@ def _apply(deps: Deps, seen: Observation) -> Run:
         gone = set(pauses.get(node, {})) - set(todo[node].job_ids)
         if gone:
             store.drop_pauses(node, gone)
+    try:
+        checked = _check_pauses(deps, seen, pauses, ended, result)
+    except ControllerError as e:  # the pushes are done and kept; the next run compares again
+        event(log, "pause_check_failed", level=WARNING, error=e.message)
+        checked = PauseCheck()
     held = seen.verdict.by_node() if seen.holding else {}
     if seen.verdict.held or store.held_removals():
         store.save_held_removals(seen.verdict.fingerprint if seen.holding else "", seen.held_runs,
@@ -333,6 +403,9 @@ def _apply(deps: Deps, seen: Observation) -> Run:
         "restarted": seen.restarted,
         "repaused": {n: ids for n, ids in result.results.items() if ids},
         "woken": {n: sorted(ids) for n, ids in sorted(woken.items())},
+        "pauses_checked": checked.checked,
+        "pauses_adopted": checked.adopted,
+        "pauses_reapplied": checked.reapplied,
         "unchanged": len(seen.plans) - len(todo),
         "held": {n: sorted(ids) for n, ids in sorted(held.items())},
         "held_reasons": seen.verdict.reasons if held else [],

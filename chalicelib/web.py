@@ -63,6 +63,7 @@ def to_response(result: Any, status: int = 200) -> Response:
             headers[UNREACHABLE_HEADER] = ", ".join(result.unreachable)
         if result.next:
             headers[NEXT_HEADER] = result.next
+        headers.update(result.headers)
         status = result.status or status
         result = result.body
     body = "" if status == 204 else json.dumps(result, separators=(",", ":"))

@@ -11,16 +11,18 @@ from typing import Any
 class Partial:
     """Part of an answer: gathered from several nodes (``unreachable`` names those that did not
     answer), or one page of it (``next`` is the token of the next page). ``status``: when the
-    answer's own status differs from the route's."""
+    answer's own status differs from the route's; ``headers``: more to say beside a body whose
+    shape is fixed."""
 
-    __slots__ = ("body", "next", "status", "unreachable")
+    __slots__ = ("body", "headers", "next", "status", "unreachable")
 
     def __init__(self, body: Any, unreachable: list[str] | None = None, next: str = "",
-                 status: int | None = None) -> None:
+                 status: int | None = None, headers: dict[str, str] | None = None) -> None:
         self.body = body
         self.unreachable: list[str] = unreachable or []
         self.next = next
         self.status = status
+        self.headers: dict[str, str] = headers or {}
 
 
 class Text:

@@ -84,6 +84,31 @@ def _iso(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
 
 
+def archive_size(result: Any) -> int | None:
+    """The archive size a success reports, or None when it reports none (or 0 bytes)."""
+    size = result.get("size") if isinstance(result, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        return None
+    return size
+
+
+def median(sizes: list[int]) -> int:
+    """The median the suspect rule compares with (the upper one of an even count); 0 if none."""
+    return sorted(sizes)[len(sizes) // 2] if sizes else 0
+
+
+def streak(before: list[int], size: int, percent: float) -> list[int]:
+    """The sizes of the job's latest suspect successes, ``size`` last, that agree with each other
+    (largest minus smallest at most ``percent`` of the largest): the older ones that disagree
+    with a newer size drop out. A volume that really shrank gives
+    a run of agreeing sizes; once it is ``SIZE_REBASELINE_RUNS`` long, that size is the new
+    baseline."""
+    out = [*before, size]
+    while (max(out) - min(out)) * 100 > percent * max(out):
+        out.pop(0)
+    return out
+
+
 def suspect(result: Any, recent_sizes: list[int], percent: float) -> str:
     """Why a backup's success cannot be trusted ("" if it can): no size, 0 bytes, or far below
     the sizes of the job's recent good backups (under ``percent`` of their median)."""
@@ -108,8 +133,11 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
         return "invalid", f"schedule {p.item.schedule!r} is invalid; the daemon drops this job", None
     if paused:
         why = f": {paused.reason}" if paused.reason else ""
-        return "paused", (f"paused by a user until {paused.until or 'woken up'}{why}; wake it up "
-                          "to resume backups sooner"), None
+        who = (f"found paused on {p.node} with no pause on record, kept paused" if paused.adopted
+               else "paused by a user")
+        unsure = "" if paused.confirmed else " (the daemon has not confirmed it yet)"
+        return "paused", (f"{who} until {paused.until or 'woken up'}{'' if paused.adopted else why}"
+                          f"{unsure}; wake it up to resume backups sooner"), None
     last = latest.get("last")
     success = latest.get("good") or (None if (latest.get("success") or {}).get("suspect")
                                      else latest.get("success"))

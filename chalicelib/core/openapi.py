@@ -35,6 +35,8 @@ FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "dry_run": (_BOOL, "true: answer what would be restored, change nothing"),
     "verify": (_BOOL, "false: do not check a restore the daemon reports done (a backup of the "
                       "target, compared with the source)"),
+    "force": (_BOOL, "true: delete even a volume's newest good backup (refused with 409 "
+                     "newest_good_backup otherwise)"),
     "token": (_STR, "the notify token the controller gave the daemons"),
     "month": ({"type": "integer", "minimum": 1, "maximum": 12}, "records of this month"),
     "year": ({"type": "integer", "minimum": 2000, "maximum": 9999}, "records of this year"),

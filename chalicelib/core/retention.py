@@ -4,8 +4,9 @@ Pure: time and the records come in.
 A node's ``backup_expire`` job deletes every full backup of a listed dir older than its expire, by
 age alone: when a volume's backups keep failing for longer than that, every copy goes. So a dir
 whose newest *good* backup (a success that is not suspect) is at risk, that is older than its
-expire minus ``EXPIRY_HOLD_MARGIN_PERCENT`` of it, or that has no good backup recorded at all, is
-held out of its node's expire job until a new good backup exists. Backup jobs (and their IDs) are
+expire minus ``EXPIRY_HOLD_MARGIN_PERCENT`` of it, or that has no good backup recorded at all (its
+newest one deleted by hand counts as none), is held out of its node's expire job until a new good
+backup exists. Backup jobs (and their IDs) are
 untouched; only what the expire job lists changes. Increment dirs are never expired by the daemons.
 """
 
@@ -23,9 +24,21 @@ Latest = dict[str, dict[str, dict[str, Any]]]  # job id -> {"last", "success", "
 
 
 def good_success(latest: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """A job's newest good backup (records kept before "good" existed: its newest plain success)."""
+    """A job's newest good backup (records kept before "good" existed: its newest plain success);
+    None when its archive is known deleted (``gone``): the dir then has no good backup on record
+    until the next one."""
+    good = latest.get("good")
+    if good is not None:
+        return None if good.get("gone") else good
     success = latest.get("success")
-    return latest.get("good") or (success if success and not success.get("suspect") else None)
+    return success if success and not success.get("suspect") else None
+
+
+def archive_of(record: dict[str, Any]) -> str:
+    """The archive a success record names (``result.file``, its last path piece), or ""."""
+    result = record.get("result")
+    file = result.get("file") if isinstance(result, dict) else ""
+    return file.rpartition("/")[2] if isinstance(file, str) else ""
 
 
 def held_dirs(cluster: Cluster, latest: Latest, now: datetime, margin_percent: float
@@ -36,9 +49,13 @@ def held_dirs(cluster: Cluster, latest: Latest, now: datetime, margin_percent: f
         if not p.item.expire_ok or p.item.expire_mode != "full" or (p.node, p.path) in held:
             continue
         expire = cron.parse_expire(p.item.expire)
-        good = good_success(latest.get(p.job["id"], {})) if p.job else None
+        job_latest = latest.get(p.job["id"], {}) if p.job else {}
+        good = good_success(job_latest)
         if good is None:
-            held[(p.node, p.path)] = "no good backup recorded yet"
+            gone = job_latest.get("good") or {}
+            held[(p.node, p.path)] = (
+                f"its newest good backup {archive_of(gone)} was deleted ({gone['gone']}); no "
+                "other good backup recorded" if gone.get("gone") else "no good backup recorded yet")
             continue
         try:
             taken = parse_go_time(good["start"])[0]

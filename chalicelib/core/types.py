@@ -61,6 +61,9 @@ class ReconcileSummary(TypedDict, total=False):
     restarted: list[str]
     repaused: dict[str, list[str]]
     woken: dict[str, list[str]]
+    pauses_checked: int
+    pauses_adopted: dict[str, list[str]]
+    pauses_reapplied: dict[str, list[str]]
     unchanged: int
     held: dict[str, list[str]]
     held_reasons: list[str]
@@ -77,11 +80,16 @@ class ReconcileSummary(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class Pause:
-    """A user's pause of one job: until when (RFC 3339, UTC), why, and since when."""
+    """A user's pause of one job: until when (RFC 3339, UTC), why, and since when. ``confirmed``:
+    the daemon is known to hold it (False after a request whose answer never came); ``adopted``:
+    the reconcile found the job paused on its node with no pause on record and kept it, with an
+    end."""
 
     until: str
     reason: str = ""
     paused_at: str = ""
+    confirmed: bool = True
+    adopted: bool = False
 
 
 Pauses = dict[str, dict[str, Pause]]  # node -> job id -> its pause

@@ -169,6 +169,28 @@ class Dynamo:
         item = self._call("get_item", Key=key, ConsistentRead=consistent).get("Item")
         return item if isinstance(item, dict) else None
 
+    def get_many(self, keys: list[dict[str, str]], *, consistent: bool = False
+                 ) -> list[dict[str, Any]]:
+        """The items at ``keys`` that exist (any order): BatchGetItem, 100 keys a request, the
+        keys DynamoDB leaves unprocessed asked again (a few times, then a 503)."""
+        client, name = self.table.meta.client, self.table.name
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            request = {name: {"Keys": keys[start:start + 100], "ConsistentRead": consistent}}
+            for _ in range(5):
+                try:
+                    page = client.batch_get_item(RequestItems=request)
+                except Exception as e:
+                    raise self._failure("BatchGetItem", e) from None
+                found += page.get("Responses", {}).get(name, [])
+                request = page.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            if request:
+                raise StoreUnavailable(f"DynamoDB left keys of table {name} unprocessed; retry "
+                                       "later")
+        return found
+
     def delete(self, key: dict[str, str]) -> None:
         self._call("delete_item", Key=key)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -101,10 +102,21 @@ class NodeStateStore:
         """Keep ``pause`` of the job (None: the job is not paused)."""
         key = {"pk": PAUSES, "sk": f"{node}#{job_id}"}
         if pause:
-            self.db.put({**key, "until": pause.until, "reason": pause.reason,
-                         "paused_at": pause.paused_at})
+            self.db.put(_pause_item(node, job_id, pause))
         else:
             self.db.delete(key)
+
+    def adopt_pause(self, node: str, job_id: str, pause: Pause) -> bool:
+        """Keep ``pause`` unless the job has one on record by now (a user's sleep that landed
+        meanwhile is theirs); False when it had."""
+        return self.db.put_if(_pause_item(node, job_id, pause), "attribute_not_exists(pk)")
+
+    def confirm_pause(self, node: str, job_id: str, pause: Pause) -> bool:
+        """Mark ``pause`` confirmed, if it is still the one on record (a user may have changed it
+        meanwhile); False when it was not."""
+        return self.db.put_if(_pause_item(node, job_id, replace(pause, confirmed=True)),
+                              "paused_at = :p AND #u = :u",
+                              {":p": pause.paused_at, ":u": pause.until}, {"#u": "until"})
 
     def drop_pauses(self, node: str, job_ids: set[str]) -> None:
         self.db.delete_many({"pk": PAUSES, "sk": f"{node}#{job_id}"} for job_id in job_ids)
@@ -166,6 +178,17 @@ def _ids(item: dict[str, Any]) -> dict[str, Any]:
     return {"job_ids": item.get("job_ids", []), "first_seen": item.get("first_seen", {})}
 
 
+def _pause_item(node: str, job_id: str, pause: Pause) -> dict[str, Any]:
+    item: dict[str, Any] = {"pk": PAUSES, "sk": f"{node}#{job_id}", "until": pause.until,
+                            "reason": pause.reason, "paused_at": pause.paused_at}
+    if not pause.confirmed:
+        item["confirmed"] = False
+    if pause.adopted:
+        item["adopted"] = True
+    return item
+
+
 def _pause(item: dict[str, Any]) -> Pause:
     return Pause(str(item.get("until", "")), str(item.get("reason", "")),
-                 str(item.get("paused_at", "")))
+                 str(item.get("paused_at", "")), item.get("confirmed", True) is not False,
+                 item.get("adopted", False) is True)

@@ -130,10 +130,11 @@ def problems(deps: Deps, token: str = "") -> Partial:
 
 def all_problems(deps: Deps) -> list[dict[str, Any]]:
     """Spec problems the original silently dropped (bad schedules, expires, annotations, IPs),
-    the dirs the retention floor keeps out of expire jobs, and the job removals the reconcile
-    holds because lainlet's answer looks wrong."""
+    jobs the reconcile found paused on their node with no pause on record, the dirs the retention
+    floor keeps out of expire jobs, and the job removals the reconcile holds because lainlet's
+    answer looks wrong."""
     cluster = deps.cluster()
-    found = [p.to_dict() for p in cluster.problems]
+    found = [p.to_dict() for p in cluster.problems] + _paused_on_node(deps, cluster)
     try:
         seen = reconcile.observe(deps, cluster=cluster, check_restarts=False)
     except reconcile.NothingToKeep as e:
@@ -157,3 +158,23 @@ def all_problems(deps: Deps) -> list[dict[str, Any]]:
                              "/api/v2/system/reconcile?confirm=removals applies it now)"}
                   for r in seen.verdict.held]
     return found
+
+
+def _paused_on_node(deps: Deps, cluster: Cluster) -> list[dict[str, Any]]:
+    """The pauses the reconcile adopted: jobs found paused on their node with no pause on record
+    (kept paused, with an end, until someone decides)."""
+    adopted = [(node, job_id, pause) for node, jobs in sorted(deps.state.pauses().items())
+               for job_id, pause in sorted(jobs.items()) if pause.adopted]
+    owners = {p.job["id"]: p for p in placements(cluster) if p.job} if adopted else {}
+    out = []
+    for node, job_id, pause in adopted:
+        owner = owners.get(job_id)
+        out.append({"kind": "paused_on_node", "app": owner.proc.app if owner else "",
+                    "proc": owner.proc.full_name if owner else "",
+                    "instance": owner.pod.instance_no if owner else None,
+                    "volume": owner.item.volume if owner else "",
+                    "reason": f"job {job_id} on {node} was found paused on the node with no pause "
+                              f"on record ({pause.paused_at}); it is kept paused until "
+                              f"{pause.until} (PAUSE_MAX_DAYS), then woken: wake it up to resume "
+                              "its backups now, or sleep it with a reason to keep it paused"})
+    return out

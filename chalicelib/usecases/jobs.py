@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import replace
 from datetime import datetime, timedelta
+from logging import WARNING
 from typing import Any
 
 from chalicelib.core import jobs as joblib
@@ -18,11 +19,11 @@ from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.inputs import preview
 from chalicelib.core.types import Job, Pause
 from chalicelib.deps import Deps
-from chalicelib.edges.backupd import BackupdClient, BackupdError, BackupdGarbage
-from chalicelib.errors import BadRequest, ControllerError, NotFound
+from chalicelib.edges.backupd import BackupdClient, BackupdError, BackupdGarbage, may_have_acted
+from chalicelib.errors import BadRequest, ControllerError, NotFound, UpstreamTimeout
 from chalicelib.logs import event, log
 
-JOB_ACTIONS = ("run", "sleep", "wakeup")
+JOB_ACTIONS = ("run", "sleep", "wakeup", "accept-size")
 JOB_QUERY = re.compile(r"^(action|type|id|args_\w+)$")
 MAX_REASON = 500
 
@@ -75,17 +76,23 @@ def app_job(deps: Deps, app: str, job_id: str) -> Job:
 
 
 def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason: str = "") -> Any:
-    """run → the record id; sleep → "OK" (or, with ``until``/``reason``, the pause); wakeup → "OK".
+    """run → the record id; sleep → "OK" (or, with ``until``/``reason``, the pause); wakeup → "OK";
+    accept-size → the job's new baseline size (its latest success is taken as good).
 
     A pause lives in two places, DynamoDB (so every later push and a restarted daemon get it
     back, and the reconcile ends it at ``until``) and the daemon. The intent is written first, so
-    a DynamoDB failure changes nothing; if the daemon then fails, the intent is rolled back and
-    the answer says so. A pause without ``until`` ends after ``PAUSE_MAX_DAYS``."""
+    a DynamoDB failure changes nothing. If the daemon then refuses, the intent is rolled back and
+    the answer says so; if its answer never came (it may still apply it), the intent stays on
+    record unconfirmed and the answer is a 202 naming the node: the next reconcile compares it
+    with the daemon. A pause without ``until`` ends after ``PAUSE_MAX_DAYS``."""
     if name not in JOB_ACTIONS:
         raise BadRequest(f"action {name!r} is not one of {', '.join(JOB_ACTIONS)}",
                          code="bad_action")
     if name == "run":
         return _on_daemon(deps, app, job_id, lambda c: c.run(job_id))
+    if name == "accept-size":
+        _owned_job(deps, app, job_id)
+        return deps.records.accept_size(job_id)
     if len(reason) > MAX_REASON:
         raise BadRequest(f"reason: at most {MAX_REASON} characters", code="bad_reason")
     node = _owned_job(deps, app, job_id)
@@ -99,6 +106,8 @@ def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason
     try:
         _on_daemon(deps, app, job_id, lambda c: c.job_action(job_id, name), node)
     except ControllerError as e:
+        if may_have_acted(e):
+            return _unconfirmed(deps, node, job_id, name, pause, before, e)
         try:
             store.set_pause(node, job_id, before)
             e.message += f"; nothing was changed (the job is {'paused' if before else 'running'})"
@@ -108,7 +117,50 @@ def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason
         raise
     event(log, "job_" + name, node=node, job=job_id, until=pause.until if pause else "",
           reason=reason)
-    return {"paused": job_id, **asdict(pause)} if pause and (until or reason) else "OK"
+    if pause and (until or reason):
+        return {"paused": job_id, **_shown(pause)}
+    if name == "wakeup" and before is None:  # lain-cli prints the body: it stays "OK"
+        return Partial("OK", headers={DETAIL_HEADER: f"job {job_id} was not paused on record; "
+                                                     f"the daemon on {node} was asked to wake it "
+                                                     "anyway"})
+    return "OK"
+
+
+DETAIL_HEADER = "X-Backupctl-Detail"
+
+
+def _shown(pause: Pause) -> dict[str, Any]:
+    return {"until": pause.until, "reason": pause.reason, "paused_at": pause.paused_at,
+            "confirmed": pause.confirmed}
+
+
+def _unconfirmed(deps: Deps, node: str, job_id: str, name: str, pause: Pause | None,
+                 before: Pause | None, error: ControllerError) -> Partial:
+    """The daemon may have carried out the sleep or wakeup without answering: keep the intent on
+    record, unconfirmed (a wakeup: the pause ends now, so the reconcile's wakeup of ended pauses
+    wakes the job and drops it), and answer 202 naming the node."""
+    now = format_time(deps.clock())
+    kept = (replace(pause, confirmed=False) if pause else
+            Pause(now, before.reason if before else "", before.paused_at if before else now,
+                  confirmed=False))
+    why = ("did not answer in time" if isinstance(error, UpstreamTimeout)
+           else "dropped the connection after the request went out")
+    try:
+        deps.state.set_pause(node, job_id, kept)
+    except ControllerError as e:  # a sleep's pause stands as written; a job a wakeup left
+        # paused with no pause on record is adopted (with an end) by the reconcile's check
+        event(log, "pause_not_marked", level=WARNING, node=node, job=job_id, error=e.message)
+    event(log, f"job_{name}_unconfirmed", level=WARNING, node=node, job=job_id, until=kept.until,
+          error=error.message)
+    if name == "sleep":
+        body = {"paused": job_id, **_shown(kept),
+                "detail": f"the daemon on {node} {why}; the pause is kept and checked on the next "
+                          "reconcile"}
+    else:
+        body = {"woken": job_id, "until": kept.until, "confirmed": False,
+                "detail": f"the daemon on {node} {why}; the pause ends now on record and the "
+                          "next reconcile wakes the job"}
+    return Partial(body, status=202)
 
 
 def pause_end(until: str, now: datetime, max_days: float) -> datetime:

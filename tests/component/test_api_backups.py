@@ -192,7 +192,7 @@ def test_migrate_bad_input(api, daemons, data, status, words):
     assert not any(d.received("/api/v1/backup/full") for d in daemons.values())
 
 
-def test_delete(api, daemons):
+def test_delete(api, ddb, daemons):
     resp = post_form(api, f"{HELLO}/actions/delete", [("files", FULL), ("files", f"{INCR}/x.log")])
     assert resp.status_code == 204
     assert daemons["127.0.0.11"].received("/api/v1/backup/delete")[0].form["files"] == \

@@ -108,6 +108,9 @@ def test_migrate_across_nodes_is_refused_before_anything_runs(runner):
 def test_delete(runner):
     name = run_job(runner, hello_job(runner, "/data", 2))["result"]["file"]
     resp = requests.post(runner.url(f"{HELLO}/actions/delete"), data={"files": [name]}, timeout=10)
+    assert resp.status_code == 409 and resp.json()["code"] == "newest_good_backup", resp.text
+    resp = requests.post(runner.url(f"{HELLO}/actions/delete?force=true"), data={"files": [name]},
+                         timeout=10)
     assert resp.status_code == 204, resp.text
     names = {e["name"] for e in requests.get(runner.url(HELLO), timeout=10).json()}
     assert name not in names

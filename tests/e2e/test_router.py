@@ -89,7 +89,8 @@ def test_lain_cli_through_the_router(runner: Runner, router: Router):
     assert records.status_code == 200 and len(records.json()) == 1
     full = runner.finished("hello", router.post(
         f"/api/v2/app/hello/cron/jobs/{hello_job(runner, '/data', 2)}/actions/run").json())
-    deleted = router.post(f"{HELLO}/actions/delete",  # lain backup delete: files repeated, a form
+    # lain backup delete: files repeated, a form (force: it is the volume's newest good backup)
+    deleted = router.post(f"{HELLO}/actions/delete?force=true",
                           data=[("files", full["result"]["file"]), ("files", f"{name}/app.log")])
     assert deleted.status_code == 204, deleted.text
     names = {e["name"] for e in router.get(HELLO).json()}
