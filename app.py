@@ -2,9 +2,11 @@
 
 Each handler is one line: it names the use case and its inputs; its docstring is its summary in
 the OpenAPI document, and the decorator names the query and body fields it reads.
-:class:`~chalicelib.web.Router` checks path pieces and the API token, answers results and errors
-as JSON and logs rejections; the use cases (``chalicelib/usecases/``) are imported on first use, so
-a route pays at cold start only for what it calls.
+:class:`~chalicelib.web.router.Router` checks path pieces and the tokens, answers results and
+errors as JSON, logs rejections and audits what changes; the use cases (``chalicelib/usecases/``)
+are imported on first use, so a route pays at cold start only for what it calls, and mypy still
+checks every call (the ``TYPE_CHECKING`` imports). The two flows with several steps have one
+entrance each: :mod:`~chalicelib.usecases.schedule` and :mod:`~chalicelib.usecases.notify`.
 """
 
 from __future__ import annotations
@@ -14,23 +16,39 @@ from typing import TYPE_CHECKING, Any
 from chalice import Chalice, Cron
 
 from chalicelib import __version__, logs
-from chalicelib.web import LazyModule, Router
+from chalicelib.web.router import LazyModule, Router
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # mypy checks every handler's call against the real modules ...
     from chalicelib.deps import Deps
+    from chalicelib.usecases import (
+        backups,
+        health,
+        jobs,
+        nodes,
+        notify,
+        operations,
+        reconcile,
+        records,
+        schedule,
+    )
+    from chalicelib.usecases import dashboard as dashboard_page
+    from chalicelib.web import openapi as apidoc
+else:  # ... which each route imports on first use (cold start pays only for what it calls)
+    backups = LazyModule("chalicelib.usecases.backups")
+    dashboard_page = LazyModule("chalicelib.usecases.dashboard")
+    health = LazyModule("chalicelib.usecases.health")
+    jobs = LazyModule("chalicelib.usecases.jobs")
+    nodes = LazyModule("chalicelib.usecases.nodes")
+    notify = LazyModule("chalicelib.usecases.notify")
+    operations = LazyModule("chalicelib.usecases.operations")
+    reconcile = LazyModule("chalicelib.usecases.reconcile")
+    records = LazyModule("chalicelib.usecases.records")
+    schedule = LazyModule("chalicelib.usecases.schedule")
+    apidoc = LazyModule("chalicelib.web.openapi")
 
 app = Chalice(app_name="backupctl", configure_logs=False)
 logs.setup()
 r = Router(app)
-backups = LazyModule("chalicelib.usecases.backups")
-jobs = LazyModule("chalicelib.usecases.jobs")
-nodes = LazyModule("chalicelib.usecases.nodes")
-records = LazyModule("chalicelib.usecases.records")
-health = LazyModule("chalicelib.usecases.health")
-operations = LazyModule("chalicelib.usecases.operations")
-apidoc = LazyModule("chalicelib.core.openapi")
-dashboard_page = LazyModule("chalicelib.usecases.dashboard")
-scrape = LazyModule("chalicelib.usecases.scrape")
 V1, V2 = "/api/v1", "/api/v2"
 
 
@@ -194,33 +212,33 @@ def scheduled_reconcile(event: Any) -> dict[str, Any]:
     """At the top of every minute (every node's expire job has just run, so no daemon holds the
     push for its 5 s rule): push changed job lists. Never raises: a failed run is logged and kept
     in the history, and Lambda does not retry it on top of the next scheduled run."""
-    return nodes.scheduled(deps())
+    return schedule.scheduled(deps())
 
 
 @r.route(V2 + "/system/reconcile", method="POST", mutating=True, query=("confirm",))
 def v2_reconcile() -> Any:
     """Run the reconcile now (?confirm=removals applies the removals it holds)."""
-    return nodes.reconcile_now(deps(), confirm=r.query("confirm"))
+    return schedule.run_now(deps(), confirm=r.query("confirm"))
 
 
 @r.route(V2 + "/system/reconcile/plan", query=("next",))
 def v2_reconcile_plan() -> Any:
     """What the next reconcile would push, hold and clear; changes nothing."""
-    return nodes.plan(deps(), r.one("next"))
+    return reconcile.next_plan(deps(), r.one("next"))
 
 
 @r.route(V2 + "/system/reconcile/history", query=("total",))
 def v2_reconcile_history() -> Any:
     """The last reconcile runs, newest first: pushed, failed and held nodes."""
-    return nodes.history(deps(), r.one("total"))
+    return reconcile.history(deps(), r.one("total"))
 
 
 # -- records ---------------------------------------------------------------------------------------
 
-@r.route(V2 + "/system/notify", method="POST", query=("token",), body="JobRecord")
+@r.route(V2 + "/system/notify", method="POST", notify=True, query=("token",), body="JobRecord")
 def v2_notify() -> Any:
     """Where the daemons post each job record (with the notify token)."""
-    return records.notify(deps(), r.request().raw_body, r.one("token"))
+    return notify.notify(deps(), r.request().raw_body)
 
 
 @r.route(V2 + "/app/{app_name}/cron/records", V1 + "/cron/records/app/{app_name}",
@@ -233,7 +251,7 @@ def v2_records(app_name: str) -> Any:
 @r.route(V2 + "/app/{app_name}/cron/records/{rid}", V1 + "/cron/record/app/{app_name}/id/{rid}")
 def v2_record(app_name: str, rid: str) -> Any:
     """One job record of the app."""
-    return records.one(deps(), app_name, rid)
+    return records.record(deps(), app_name, rid)
 
 
 @r.route(V2 + "/system/backup", method="POST", mutating=True, status=201)
@@ -277,13 +295,13 @@ def v2_ready() -> Any:
 @r.route(V2 + "/system/problems", query=("next",))
 def v2_problems() -> Any:
     """Spec problems, held removals and held expiries, a page at a time."""
-    return health.problems(deps(), r.one("next"))
+    return reconcile.problems(deps(), r.one("next"))
 
 
 @r.route(V2 + "/system/metrics", query=("app",), produces=PROMETHEUS_TEXT)
 def v2_metrics() -> Any:
     """Backup freshness and the reconcile in Prometheus's text format."""
-    return scrape.prometheus_text(deps(), r.one("app"), PROMETHEUS_TEXT)
+    return health.prometheus_text(deps(), r.one("app"), PROMETHEUS_TEXT)
 
 
 @r.route("/", V2 + "/dashboard", produces="text/html")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from chalicelib.core.cluster import Cluster
     from chalicelib.edges.audit import AuditStore
     from chalicelib.edges.backupd import BackupdClient, FanOut
+    from chalicelib.edges.metrics import Metrics
     from chalicelib.edges.operations import OperationStore
     from chalicelib.edges.records import RecordStore
     from chalicelib.edges.secrets import Secrets
@@ -66,9 +67,7 @@ class Deps:
     def records(self) -> RecordStore:
         from chalicelib.edges.records import RecordStore
 
-        return RecordStore(self.table, self.settings.record_retention_days,
-                           self.settings.suspect_size_percent, self.settings.size_rebaseline_runs,
-                           self.settings.alert_webhook_url)
+        return RecordStore(self.table, self.settings.record_retention_days)
 
     @cached_property
     def operations(self) -> OperationStore:
@@ -87,6 +86,12 @@ class Deps:
         from chalicelib.edges.secrets import Secrets
 
         return Secrets(self.settings, self.clock)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        from chalicelib.edges.metrics import Metrics
+
+        return Metrics(self.settings.metrics_namespace, self.clock)
 
     @cached_property
     def state(self) -> NodeStateStore:

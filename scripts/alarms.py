@@ -1,8 +1,8 @@
 """The stack's CloudWatch alarms and their SNS topic, as CloudFormation resources merged into the
 packaged template by ``scripts/render_config.py``.
 
-Three alarms, on the EMF metrics the functions emit (:mod:`chalicelib.usecases.metrics`, names in
-:mod:`chalicelib.core.emf`), all notifying the topic when they fire and when they clear:
+Three alarms, on the EMF metrics the functions emit (:mod:`chalicelib.edges.metrics`, names in
+:mod:`chalicelib.core.formats.emf`), all notifying the topic when they fire and when they clear:
 
 * **BackupsNotFresh**: any backup item late, failing, suspect or never backed up (``ItemsBad`` > 0,
   the maximum over 5 minutes);
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.core.emf import ITEMS_BAD, NODES_FAILED, RECONCILE_FAILED, SERVICE
+from chalicelib.core.formats.emf import ITEMS_BAD, NODES_FAILED, RECONCILE_FAILED, SERVICE
 
 TOPIC = "AlarmTopic"
 

@@ -32,20 +32,13 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 
-from chalicelib import reconcile  # noqa: E402
-from chalicelib.core import (  # noqa: E402
-    backupspec,
-    cron,
-    jobs,
-    naming,
-    paths,
-)
+from chalicelib.core import backupspec, cron, jobs, naming, paths  # noqa: E402
 from chalicelib.core.cluster import Cluster  # noqa: E402
 from chalicelib.deps import Deps  # noqa: E402
-from chalicelib.edges import schema  # noqa: E402
+from chalicelib.edges import table as table_schema  # noqa: E402
 from chalicelib.edges.records import RecordStore  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
-from chalicelib.usecases import backups  # noqa: E402
+from chalicelib.usecases import backups, reconcile  # noqa: E402
 from scripts.simcluster.backupd import BackupdStandIn  # noqa: E402
 from scripts.simcluster.lainlet import LainletStandIn  # noqa: E402
 from scripts.simcluster.server import free_port  # noqa: E402
@@ -147,7 +140,7 @@ def bench_fanout(settings: Settings) -> list[Row]:
     with mock_aws():
         import boto3
 
-        schema.create_table(boto3.client("dynamodb"), "bench-fanout")
+        table_schema.create_table(boto3.client("dynamodb"), "bench-fanout")
         table = boto3.resource("dynamodb").Table("bench-fanout")
         return _fanout_rows(settings, table)
 
@@ -259,7 +252,7 @@ def bench_reconcile(settings: Settings, nodes: int) -> list[Row]:
             with mock_aws():
                 import boto3
 
-                schema.create_table(boto3.client("dynamodb"), s.table_name)
+                table_schema.create_table(boto3.client("dynamodb"), s.table_name)
                 deps = Deps(s, table=boto3.resource("dynamodb").Table(s.table_name))
                 start = time.perf_counter()
                 first = reconcile.run(deps).summary
@@ -292,19 +285,19 @@ def _scale_run(settings: Settings, out: Any) -> None:
 
     from moto import mock_aws
 
-    from chalicelib.usecases import nodes
+    from chalicelib.usecases import schedule
 
     logging.disable(logging.WARNING)
     with mock_aws():
         import boto3
 
-        schema.create_table(boto3.client("dynamodb"), settings.table_name)
+        table_schema.create_table(boto3.client("dynamodb"), settings.table_name)
         deps = Deps(settings, table=boto3.resource("dynamodb").Table(settings.table_name))
         start = time.perf_counter()
-        first = nodes._run(deps)
+        first = schedule._run(deps)
         push = time.perf_counter() - start
         start = time.perf_counter()
-        again = nodes._run(deps)
+        again = schedule._run(deps)
         noop = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.put((push, noop, peak_mb, len(first["pushed"]), len(first["failed"]), again["unchanged"]))
@@ -391,7 +384,7 @@ def bench_cold() -> list[Row]:
     moto.start()
     host, moto_port = moto.get_host_and_port()
     endpoint = f"http://{host}:{moto_port}"
-    schema.create_table(boto3.client("dynamodb", endpoint_url=endpoint), "bench-cold")
+    table_schema.create_table(boto3.client("dynamodb", endpoint_url=endpoint), "bench-cold")
     env = {**os.environ, "LAINLET_URL": lainlet.url, "BACKUPD_PORT": str(port),
            "DYNAMODB_ENDPOINT_URL": endpoint, "TABLE_NAME": "bench-cold", "API_TOKEN": "",
            "NOTIFY_TOKEN": ""}
@@ -440,7 +433,7 @@ def bench_records(total: int) -> Row:
     host, port = server.get_host_and_port()
     try:
         client = boto3.client("dynamodb", endpoint_url=f"http://{host}:{port}")
-        schema.create_table(client, "bench")
+        table_schema.create_table(client, "bench")
         table = boto3.resource("dynamodb", endpoint_url=f"http://{host}:{port}").Table("bench")
         with table.batch_writer() as batch:
             for n in range(total):
@@ -482,7 +475,7 @@ def bench_notify(posts: int) -> Row:
     with mock_aws():
         import boto3
 
-        schema.create_table(boto3.client("dynamodb"), "bench-notify")
+        table_schema.create_table(boto3.client("dynamodb"), "bench-notify")
         samples = []
         with Client(app) as client:
             for n in range(posts):

@@ -32,7 +32,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.edges import schema  # noqa: E402
+from chalicelib.edges import table as table_schema  # noqa: E402
 from chalicelib.logs import redact  # noqa: E402
 from scripts.simcluster.cluster import NODES, SimCluster  # noqa: E402
 from scripts.simcluster.server import free_port  # noqa: E402
@@ -61,7 +61,7 @@ def start_dynamodb(env: dict[str, str]) -> Any:
                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                           aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
     if LOCAL_TABLE not in client.list_tables()["TableNames"]:
-        schema.create_table(client, LOCAL_TABLE)
+        table_schema.create_table(client, LOCAL_TABLE)
     return server
 
 

@@ -21,9 +21,9 @@ TESTS = ["tests/unit", "tests/component", "tests/fuzz", "tests/test_app.py"]
 
 # (name, file, original text, mutated text)
 MUTANTS = [
-    ("first-seen not kept across pushes", "chalicelib/reconcile.py",
+    ("first-seen not kept across pushes", "chalicelib/usecases/reconcile.py",
      "before.get(job_id, now)", "now"),
-    ("alert on first sight", "chalicelib/alerts.py",
+    ("alert on first sight", "chalicelib/usecases/alerts.py",
      'if previous == "ok" and item.status in BAD:', "if item.status in BAD:"),
     ("SKEW zero", "chalicelib/core/freshness.py",
      "SKEW = timedelta(seconds=5)", "SKEW = timedelta(seconds=0)"),
@@ -32,9 +32,9 @@ MUTANTS = [
     ("a result may replace another run's record", "chalicelib/edges/records.py",
      '"attribute_not_exists(pk) OR (#s = :running AND ident = :ident)"',
      '"attribute_not_exists(pk) OR (#s = :running OR ident = :ident)"'),
-    ("future starts accepted", "chalicelib/core/recordschema.py",
+    ("future starts accepted", "chalicelib/core/formats/recordschema.py",
      "if start > now + skew:", "if start > now + skew * 1000:"),
-    ("job id not checked against its args", "chalicelib/core/recordschema.py",
+    ("job id not checked against its args", "chalicelib/core/formats/recordschema.py",
      "job_id(node, record.get(\"spec\", \"\"), action, args) != job",
      "job_id(node, record.get(\"spec\", \"\"), action, args) == 'x'"),
     ("guard share inverted", "chalicelib/core/removals.py",
@@ -56,7 +56,7 @@ MUTANTS = [
      "cleaned = posixpath.normpath(joined)", "cleaned = joined"),
     ("garbled annotation removes jobs", "chalicelib/core/cluster.py",
      "                cluster.unreadable[key] = garbled\n", "                pass\n"),
-    ("ints without a digit bound", "chalicelib/core/inputs.py",
+    ("ints without a digit bound", "chalicelib/core/formats/inputs.py",
      "or len(digits) > len(str(hi))", "or False"),
     ("changed lists not pushed", "chalicelib/core/plan.py",
      "elif state.version != version:", "elif False:"),

@@ -51,7 +51,7 @@ AWS = {"AWS_ACCESS_KEY_ID": "probe", "AWS_SECRET_ACCESS_KEY": "probe", "AWS_DEFA
 CREATE_TABLE = """
 import boto3, sys
 try:
-    from chalicelib.edges.schema import create_table
+    from chalicelib.edges.table import create_table
 except ImportError:
     from chalicelib.schema import create_table
 create_table(boto3.client("dynamodb", endpoint_url=sys.argv[1]), sys.argv[2])

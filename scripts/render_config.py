@@ -39,7 +39,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.edges import schema  # noqa: E402
+from chalicelib.edges import table as table_schema  # noqa: E402
 from chalicelib.settings import Settings, SettingsError, parse  # noqa: E402
 from scripts import alarms  # noqa: E402
 
@@ -196,9 +196,9 @@ def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
     policy = jinja.get_template("policy.json.j2")
     for stage in stages:
         files[stage["policy_file"]] = policy.render(
-            stage=stage, dynamodb_actions=schema.DYNAMODB_ACTIONS, vpc=bool(stage["subnet_ids"]))
+            stage=stage, dynamodb_actions=table_schema.DYNAMODB_ACTIONS, vpc=bool(stage["subnet_ids"]))
         resources = {"Resources": {
-            **schema.cloudformation_resources(stage["table_name"]),
+            **table_schema.cloudformation_resources(stage["table_name"]),
             # chalice 1.34 names the API function APIHandler but its log group ${ApiHandler}
             "ApiHandlerLogGroup": {"Properties": {
                 "LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}},

@@ -101,13 +101,13 @@ def moto_table():
     import boto3
     from moto import mock_aws
 
-    from chalicelib.edges import schema
+    from chalicelib.edges.table import create_table
 
     with pytest.MonkeyPatch.context() as patch:
         for key, value in MOTO_ENV.items():
             patch.setenv(key, value)
         with mock_aws():
-            schema.create_table(boto3.client("dynamodb"), "backupctl-test")
+            create_table(boto3.client("dynamodb"), "backupctl-test")
             yield boto3.resource("dynamodb").Table("backupctl-test")
 
 

@@ -184,7 +184,7 @@ def test_domain_and_private_api(packaged):
 
 
 def test_the_alarms_watch_the_metrics_the_functions_emit(packaged):
-    from chalicelib.core import emf
+    from chalicelib.core.formats import emf
 
     resources = packaged["dev"][1]["Resources"]
     alarms = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}

@@ -13,8 +13,8 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from chalicelib.core import cron
+from chalicelib.core.formats.inputs import KIB, load_json
 from chalicelib.core.idlewindow import HOLD, Load, matters
-from chalicelib.core.inputs import KIB, load_json
 from chalicelib.core.naming import MAX_VOLUME, is_volume_path
 from chalicelib.errors import ControllerError
 

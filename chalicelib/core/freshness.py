@@ -23,15 +23,15 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.core import cron, cronwords
+from chalicelib.core import cron
 from chalicelib.core.cluster import Cluster
+from chalicelib.core.formats import cronwords
 from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.jobs import Placement, placements
 from chalicelib.core.types import Pause, Pauses
 
 STATUSES = ("ok", "pending", "late", "failing", "suspect", "never", "paused", "invalid")
 BAD = ("late", "failing", "suspect", "never")
-SUSPECT_PERCENT = 10.0  # a success under this share of the recent median size is suspect
 SKEW = timedelta(seconds=5)  # daemon clocks and the expected start may differ a little
 MAX_RUN_TIME = timedelta(days=7)  # a longer "run time" is a broken record, not a slow backup
 
@@ -82,47 +82,6 @@ def _brief(record: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _iso(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
-
-
-def archive_size(result: Any) -> int | None:
-    """The archive size a success reports, or None when it reports none (or 0 bytes)."""
-    size = result.get("size") if isinstance(result, dict) else None
-    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        return None
-    return size
-
-
-def median(sizes: list[int]) -> int:
-    """The median the suspect rule compares with (the upper one of an even count); 0 if none."""
-    return sorted(sizes)[len(sizes) // 2] if sizes else 0
-
-
-def streak(before: list[int], size: int, percent: float) -> list[int]:
-    """The sizes of the job's latest suspect successes, ``size`` last, that agree with each other
-    (largest minus smallest at most ``percent`` of the largest): the older ones that disagree
-    with a newer size drop out. A volume that really shrank gives
-    a run of agreeing sizes; once it is ``SIZE_REBASELINE_RUNS`` long, that size is the new
-    baseline."""
-    out = [*before, size]
-    while (max(out) - min(out)) * 100 > percent * max(out):
-        out.pop(0)
-    return out
-
-
-def suspect(result: Any, recent_sizes: list[int], percent: float) -> str:
-    """Why a backup's success cannot be trusted ("" if it can): no size, 0 bytes, or far below
-    the sizes of the job's recent good backups (under ``percent`` of their median)."""
-    size = result.get("size") if isinstance(result, dict) else None
-    if not isinstance(size, int) or isinstance(size, bool):
-        return "the daemon reported no archive size"
-    if size <= 0:
-        return "the archive is 0 bytes"
-    if recent_sizes:
-        median = sorted(recent_sizes)[len(recent_sizes) // 2]
-        if size * 100 < percent * median:
-            return (f"the archive is {size} bytes, under {percent:g}% of the recent median "
-                    f"({median} bytes)")
-    return ""
 
 
 def status_of(p: Placement, *, first_seen: str, paused: Pause | None,

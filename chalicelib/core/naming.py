@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from chalicelib.core.inputs import preview
+from chalicelib.core.formats.inputs import preview
 from chalicelib.core.paths import archive_prefix, proc_root
 from chalicelib.errors import BadRequest, Forbidden
 

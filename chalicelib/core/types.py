@@ -1,5 +1,5 @@
 """The shapes that cross module boundaries, typed: a job, a job record, a backup entity, a run
-summary, a pause. Pure data, no behaviour (answers' envelopes: :mod:`chalicelib.core.answers`)."""
+summary, a pause. Pure data, no behaviour (answers' envelopes: :mod:`chalicelib.core.formats.answers`)."""
 
 from __future__ import annotations
 

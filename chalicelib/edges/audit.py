@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core.gotime import format_time
-from chalicelib.edges import schema
 from chalicelib.edges.dynamo import Dynamo
+from chalicelib.edges.table import GSI_BY_APP_MONTH, TTL_ATTRIBUTE
 
 SYSTEM = "-"  # the partition of calls that concern no single app (reconcile, a node's cron)
 
@@ -29,7 +29,7 @@ class AuditStore:
                                 "gsi1pk": f"AUDIT#{now:%Y-%m}", "gsi1sk": key,
                                 "entry": json.dumps({"time": format_time(now), **entry})}
         if self.retention_days:
-            item[schema.TTL_ATTRIBUTE] = int((now + timedelta(days=self.retention_days)).timestamp())
+            item[TTL_ATTRIBUTE] = int((now + timedelta(days=self.retention_days)).timestamp())
         self.db.put(item)
 
     def of_app(self, app: str, total: int, before: str = "") -> list[dict[str, Any]]:
@@ -43,7 +43,7 @@ class AuditStore:
         month = now.replace(day=1)
         oldest = now - timedelta(days=self.retention_days or 3660)
         while len(out) < total and month >= oldest.replace(day=1):
-            items = self.db.query(f"AUDIT#{month:%Y-%m}", index=schema.GSI_BY_APP_MONTH,
+            items = self.db.query(f"AUDIT#{month:%Y-%m}", index=GSI_BY_APP_MONTH,
                                   newest_first=True, limit=total - len(out), before=before)
             out += [self._entry(i) for i in items]
             month = (month - timedelta(days=1)).replace(day=1)

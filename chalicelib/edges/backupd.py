@@ -22,8 +22,8 @@ from urllib.parse import quote, urlencode
 import urllib3
 from urllib3.util.retry import Retry
 
+from chalicelib.core.formats.inputs import preview
 from chalicelib.core.gotime import parse_go_time
-from chalicelib.core.inputs import preview
 from chalicelib.core.naming import is_node_ip
 from chalicelib.core.types import Job
 from chalicelib.errors import ControllerError, UpstreamError, UpstreamTimeout

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core.operation import Operation, parse
-from chalicelib.edges import schema
 from chalicelib.edges.dynamo import Dynamo, Write
+from chalicelib.edges.table import TTL_ATTRIBUTE
 
 RETENTION_DAYS = 400
 OPEN = "OPOPEN"
@@ -58,7 +58,7 @@ class OperationStore:
     def _item(self, op: Operation, now: datetime) -> dict[str, Any]:
         return {**self._key(op.app, op.id), "op": json.dumps(op.to_dict()), "phase": op.phase.value,
                 "version": op.version, "lock": lock_key(op.plan.node, op.plan.target_dir)["pk"],
-                schema.TTL_ATTRIBUTE: _expires(now)}
+                TTL_ATTRIBUTE: _expires(now)}
 
     def create(self, op: Operation, now: datetime) -> None:
         """Store a new operation with its open marker and its target's lock, all or nothing;
@@ -119,7 +119,7 @@ class OperationStore:
             if run and run.rid and (known is None or known.rid != run.rid):
                 writes.append(Write("put", {"pk": f"OPRID#{run.rid}", "sk": "OP", "app": after.app,
                                             "op_id": after.id, "purpose": purpose,
-                                            schema.TTL_ATTRIBUTE: _expires(now)}))
+                                            TTL_ATTRIBUTE: _expires(now)}))
         if after.finished:
             writes += self._release(after.app, after.id, lock_key(after.plan.node,
                                                                   after.plan.target_dir)["pk"])
@@ -138,7 +138,7 @@ class OperationStore:
             self.forget_open(e.app, e.op_id)
             return True
         writes = [Write("put", {**item, "phase": "Failed", "unreadable": e.reason,
-                                schema.TTL_ATTRIBUTE: _expires(now)},
+                                TTL_ATTRIBUTE: _expires(now)},
                         "attribute_not_exists(unreadable)")]
         return self.db.transact(writes + self._release(e.app, e.op_id, str(item.get("lock", "")))) \
             is None

@@ -23,18 +23,18 @@ from datetime import timedelta
 from logging import WARNING
 from typing import Any
 
-from chalicelib.core.freshness import SUSPECT_PERCENT, archive_size, median, streak, suspect
+from chalicelib.core.formats.recordschema import identity, record_app
 from chalicelib.core.gotime import parse_go_time, sort_key
 from chalicelib.core.jobs import BACKUP_ACTION
-from chalicelib.core.recordschema import identity, record_app
 from chalicelib.core.retention import archive_of
-from chalicelib.edges import schema
+from chalicelib.core.sizes import Baseline, Judgment, archive_size, median, suspect
+from chalicelib.core.types import JobRecord
 from chalicelib.edges.dynamo import Dynamo
+from chalicelib.edges.table import GSI_BY_APP_MONTH, TTL_ATTRIBUTE
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.logs import event, log
 
 LATEST = "JOBLAST"  # partition of each job's newest record, newest success, newest good success
-RECENT_SIZES = 10  # a success is compared with the sizes of the job's last 10 good ones
 
 
 def _key(rid: str) -> dict[str, str]:
@@ -44,18 +44,22 @@ def _key(rid: str) -> dict[str, str]:
 class RecordStore:
     """Records on a DynamoDB ``Table`` resource (passed in: tests use moto, the app the real one)."""
 
-    def __init__(self, table: Any, retention_days: int = 0,
-                 suspect_percent: float = SUSPECT_PERCENT, rebaseline_runs: int = 0,
-                 alert_url: str = "") -> None:
+    def __init__(self, table: Any, retention_days: int = 0) -> None:
         self.db = Dynamo(table)
         self.retention_days = retention_days
-        self.suspect_percent = suspect_percent
-        self.rebaseline_runs = rebaseline_runs  # 0: a new size is only ever accepted by hand
-        self.alert_url = alert_url
 
-    def put(self, record: dict[str, Any]) -> bool:
-        """Store a validated record; False if it changed nothing, :class:`Conflict` if it
-        contradicts the stored one."""
+    def baseline(self, job_id: str) -> Baseline:
+        """What the job's next success is judged against (:func:`chalicelib.core.sizes.judge`):
+        its recent good sizes, and the streak of agreeing suspect sizes on its newest success."""
+        good = self.db.get({"pk": LATEST, "sk": f"{job_id}#good"}) or {}
+        latest = self.db.get({"pk": LATEST, "sk": f"{job_id}#success"}) or {}
+        return Baseline(tuple(int(s) for s in good.get("sizes", [])),
+                        tuple(int(s) for s in latest.get("streak", [])) if latest.get("suspect")
+                        else ())
+
+    def put(self, record: JobRecord, judgment: Judgment | None = None) -> bool:
+        """Store a validated record, with the controller's ``judgment`` of a backup's success;
+        False if it changed nothing, :class:`Conflict` if it contradicts the stored one."""
         rid, state = record["rid"], record["state"]
         key = sort_key(record["start"], rid)
         app, ident = record_app(record), identity(record)
@@ -65,21 +69,10 @@ class RecordStore:
         }
         if self.retention_days:
             expires = parse_go_time(record["start"])[0] + timedelta(days=self.retention_days)
-            item[schema.TTL_ATTRIBUTE] = int(expires.timestamp())
-        backup = record["action"] == BACKUP_ACTION and bool(record["id"])
-        sizes: list[int] = []
-        run: list[int] = []  # the sizes of the latest suspect successes that agree (a streak)
-        rebaselined = False
-        if backup and state == "success":
-            good = self.db.get({"pk": LATEST, "sk": f"{record['id']}#good"})
-            sizes = [int(s) for s in (good or {}).get("sizes", [])]
-            reason = suspect(record.get("result"), sizes, self.suspect_percent)
-            size = archive_size(record.get("result"))
-            if reason and size and self.rebaseline_runs:
-                run = streak(self._streak(record["id"]), size, self.suspect_percent)
-                rebaselined = len(run) >= self.rebaseline_runs
-            if reason and not rebaselined:
-                item["suspect"] = reason
+            item[TTL_ATTRIBUTE] = int(expires.timestamp())
+        judged = judgment if judgment is not None and state == "success" else Judgment()
+        if judged.suspect:
+            item["suspect"] = judged.suspect
         if state == "running":
             stored = self.db.put_if(item, "attribute_not_exists(pk)")
         else:
@@ -88,48 +81,16 @@ class RecordStore:
                 {":running": "running", ":ident": ident}, {"#s": "state"})
         if not stored:
             stored = self._resolve(item, record)
-        if stored and backup:
-            flag = item.get("suspect", "")
-            self._put_latest(record, key, "last", flag)
+        if stored and record["action"] == BACKUP_ACTION and record["id"]:
+            self._put_latest(record, key, "last", judged.suspect)
             if state == "success":
-                self._put_latest(record, key, "success", flag, run=run if flag else None)
-            if state == "success" and not flag:  # the newest *good* backup, and the sizes it sets
-                size = (record.get("result") or {}).get("size", 0)
-                self._put_latest(record, key, "good", "",
-                                 run if rebaselined else [*sizes, int(size)][-RECENT_SIZES:])
-            if rebaselined:
-                self._rebaselined(record, sizes, run)
+                self._put_latest(record, key, "success", judged.suspect,
+                                 run=list(judged.streak) if judged.suspect else None)
+            if state == "success" and not judged.suspect:  # the newest *good* backup, its sizes
+                self._put_latest(record, key, "good", "", list(judged.good_sizes))
         return stored
 
-    def _streak(self, job_id: str) -> list[int]:
-        """The agreeing sizes of the job's latest suspect successes, kept on its newest success
-        (a good success, or one of no size, keeps none: the count starts again)."""
-        latest = self.db.get({"pk": LATEST, "sk": f"{job_id}#success"}) or {}
-        return [int(s) for s in latest.get("streak", [])] if latest.get("suspect") else []
-
-    def _rebaselined(self, record: dict[str, Any], sizes: list[int], run: list[int]) -> None:
-        """Say once that the job's archives have a new baseline size: a log line, and a webhook
-        message when ``ALERT_WEBHOOK_URL`` is set (an undelivered one is logged, not retried)."""
-        args = record.get("args") or {}
-        where = {"app": args.get("app"), "proc": args.get("proc"), "volume": args.get("volume"),
-                 "instance": args.get("instanceNo"), "job": record["id"]}
-        event(log, "size_rebaselined", level=WARNING, **where, old_median=median(sizes),
-              new_size=run[-1], runs=len(run), rid=record["rid"])
-        if not self.alert_url:
-            return
-        from chalicelib.edges import webhook  # requests, only when there is something to post
-
-        text = (f"backup of {where['app']} {where['proc']} instance {where['instance']} volume "
-                f"{where['volume']}: {len(run)} backups in a row were about {run[-1]} bytes, "
-                f"against a recent median of {median(sizes)}; that is its new baseline and its "
-                "backups count as good again. If the volume did not really shrink, look now.")
-        error = webhook.post(self.alert_url, {"text": text, "status": "size_rebaselined", **where,
-                                              "old_median": median(sizes), "new_size": run[-1]})
-        if error:
-            event(log, "alert_failed", level=WARNING, key=record["id"], status="size_rebaselined",
-                  error=error)
-
-    def _resolve(self, item: dict[str, Any], record: dict[str, Any]) -> bool:
+    def _resolve(self, item: dict[str, Any], record: JobRecord) -> bool:
         """The conditional write failed: a harmless repeat (False), or a contradiction (409)."""
         rid = record["rid"]
         existing = self.db.get(_key(rid), consistent=True)
@@ -154,7 +115,7 @@ class RecordStore:
                        f"{before.get('end')}; a different {record['state']} post for it is refused",
                        code="record_finished")
 
-    def _put_latest(self, record: dict[str, Any], key: str, kind: str, flag: str = "",
+    def _put_latest(self, record: JobRecord, key: str, kind: str, flag: str = "",
                     sizes: list[int] | None = None, run: list[int] | None = None) -> None:
         """Keep the job's newest record (``last``), newest success and newest good success, so
         freshness of every job is one Query; same ordering rule: a late ``running`` never replaces
@@ -244,7 +205,7 @@ class RecordStore:
     def month(self, app: str, year: int, month: int, total: int,
               state: str | None = None) -> list[dict[str, Any]]:
         """The newest ``total`` records of ``app`` started in that month, newest first."""
-        items = self.db.query(f"{app}#{year:04d}-{month:02d}", index=schema.GSI_BY_APP_MONTH,
+        items = self.db.query(f"{app}#{year:04d}-{month:02d}", index=GSI_BY_APP_MONTH,
                               newest_first=True, limit=total, state=state)
         return [_with_flag(i) for i in items]
 

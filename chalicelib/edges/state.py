@@ -16,8 +16,8 @@ from typing import Any
 from chalicelib.core.gotime import format_time
 from chalicelib.core.plan import NodeState
 from chalicelib.core.types import Job, Pause, Pauses
-from chalicelib.edges import schema
 from chalicelib.edges.dynamo import Dynamo
+from chalicelib.edges.table import TTL_ATTRIBUTE
 from chalicelib.errors import Conflict
 
 NODES, PAUSES, RUNS, STATUSES = "NODES", "PAUSES", "RECONCILE", "STATUS"
@@ -138,7 +138,7 @@ class NodeStateStore:
         """Keep a run's summary for ``RUN_HISTORY_DAYS`` (DynamoDB TTL)."""
         expires = now + timedelta(days=RUN_HISTORY_DAYS)
         self.db.put({"pk": RUNS, "sk": summary["started"], "summary": json.dumps(summary),
-                     schema.TTL_ATTRIBUTE: int(expires.timestamp())})
+                     TTL_ATTRIBUTE: int(expires.timestamp())})
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return [json.loads(i["summary"]) for i in self.db.query(RUNS, newest_first=True, limit=limit)]

@@ -13,24 +13,24 @@ from datetime import datetime, timedelta
 from logging import WARNING
 from typing import Any
 
-from chalicelib.core.answers import Partial
 from chalicelib.core.cluster import Cluster, Proc
+from chalicelib.core.formats.answers import Partial
 from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.jobs import placements
 from chalicelib.core.naming import check_files, check_volume, made_from, owned_backup
 from chalicelib.core.retention import archive_of
 from chalicelib.core.types import BackupEntity
 from chalicelib.deps import Deps
+from chalicelib.edges import fleet
 from chalicelib.edges.backupd import BackupdClient, BackupdError, dirs_query
-from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound, UpstreamError, UpstreamTimeout
+from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound, UpstreamError
 from chalicelib.logs import event, log
 
 ENTITY_FIELDS = ("volume", "name", "size", "created", "instanceNo")  # the original's BackupEntity
 MAX_DELETE = 100
-_NOT_FOUND_STATUSES = (400, 404, 503)  # how the daemon says "no such backup/job"
 
 
-def proc_of(deps: Deps, app: str, proc: str) -> tuple[Cluster, Proc]:
+def _proc(deps: Deps, app: str, proc: str) -> tuple[Cluster, Proc]:
     """The cluster (of ``app``) and the proc, or 404 naming what is unknown."""
     cluster = deps.cluster(app)
     return cluster, cluster.proc(app, proc)
@@ -44,36 +44,9 @@ def _owned(p: Proc, name: str) -> str:
     return owned_backup(p.app, p.full_name, name)
 
 
-def _is_not_found(error: ControllerError) -> bool:
-    return isinstance(error, BackupdError) and error.upstream_status in _NOT_FOUND_STATUSES
-
-
-def _not_found_everywhere(errors: Mapping[str, ControllerError]) -> bool:
-    return all(_is_not_found(e) for e in errors.values())
-
-
-def _raise_unreachable(what: str, errors: Mapping[str, ControllerError]) -> None:
-    """Some nodes failed and the answer may be on one of them: fail naming each node and why."""
-    failed = [e for e in errors.values() if not _is_not_found(e)]
-    kind = UpstreamTimeout if all(isinstance(e, UpstreamTimeout) for e in failed) else UpstreamError
-    raise kind(f"{what}: " + "; ".join(e.message for e in failed))
-
-
-def locate(deps: Deps, p: Proc, name: str) -> tuple[str, dict[str, Any]]:
-    """The node whose daemon holds backup ``name`` of ``p`` (its namespace), and its entity."""
-    found = deps.fan_out(p.node_ips, lambda c: c.backup_info(name))
-    for node, entity in found.results.items():
-        if made_from(p.app, p.full_name, entity):
-            return node, entity
-    if found.errors and not _not_found_everywhere(found.errors):
-        _raise_unreachable(f"cannot tell whether backup {name!r} exists", found.errors)
-    raise NotFound(f"backup {name!r} of {p.full_name} (app {p.app}) not found on "
-                   f"{', '.join(p.node_ips) or 'any node'}", code="unknown_backup")
-
-
 def list_backups(deps: Deps, app: str, proc: str, volumes: list[str] | None) -> Partial:
     """Backups of the given volumes (None: every declared volume) on every node of the proc."""
-    cluster, p = proc_of(deps, app, proc)
+    cluster, p = _proc(deps, app, proc)
     wanted = p.volumes if volumes is None else [check_volume(v) for v in volumes]
     undeclared = [v for v in wanted if p.item(v) is None]
     if undeclared:
@@ -116,18 +89,18 @@ def _note_deleted(deps: Deps, cluster: Cluster, p: Proc, volumes: set[str],
 
 
 def backup_info(deps: Deps, app: str, proc: str, name: str) -> BackupEntity:
-    _, p = proc_of(deps, app, proc)
-    return _entity(locate(deps, p, _owned(p, name))[1])
+    _, p = _proc(deps, app, proc)
+    return _entity(fleet.locate(deps.fan_out, p, _owned(p, name))[1])
 
 
 def file_list(deps: Deps, app: str, proc: str, name: str) -> list[dict[str, Any]]:
     """Files inside an increment backup dir (``?open=true``), asked of the node that holds it."""
-    _, p = proc_of(deps, app, proc)
+    _, p = _proc(deps, app, proc)
     _owned(p, name)
     if name.endswith(".tar.gz"):
         raise BadRequest(f"{name} is a full backup; open=true lists the files of increment backups",
                          code="not_increment")
-    node, _ = locate(deps, p, name)
+    node, _ = fleet.locate(deps.fan_out, p, name)
     return deps.daemon(node).file_list(name)
 
 
@@ -138,7 +111,7 @@ def delete(deps: Deps, app: str, proc: str, files: list[str], force: bool = Fals
     proc's, nothing is deleted (404 naming them). A backup that is the newest good one of its
     job (volume × instance on its node) is refused (409 ``newest_good_backup``) unless ``force``;
     a forced one is marked gone before it is deleted, so the retention floor stops counting it."""
-    cluster, p = proc_of(deps, app, proc)
+    cluster, p = _proc(deps, app, proc)
     if not files:
         raise BadRequest("files: name at least one backup to delete", code="no_files")
     if len(files) > MAX_DELETE:
@@ -154,15 +127,15 @@ def delete(deps: Deps, app: str, proc: str, files: list[str], force: bool = Fals
                 if made_from(p.app, p.full_name, entity):
                     out[name] = entity
             except BackupdError as e:
-                if not _is_not_found(e):
+                if not fleet.is_not_found(e):
                     raise
         return out
 
     found = deps.fan_out(p.node_ips, held)
     holders = {n: [node for node, have in found.results.items() if n in have] for n in names}
     missing = [n for n in names if not holders[n]]
-    if missing and found.errors and not _not_found_everywhere(found.errors):
-        _raise_unreachable(f"cannot tell whether {', '.join(missing)} exist", found.errors)
+    if missing and found.errors and not fleet.not_found_everywhere(found.errors):
+        fleet.raise_unreachable(f"cannot tell whether {', '.join(missing)} exist", found.errors)
     for f in files:
         name, _, path = f.partition("/")
         if path and name not in missing:

@@ -12,7 +12,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from chalicelib.core.answers import Text
+from chalicelib.core.formats.answers import Text
 
 FILES = Path(__file__).resolve().parent.parent / "dashboard"
 

@@ -1,5 +1,6 @@
 """Is the cluster's backup healthy? Freshness of every declared volume (from lainlet and DynamoDB
-only, no daemon is asked, so it works while nodes are down) and the problems of the spec."""
+only, no daemon is asked, so it works while nodes are down), as JSON and as the Prometheus scrape,
+and the readiness of what the controller depends on."""
 
 from __future__ import annotations
 
@@ -8,19 +9,19 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from chalicelib import reconcile
+from chalicelib import __version__
 from chalicelib.core import freshness, retention
-from chalicelib.core.answers import Partial
 from chalicelib.core.cluster import Cluster
-from chalicelib.core.jobs import placements
-from chalicelib.core.pages import page
+from chalicelib.core.formats import prometheus
+from chalicelib.core.formats.answers import Partial, Text
+from chalicelib.core.formats.pages import MAX_PAGE_BYTES, page
+from chalicelib.core.naming import check_name
 from chalicelib.core.plan import NodeState
 from chalicelib.core.retention import Latest
 from chalicelib.core.types import Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges.secrets import Secrets
-from chalicelib.errors import ControllerError
-from chalicelib.usecases import metrics
+from chalicelib.errors import BadRequest, ControllerError
 
 
 def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = None,
@@ -61,7 +62,7 @@ def system_status(deps: Deps, token: str = "") -> Partial:
     is a status pass of the whole cluster: its counts go out as metrics."""
     items = assess(deps, deps.cluster())
     if not token:
-        metrics.status_pass(deps, items)
+        deps.metrics.status_pass(items)
     answer = _answer(items)
     answer["items"], next_token = page(answer["items"], token)
     return Partial(answer, next=next_token)
@@ -122,59 +123,20 @@ def _daemon(deps: Deps, node: str) -> str:
     return f"crond {debug.get('crond_status', '?')}, jobs updated {debug.get('updateTime', '?')}"
 
 
-def problems(deps: Deps, token: str = "") -> Partial:
-    """Spec problems a page at a time (see :func:`all_problems`)."""
-    found, next_token = page(all_problems(deps), token)
-    return Partial(found, next=next_token)
+HISTORY_RUNS = 50  # enough for "failed N runs in a row" at any sensible alarm setting
 
 
-def all_problems(deps: Deps) -> list[dict[str, Any]]:
-    """Spec problems the original silently dropped (bad schedules, expires, annotations, IPs),
-    jobs the reconcile found paused on their node with no pause on record, the dirs the retention
-    floor keeps out of expire jobs, and the job removals the reconcile holds because lainlet's
-    answer looks wrong."""
-    cluster = deps.cluster()
-    found = [p.to_dict() for p in cluster.problems] + _paused_on_node(deps, cluster)
-    try:
-        seen = reconcile.observe(deps, cluster=cluster, check_restarts=False)
-    except reconcile.NothingToKeep as e:
-        return [*found, {"kind": "refused_empty_spec", "app": "", "proc": "", "instance": None,
-                         "reason": e.message, "volume": ""}]
-    # held dirs come from this cluster's placements: each names its app, proc and instance
-    owners = {(p.node, p.path): p for p in placements(cluster)} if seen.expiry_held else {}
-    for (node, path), why in sorted(seen.expiry_held.items()):
-        owner = owners[(node, path)]
-        found.append({"kind": "expiry_held", "app": owner.proc.app, "proc": owner.proc.full_name,
-                      "instance": owner.pod.instance_no, "volume": owner.item.volume,
-                      "reason": f"{path} on {node} is left out of the expire job: {why}; old "
-                                "backups of it are kept until a new good backup exists"})
-    if seen.holding:
-        why = "; ".join(seen.verdict.reasons)
-        found += [{"kind": "held_removal", "app": r.app, "proc": r.proc, "instance": r.instance,
-                   "volume": r.volume,
-                   "reason": f"job {r.job_id} on {r.node} is kept although lainlet's answer drops "
-                             f"it ({why}; held {seen.held_runs} of "
-                             f"{deps.settings.removal_confirm_runs} runs; POST "
-                             "/api/v2/system/reconcile?confirm=removals applies it now)"}
-                  for r in seen.verdict.held]
-    return found
-
-
-def _paused_on_node(deps: Deps, cluster: Cluster) -> list[dict[str, Any]]:
-    """The pauses the reconcile adopted: jobs found paused on their node with no pause on record
-    (kept paused, with an end, until someone decides)."""
-    adopted = [(node, job_id, pause) for node, jobs in sorted(deps.state.pauses().items())
-               for job_id, pause in sorted(jobs.items()) if pause.adopted]
-    owners = {p.job["id"]: p for p in placements(cluster) if p.job} if adopted else {}
-    out = []
-    for node, job_id, pause in adopted:
-        owner = owners.get(job_id)
-        out.append({"kind": "paused_on_node", "app": owner.proc.app if owner else "",
-                    "proc": owner.proc.full_name if owner else "",
-                    "instance": owner.pod.instance_no if owner else None,
-                    "volume": owner.item.volume if owner else "",
-                    "reason": f"job {job_id} on {node} was found paused on the node with no pause "
-                              f"on record ({pause.paused_at}); it is kept paused until "
-                              f"{pause.until} (PAUSE_MAX_DAYS), then woken: wake it up to resume "
-                              "its backups now, or sleep it with a reason to keep it paused"})
-    return out
+def prometheus_text(deps: Deps, app: str, content_type: str) -> Text:
+    """The Prometheus scrape: every item's status and times, the counts, the reconcile's state;
+    one app's items with ``app``."""
+    cluster = deps.cluster(check_name(app, "app") if app else None)
+    if app:
+        cluster.procs_of(app)  # 404 for an unknown app
+    items = assess(deps, cluster)
+    text = prometheus.render(items, deps.state.runs(HISTORY_RUNS), len(cluster.problems),
+                             __version__)
+    if len(text) > MAX_PAGE_BYTES:
+        raise BadRequest(f"the metrics of {len(items):,} backup items are {len(text):,} bytes, more "
+                         f"than one answer carries ({MAX_PAGE_BYTES:,}): scrape each app with "
+                         "?app=<name>", code="too_large")
+    return Text(text, content_type)

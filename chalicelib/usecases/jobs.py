@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from logging import WARNING
 from typing import Any
 
-from chalicelib.core import jobs as joblib
-from chalicelib.core.answers import Partial
+from chalicelib.core.formats.answers import Partial
+from chalicelib.core.formats.inputs import preview
 from chalicelib.core.gotime import format_time, parse_go_time
-from chalicelib.core.inputs import preview
+from chalicelib.core.jobs import generate, node_of_job_id, public_job
 from chalicelib.core.types import Job, Pause
 from chalicelib.deps import Deps
 from chalicelib.edges.backupd import BackupdClient, BackupdError, BackupdGarbage, may_have_acted
@@ -32,10 +32,10 @@ def _owned_job(deps: Deps, app: str, job_id: str) -> str:
     """The node of ``job_id`` if it is one of the app's backup jobs now, else 404."""
     cluster = deps.cluster(app)
     cluster.procs_of(app)  # 404 for an unknown app first
-    ids = {j["id"] for node_jobs in joblib.generate(cluster).values() for j in node_jobs if j["id"]}
+    ids = {j["id"] for node_jobs in generate(cluster).values() for j in node_jobs if j["id"]}
     if job_id not in ids:
         raise NotFound(f"job {job_id!r} is not a backup job of app {app!r}", code="unknown_job")
-    return joblib.node_of_job_id(job_id) or ""
+    return node_of_job_id(job_id) or ""
 
 
 def app_jobs(deps: Deps, app: str, query: Mapping[str, str]) -> Partial:
@@ -44,7 +44,7 @@ def app_jobs(deps: Deps, app: str, query: Mapping[str, str]) -> Partial:
     params = {k: v for k, v in query.items() if JOB_QUERY.fullmatch(k)}
     params["args_app"] = app  # after the user's filters: never another app's jobs
     result = deps.fan_out(cluster.node_ips_of_app(app), lambda c: c.jobs(params))
-    body = [{**entry, "job": joblib.public_job(entry["job"])}
+    body = [{**entry, "job": public_job(entry["job"])}
             for entries in result.results.values() for entry in entries
             if entry["job"].get("args", {}).get("app") == app]
     return Partial(body, result.unreachable)
@@ -72,7 +72,7 @@ def app_job(deps: Deps, app: str, job_id: str) -> Job:
         raise BackupdGarbage(f"backupd on {node} answered job {preview(job.get('id'))} of app "
                              f"{preview(job['args'].get('app'))} when asked for job {job_id} of "
                              f"app {app}", node=node, status=200)
-    return joblib.public_job(job)  # type: ignore[arg-type]
+    return public_job(job)  # type: ignore[arg-type]
 
 
 def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason: str = "") -> Any:

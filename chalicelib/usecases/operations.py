@@ -24,11 +24,11 @@ from datetime import datetime, timedelta
 from logging import INFO, WARNING
 from typing import Any
 
-from chalicelib.core import jobs as joblib
 from chalicelib.core import operation as machine
 from chalicelib.core.cluster import Cluster
+from chalicelib.core.formats.inputs import bounded_int
 from chalicelib.core.gotime import parse_go_time
-from chalicelib.core.inputs import bounded_int
+from chalicelib.core.jobs import placements
 from chalicelib.core.naming import check_files, check_volume, owned_backup
 from chalicelib.core.operation import (
     Accepted,
@@ -51,11 +51,11 @@ from chalicelib.core.operation import (
 from chalicelib.core.paths import volume_dir
 from chalicelib.core.types import Job
 from chalicelib.deps import Deps
+from chalicelib.edges import fleet
 from chalicelib.edges.backupd import may_have_acted
 from chalicelib.edges.operations import LockHeld, Unreadable
 from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound, StoreUnavailable, UpstreamError
 from chalicelib.logs import event, log
-from chalicelib.usecases.backups import locate, proc_of
 
 RUN_DONE = ("success", "failed")  # the states of a run's record once it finished
 MAX_LISTED_FILES = 1000  # source file sizes kept with an increment restore, for its verification
@@ -75,7 +75,8 @@ def plan_restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
     where it goes; nothing is changed. Refused up front (before any snapshot) what the daemon
     cannot do: a full restore into a dir whose name is not the archive's top dir, and a restore
     from another node's namespace (unless ``ALLOW_CROSS_NODE_RESTORE``)."""
-    cluster, p = proc_of(deps, app, proc)
+    cluster = deps.cluster(app)
+    p = cluster.proc(app, proc)
     owned_backup(p.app, p.full_name, name)  # 403 for another app's or proc's backup, before anything
     increment = not name.endswith(".tar.gz")
     if increment and not files:
@@ -96,7 +97,7 @@ def plan_restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
                              f"(volumes: {', '.join(p.volumes) or 'none'})", code="unknown_volume")
         p.pod(to)  # 400 naming the instances if it does not exist
         dest_dir, target_volume = volume_dir(p.app, p.full_name, to, item.volume), item.volume
-    namespace, entity = locate(deps, p, name)
+    namespace, entity = fleet.locate(deps.fan_out, p, name)
     instance = to if to is not None else int(entity.get("instanceNo") or 0)
     source_dir = str(entity.get("source", ""))
     source_volume = str(entity.get("volume", ""))
@@ -133,7 +134,7 @@ def plan_restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
 
 def _target_job(cluster: Cluster, proc: str, instance: int, volume: str, node: str) -> Job | None:
     """The target volume's own backup job on its node (run once: the snapshot, the verification)."""
-    for p in joblib.placements(cluster):
+    for p in placements(cluster):
         if (p.proc.full_name, p.pod.instance_no, p.item.volume, p.node) == (proc, instance, volume, node):
             return p.job
     return None

@@ -1,20 +1,18 @@
-"""Job records: what daemons post (notify), and what users read back (by month, by rid)."""
+"""Job records as users read them back (by month, by rid), the audit trail, and an on-demand backup
+of the table that holds them (what daemons post comes in through :mod:`chalicelib.usecases.notify`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from logging import WARNING
+from datetime import datetime
 from typing import Any
 
-from chalicelib.core.answers import Partial
-from chalicelib.core.inputs import bounded_int
+from chalicelib.core.formats.answers import Partial
+from chalicelib.core.formats.inputs import bounded_int
 from chalicelib.core.types import STATES
 from chalicelib.deps import Deps
-from chalicelib.errors import BadRequest, ControllerError, Unauthorized
-from chalicelib.logs import event, log
-from chalicelib.usecases import metrics
+from chalicelib.errors import BadRequest
 
 MAX_TOTAL = 1000
 AUDIT_CURSOR = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d:.]+Z#[0-9A-Za-z-]{0,64}$")
@@ -31,37 +29,6 @@ def month_query(total: str | None, month: str | None, year: str | None,
             number("year", year, now.year, 2000, 9999))
 
 
-def notify(deps: Deps, body: bytes | None, token: str) -> dict[str, Any]:
-    """Store a record a daemon posted; with ``NOTIFY_TOKEN`` set, the post must carry it."""
-    import hmac
-
-    from chalicelib.core.recordschema import parse_record, record_app  # notify's own checks
-    from chalicelib.usecases import operations  # the restores' moves: only notify needs them
-
-    settings = deps.settings
-    try:
-        accepted = [t for t in deps.secrets.notify_tokens() if t]
-        if accepted and not any(hmac.compare_digest(token.encode(), t.encode()) for t in accepted):
-            raise Unauthorized("notify needs ?token=<NOTIFY_TOKEN> (the URL the controller gave "
-                               "the daemons)", code="bad_notify_token")
-        record = parse_record(body, now=deps.clock(),
-                              skew=timedelta(seconds=settings.notify_clock_skew_seconds))
-        operations.check_record(deps, record)  # a forged record of an operation's run: refused
-        stored = deps.records.put(record)
-    except ControllerError:
-        metrics.notify(deps, accepted=False)
-        raise
-    metrics.notify(deps, accepted=True)
-    event(log, "notify", rid=record["rid"], app=record_app(record), state=record["state"],
-          stored=stored)
-    try:  # a run of a restore operation moves it on (idempotent: a repeat moves nothing)
-        operations.advance(deps, record)
-    except Exception as e:  # the record is kept; the schedule picks the operation up again
-        event(log, "operation_not_advanced", level=WARNING, rid=record["rid"],
-              error=getattr(e, "message", f"{type(e).__name__}: {str(e)[:200]}"))
-    return {"rid": record["rid"], "stored": stored}
-
-
 def month(deps: Deps, app: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
     """The app's records of one month, newest first (``total``/``month``/``year``/``state``)."""
     total, month_, year = month_query(query.get("total"), query.get("month"), query.get("year"),
@@ -73,7 +40,8 @@ def month(deps: Deps, app: str, query: Mapping[str, str]) -> list[dict[str, Any]
     return deps.records.month(app, year, month_, total, state)
 
 
-def one(deps: Deps, app: str, rid: str) -> dict[str, Any]:
+def record(deps: Deps, app: str, rid: str) -> dict[str, Any]:
+    """One record of the app (404 if unknown or another app's)."""
     return deps.records.get(app, rid)
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import reconcile
 from chalicelib.deps import Deps
-from chalicelib.usecases import nodes
+from chalicelib.usecases import notify as notify_flow
+from chalicelib.usecases import reconcile, schedule
 from scripts.simcluster.server import Recorded, Reply, StandIn
 from tests import reference
 
@@ -47,13 +47,13 @@ class Clock:
 def post(deps, state, start, reason=""):
     """A run of hello's /data job on 127.0.0.11, stored as notify stores it."""
     job = reference.job(HELLO_DATA)
-    deps.records.put(reference.record_of(job, state, start, reason=reason,
+    notify_flow.store(deps, reference.record_of(job, state, start, reason=reason,
                                          result={"file": "f", "size": 5} if state == "success" else None))
 
 
 def cycle(deps):
     """What the schedule does: a reconcile, then the alert check on what it read."""
-    return nodes._run(deps)["alerts"]
+    return schedule._run(deps)["alerts"]
 
 
 def test_ok_to_failing_posts_exactly_one_message(settings, ddb, daemons, receiver):

@@ -147,7 +147,7 @@ def test_the_scheduled_run_never_raises_and_every_run_is_in_the_history(env, ddb
     from chalice.test import Client
 
     from app import app
-    from chalicelib.core import jobs
+    from chalicelib.usecases import reconcile
 
     with Client(app) as client:
         event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event",
@@ -155,7 +155,7 @@ def test_the_scheduled_run_never_raises_and_every_run_is_in_the_history(env, ddb
         lainlet.raw_body = b"[" * 100_000
         assert client.lambda_.invoke("scheduled_reconcile", event).payload["ok"] is False
         lainlet.raw_body = None
-        monkeypatch.setattr(jobs, "generate", lambda *args: 1 / 0)
+        monkeypatch.setattr(reconcile, "generate", lambda *args: 1 / 0)  # a bug in the run
         result = client.lambda_.invoke("scheduled_reconcile", event).payload
         assert result == {"ok": False, "error": "internal error (ZeroDivisionError)"}
         history = client.http.get("/api/v2/system/reconcile/history").json_body

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chalicelib.core.freshness import BAD
-from chalicelib.usecases import health, nodes
+from chalicelib.usecases import health, schedule
 from tests import reference
 
 METRICS = "/api/v2/system/metrics"
@@ -28,7 +28,7 @@ def emf_values(line: dict, namespace: str = "backupctl") -> dict[str, float]:
 
 
 def test_a_reconcile_run_emits_its_nodes_and_the_status_of_every_item(deps, pushed, logs):
-    summary = nodes._run(deps)
+    summary = schedule._run(deps)
     [line] = logs.events("metrics_reconcile")
     values = emf_values(line)
     items = health.assess(deps, deps.cluster())
@@ -43,13 +43,13 @@ def test_a_reconcile_run_emits_its_nodes_and_the_status_of_every_item(deps, push
 
 def test_a_failed_run_emits_reconcile_failed(deps, pushed, lainlet, logs):
     lainlet.stop()
-    assert nodes.scheduled(deps)["ok"] is False
+    assert schedule.scheduled(deps)["ok"] is False
     assert [emf_values(line) for line in logs.events("metrics_reconcile")] == [{"ReconcileFailed": 1}]
 
 
 def test_a_run_kept_out_by_the_lease_is_not_a_failure(deps, pushed, logs):
     deps.state.acquire_lease("other", deps.clock(), 300)
-    assert nodes.scheduled(deps)["ok"] is False
+    assert schedule.scheduled(deps)["ok"] is False
     assert logs.events("metrics_reconcile") == []
 
 
@@ -60,7 +60,7 @@ def test_the_namespace_is_the_setting(deps, pushed, logs):
 
     other = Deps(dataclasses.replace(deps.settings, metrics_namespace="backupctl/prod"),
                  table=deps.table)
-    nodes._run(other)
+    schedule._run(other)
     emf_values(logs.events("metrics_reconcile")[0], namespace="backupctl/prod")
 
 
@@ -76,7 +76,7 @@ def test_notify_posts_count_as_accepted_or_refused(api, ddb, logs):
 
 
 def test_the_first_page_of_the_system_status_is_a_status_pass(api, ddb, pushed, logs, monkeypatch):
-    from chalicelib.core import pages
+    from chalicelib.core.formats import pages
 
     monkeypatch.setattr(pages, "MAX_PAGE_BYTES", 2000)
     first = api.http.get("/api/v2/system/backups/status")
@@ -108,7 +108,7 @@ def test_the_scrape_has_every_item_of_the_status_route(api, ddb, pushed):
 
 
 def test_after_a_run_the_scrape_says_how_the_reconcile_went(api, deps, pushed):
-    nodes._run(deps)
+    schedule._run(deps)
     found = scrape(api)
     assert found["backupctl_reconcile_last_run_success"].samples[0].value == 1
     assert found["backupctl_reconcile_consecutive_failures"].samples[0].value == 0
@@ -123,9 +123,7 @@ def test_one_app_can_be_scraped_alone(api, ddb, pushed):
 
 
 def test_a_scrape_too_large_for_one_answer_says_to_scrape_per_app(api, ddb, pushed, monkeypatch):
-    from chalicelib.usecases import scrape as scrape_module
-
-    monkeypatch.setattr(scrape_module, "MAX_PAGE_BYTES", 500)
+    monkeypatch.setattr(health, "MAX_PAGE_BYTES", 500)
     resp = api.http.get(METRICS)
     assert resp.status_code == 400 and resp.json_body["code"] == "too_large"
     assert "?app=" in resp.json_body["error"]

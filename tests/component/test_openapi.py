@@ -62,7 +62,7 @@ def test_non_json_answers_are_documented_with_their_type(document):
 
 def test_a_view_that_reads_an_undeclared_query_parameter_fails_loudly(env):
     """The completeness above holds because a view cannot read what its route did not declare."""
-    from chalicelib.web import Router
+    from chalicelib.web.router import Router
 
     local = Chalice(app_name="t")
     router = Router(local)

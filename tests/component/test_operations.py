@@ -17,7 +17,8 @@ from chalicelib import deps as deps_module
 from chalicelib.deps import Deps
 from chalicelib.errors import Conflict, StoreUnavailable
 from chalicelib.settings import get_settings
-from chalicelib.usecases import operations, records
+from chalicelib.usecases import notify as notify_flow
+from chalicelib.usecases import operations
 from tests import reference
 from tests.component.apiclient import error_of, post_form
 from tests.component.test_backup_status import Clock
@@ -223,7 +224,7 @@ def test_a_suspect_snapshot_is_no_undo(api, ddb, deps, pushed):
     """Ten good backups of ~1 MB: a 1 KB snapshot is judged suspect, and no restore follows."""
     for n in range(10):
         start = datetime.now(UTC) - timedelta(days=10 - n)
-        deps.records.put(reference.record_of(reference.job(HELLO_DATA), "success", start,
+        notify_flow.store(deps, reference.record_of(reference.job(HELLO_DATA), "success", start,
                                              result={"file": f"x-{n}", "size": 1_000_000}))
     op = recover(api)
     notify(api, snapshot_done(op["snapshot"]["rid"], size=1000))
@@ -402,11 +403,11 @@ def test_runs_that_finish_before_their_request_returns_still_complete_the_restor
     daemon = pushed["127.0.0.11"]
 
     def snapshot_done_at_once(job_, rid):
-        records.notify(other, json.dumps(snapshot_done(rid)).encode(), "")
+        notify_flow.notify(other, json.dumps(snapshot_done(rid)).encode())
 
     def restore_done_at_once(name, form):
         rid = f"{int(time.time())}{uuid.uuid4().hex}"
-        records.notify(other, json.dumps(recover_record(rid, "success")).encode(), "")
+        notify_flow.notify(other, json.dumps(recover_record(rid, "success")).encode())
         return rid  # answered after the record was posted
 
     daemon.execute = snapshot_done_at_once

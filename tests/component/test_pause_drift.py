@@ -8,11 +8,10 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from chalicelib import reconcile
 from chalicelib.deps import Deps
 from chalicelib.edges.backupd import BackupdClient
 from chalicelib.edges.state import NodeStateStore
-from chalicelib.usecases import jobs
+from chalicelib.usecases import jobs, reconcile
 from tests.component.apiclient import error_of, post_form
 from tests.component.test_backup_status import Clock
 

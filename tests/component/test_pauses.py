@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import reconcile
 from chalicelib.deps import Deps
-from chalicelib.usecases import nodes
+from chalicelib.usecases import reconcile, schedule
 from tests.component.apiclient import error_of, post_form
 from tests.component.test_backup_status import Clock, Receiver
 
@@ -86,7 +85,7 @@ def test_a_pause_about_to_end_is_announced_once(settings, ddb, daemons):
         jobs.action(deps, "hello", HELLO_DATA, "sleep", "3d", "migration")
 
         def cycle():
-            return nodes._run(deps)["alerts"]
+            return schedule._run(deps)["alerts"]
 
         cycle()
         assert not [m for m in hook.messages if m.get("status") != "never"

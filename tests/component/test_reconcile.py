@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib import reconcile
 from chalicelib.core.types import Pause
 from chalicelib.deps import Deps
 from chalicelib.errors import Conflict, LainletError
+from chalicelib.usecases import reconcile
 from scripts.simcluster.backupd import GO_ZERO
 
 HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"

@@ -6,10 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.core.formats.recordschema import parse_record
 from chalicelib.core.gotime import sort_key
-from chalicelib.core.recordschema import parse_record
+from chalicelib.deps import Deps
 from chalicelib.edges.records import RecordStore
 from chalicelib.errors import Conflict
+from chalicelib.settings import Settings
+from chalicelib.usecases import notify as notify_flow
 from chalicelib.usecases.records import month_query
 from tests import reference
 from tests.component.apiclient import error_of
@@ -313,14 +316,15 @@ def test_a_late_running_post_never_hides_its_own_result(ddb):
 def test_suspicious_successes_are_flagged_and_never_count_as_good(api, ddb):
     job = reference.job("7f00000bb19d69edd273f3535f5cd42e6fcbd556")
     base = datetime.now(UTC) - timedelta(days=5)
-    store = RecordStore(ddb, suspect_percent=10)
+    deps = Deps(Settings(suspect_size_percent=10), table=ddb)
+    store = deps.records
     for day, size in enumerate([1000, 1100, 900]):
-        store.put(reference.record_of(job, "success", base + timedelta(days=day),
-                                      result={"file": f"f{day}", "size": size}))
+        notify_flow.store(deps, reference.record_of(job, "success", base + timedelta(days=day),
+                                                    result={"file": f"f{day}", "size": size}))
     tiny = reference.record_of(job, "success", base + timedelta(days=3), result={"file": "t", "size": 50})
-    store.put(tiny)
+    notify_flow.store(deps, tiny)
     zero = reference.record_of(job, "success", base + timedelta(days=4), result={"file": "z", "size": 0})
-    store.put(zero)
+    notify_flow.store(deps, zero)
     latest = store.latest_by_job()[job["id"]]
     assert latest["last"]["rid"] == zero["rid"] and latest["last"]["suspect"] == "the archive is 0 bytes"
     assert latest["good"]["rid"] != tiny["rid"] and latest["good"]["result"]["size"] == 900

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from chalicelib import reconcile
 from chalicelib.deps import Deps
+from chalicelib.usecases import notify as notify_flow
+from chalicelib.usecases import reconcile
 from scripts.simcluster.worker import WorkingBackupd
 from tests import reference
 
@@ -53,7 +54,7 @@ class Sim:
             record = reference.record_of(job, "success", self.now, result=result)
         else:
             record = reference.record_of(job, "failed", self.now, reason="disk full")
-        self.deps.records.put(record)
+        notify_flow.store(self.deps, record)
 
     def expire(self) -> None:
         """What the daemon's every-minute expire job does, with the list it holds now."""

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from chalicelib import reconcile
 from chalicelib.deps import Deps
 from chalicelib.edges import secrets
 from chalicelib.errors import SecretUnavailable
 from chalicelib.settings import get_settings
+from chalicelib.usecases import reconcile
 from tests import reference
 from tests.component.apiclient import error_of, post_form
 

@@ -160,8 +160,8 @@ def big_cluster(env, ddb, lainlet, monkeypatch):
     from chalice.local import create_local_server
 
     from app import app
-    from chalicelib import reconcile
     from chalicelib.deps import get_deps
+    from chalicelib.usecases import reconcile
     from scripts.simcluster.backupd import BackupdStandIn
     from scripts.simcluster.server import free_port
 

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from chalicelib.core import cron
 from chalicelib.core.backupspec import parse_annotation
 from chalicelib.core.cluster import Cluster
+from chalicelib.core.formats.recordschema import parse_record
 from chalicelib.core.freshness import assess
 from chalicelib.core.idlewindow import Load
 from chalicelib.core.jobs import generate
-from chalicelib.core.recordschema import parse_record
 from chalicelib.errors import BadRequest, LainletError, PayloadTooLarge
 
 FAST = settings(max_examples=150, deadline=None, derandomize=True,

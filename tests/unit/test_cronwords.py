@@ -2,7 +2,7 @@
 
 import pytest
 
-from chalicelib.core.cronwords import describe
+from chalicelib.core.formats.cronwords import describe
 
 
 @pytest.mark.parametrize(("spec", "words"), [

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.core import freshness
+from chalicelib.core import freshness, sizes
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.jobs import placements
 from chalicelib.core.types import Pause
@@ -162,7 +162,7 @@ def test_a_failure_a_few_seconds_early_still_counts_as_this_run(early, status):
     ({"size": 10}, [100, 120, 90], ""), ({"size": 1}, [], ""),
 ])
 def test_which_successes_are_suspect(result, recent, words):
-    reason = freshness.suspect(result, recent, 10)
+    reason = sizes.suspect(result, recent, 10)
     assert (words in reason) if words else reason == ""
 
 

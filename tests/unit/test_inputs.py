@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib.core.inputs import bounded_int, is_text, load_json
+from chalicelib.core.formats.inputs import bounded_int, is_text, load_json
 from chalicelib.errors import BadRequest, PayloadTooLarge
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib.core.pages import page, page_mapping
+from chalicelib.core.formats.pages import page, page_mapping
 from chalicelib.errors import BadRequest
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from chalicelib.core.formats.prometheus import render
 from chalicelib.core.freshness import ItemStatus
-from chalicelib.core.prometheus import render
 
 
 def item(status="ok", volume="/data", instance=1, last_success="2026-11-25T03:00:00.5Z", **kw):

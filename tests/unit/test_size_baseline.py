@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.core.freshness import archive_size, median, streak
+from chalicelib.core.sizes import archive_size, median, streak
 
 
 def test_sizes_agree_within_the_percent_of_each_other():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalicelib.core.routedoc import RouteDoc
+from chalicelib.web.routedoc import RouteDoc
 
 NEXT_HEADER = "X-Backupctl-Next"
 UNREACHABLE_HEADER = "X-Backupctl-Unreachable"

@@ -28,10 +28,13 @@ from datetime import datetime, timedelta
 from logging import WARNING
 from typing import Any
 
-from chalicelib.core import jobs as joblib
 from chalicelib.core import pausecheck, removals, retention
 from chalicelib.core.cluster import Cluster
+from chalicelib.core.formats.answers import Partial
+from chalicelib.core.formats.inputs import bounded_int
+from chalicelib.core.formats.pages import page
 from chalicelib.core.gotime import GO_ZERO, format_time, parse_go_time
+from chalicelib.core.jobs import generate, placements
 from chalicelib.core.plan import NodePlan, NodeState, plan, with_restarts
 from chalicelib.core.types import Pause, Pauses, ReconcileSummary
 from chalicelib.deps import Deps
@@ -41,7 +44,7 @@ from chalicelib.logs import event, log
 from chalicelib.settings import NOTIFY_PATH, Settings
 
 
-class NothingToKeep(LainletError):
+class EmptySpecRefused(LainletError):
     """lainlet's answer yields no job anywhere while nodes still hold jobs: refuse to wipe them."""
 
     code = "refused_empty_spec"
@@ -89,11 +92,11 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
     latest = deps.records.latest_by_job()
     expiry_held = retention.held_dirs(cluster, latest, deps.clock(),
                                       settings.expiry_hold_margin_percent)
-    generated = joblib.generate(cluster, set(expiry_held))
+    generated = generate(cluster, set(expiry_held))
     states = deps.state.states()
     if not any(j["id"] for node_jobs in generated.values() for j in node_jobs) \
             and any(s.job_ids for s in states.values()) and not confirm:
-        raise NothingToKeep("lainlet's backupspec yields no backup job on any node while "
+        raise EmptySpecRefused("lainlet's backupspec yields no backup job on any node while "
                             f"{sum(1 for s in states.values() if s.job_ids)} node(s) hold jobs; "
                             "refusing to clear every node (is lainlet answering {}?); "
                             "POST /api/v2/system/reconcile?confirm=removals clears them")
@@ -437,3 +440,73 @@ def plan_answer(seen: Observation) -> dict[str, Any]:
                         for (n, d), why in sorted(seen.expiry_held.items())],
         "nodes": [p.to_dict() for p in seen.plans],
     }
+
+
+def next_plan(deps: Deps, token: str = "") -> Partial:
+    """What the next run would do (the plan route); ``nodes`` a page at a time."""
+    answer = plan_answer(observe(deps))
+    answer["nodes"], next_token = page(answer["nodes"], token)
+    return Partial(answer, next=next_token)
+
+
+def history(deps: Deps, total: str | None) -> list[dict[str, Any]]:
+    """The last runs' summaries, newest first."""
+    return deps.state.runs(bounded_int(total or "20", "total", 1, 1000))
+
+
+def problems(deps: Deps, token: str = "") -> Partial:
+    """Spec problems a page at a time (see :func:`all_problems`)."""
+    found, next_token = page(all_problems(deps), token)
+    return Partial(found, next=next_token)
+
+
+def all_problems(deps: Deps) -> list[dict[str, Any]]:
+    """Spec problems the original silently dropped (bad schedules, expires, annotations, IPs),
+    jobs the reconcile found paused on their node with no pause on record, the dirs the retention
+    floor keeps out of expire jobs, and the job removals the reconcile holds because lainlet's
+    answer looks wrong."""
+    cluster = deps.cluster()
+    found = [p.to_dict() for p in cluster.problems] + _paused_on_node(deps, cluster)
+    try:
+        seen = observe(deps, cluster=cluster, check_restarts=False)
+    except EmptySpecRefused as e:
+        return [*found, {"kind": "refused_empty_spec", "app": "", "proc": "", "instance": None,
+                         "reason": e.message, "volume": ""}]
+    # held dirs come from this cluster's placements: each names its app, proc and instance
+    owners = {(p.node, p.path): p for p in placements(cluster)} if seen.expiry_held else {}
+    for (node, path), why in sorted(seen.expiry_held.items()):
+        owner = owners[(node, path)]
+        found.append({"kind": "expiry_held", "app": owner.proc.app, "proc": owner.proc.full_name,
+                      "instance": owner.pod.instance_no, "volume": owner.item.volume,
+                      "reason": f"{path} on {node} is left out of the expire job: {why}; old "
+                                "backups of it are kept until a new good backup exists"})
+    if seen.holding:
+        why = "; ".join(seen.verdict.reasons)
+        found += [{"kind": "held_removal", "app": r.app, "proc": r.proc, "instance": r.instance,
+                   "volume": r.volume,
+                   "reason": f"job {r.job_id} on {r.node} is kept although lainlet's answer drops "
+                             f"it ({why}; held {seen.held_runs} of "
+                             f"{deps.settings.removal_confirm_runs} runs; POST "
+                             "/api/v2/system/reconcile?confirm=removals applies it now)"}
+                  for r in seen.verdict.held]
+    return found
+
+
+def _paused_on_node(deps: Deps, cluster: Cluster) -> list[dict[str, Any]]:
+    """The pauses the reconcile adopted: jobs found paused on their node with no pause on record
+    (kept paused, with an end, until someone decides)."""
+    adopted = [(node, job_id, pause) for node, jobs in sorted(deps.state.pauses().items())
+               for job_id, pause in sorted(jobs.items()) if pause.adopted]
+    owners = {p.job["id"]: p for p in placements(cluster) if p.job} if adopted else {}
+    out = []
+    for node, job_id, pause in adopted:
+        owner = owners.get(job_id)
+        out.append({"kind": "paused_on_node", "app": owner.proc.app if owner else "",
+                    "proc": owner.proc.full_name if owner else "",
+                    "instance": owner.pod.instance_no if owner else None,
+                    "volume": owner.item.volume if owner else "",
+                    "reason": f"job {job_id} on {node} was found paused on the node with no pause "
+                              f"on record ({pause.paused_at}); it is kept paused until "
+                              f"{pause.until} (PAUSE_MAX_DAYS), then woken: wake it up to resume "
+                              "its backups now, or sleep it with a reason to keep it paused"})
+    return out

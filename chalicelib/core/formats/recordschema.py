@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from chalicelib.core.formats.inputs import KIB, load_json, preview
 from chalicelib.core.gotime import GO_ZERO, parse_go_time
-from chalicelib.core.inputs import KIB, load_json, preview
 from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, job_id, node_of_job_id
 from chalicelib.core.naming import is_app_name
-from chalicelib.core.types import STATES
+from chalicelib.core.types import STATES, JobRecord
 from chalicelib.errors import BadRequest
 
 SYSTEM_APP = "backupctl"  # backup_expire records belong here
@@ -46,7 +47,7 @@ _ARGS: dict[str, dict[str, str]] = {
 }
 
 
-def record_app(record: dict[str, Any]) -> str:
+def record_app(record: Mapping[str, Any]) -> str:
     """The app a record belongs to: ``args.app``; ``backup_expire`` records belong to backupctl."""
     if record.get("action") == EXPIRE_ACTION:
         return SYSTEM_APP
@@ -55,13 +56,13 @@ def record_app(record: dict[str, Any]) -> str:
     return app if isinstance(app, str) and app else SYSTEM_APP
 
 
-def identity(record: dict[str, Any]) -> str:
+def identity(record: Mapping[str, Any]) -> str:
     """A digest of what the first post of a run fixes for good: everything but the outcome."""
     fixed = {k: v for k, v in record.items() if k not in _FACT_FREE}
     return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def parse_record(body: bytes | str | None, *, now: datetime, skew: timedelta) -> dict[str, Any]:
+def parse_record(body: bytes | str | None, *, now: datetime, skew: timedelta) -> JobRecord:
     """Validate a notify body against the record schema; the record, or a 400/413 naming why."""
     record = load_json(body, what="record", max_bytes=MAX_RECORD, max_depth=8, code="bad_record")
     if not isinstance(record, dict):
@@ -85,7 +86,7 @@ def parse_record(body: bytes | str | None, *, now: datetime, skew: timedelta) ->
     _check_args(record, rid)
     _check_times(record, rid, now, skew)
     _check_result(record, rid)
-    return record
+    return cast(JobRecord, record)
 
 
 def _bad(message: str) -> BadRequest:

@@ -17,7 +17,8 @@ from typing import Any
 
 from chalicelib.core.freshness import BAD, ItemStatus
 from chalicelib.core.gotime import parse_go_time
-from chalicelib.core.types import Pauses
+from chalicelib.core.sizes import Baseline, Judgment, median
+from chalicelib.core.types import JobRecord, Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges import webhook
 from chalicelib.errors import ControllerError
@@ -95,3 +96,23 @@ def _deliver(deps: Deps, key: str, status: str, text: str, fields: dict[str, Any
         return False
     event(log, "alert", key=key, status=status)
     return True
+
+
+def size_rebaselined(deps: Deps, record: JobRecord, baseline: Baseline, judgment: Judgment) -> None:
+    """Say once that a job's archives have a new baseline size: one log line, and a webhook
+    message when ``ALERT_WEBHOOK_URL`` is set (an undelivered one is logged, not retried)."""
+    args = record.get("args") or {}
+    where: dict[str, Any] = {"app": args.get("app"), "proc": args.get("proc"),
+                             "volume": args.get("volume"), "instance": args.get("instanceNo"),
+                             "job": record["id"]}
+    old, new = median(list(baseline.sizes)), judgment.good_sizes[-1]
+    event(log, "size_rebaselined", level=WARNING, **where, old_median=old, new_size=new,
+          runs=len(judgment.good_sizes), rid=record["rid"])
+    if not deps.settings.alert_webhook_url:
+        return
+    text = (f"backup of {where['app']} {where['proc']} instance {where['instance']} volume "
+            f"{where['volume']}: {len(judgment.good_sizes)} backups in a row were about {new} "
+            f"bytes, against a recent median of {old}; that is its new baseline and its backups "
+            "count as good again. If the volume did not really shrink, look now.")
+    _deliver(deps, record["id"], "size_rebaselined", text,
+             {"status": "size_rebaselined", **where, "old_median": old, "new_size": new})

@@ -1,0 +1,64 @@
+"""The notify flow, one entrance: who reacts to a record a daemon posts, in order.
+
+parse and check it (:mod:`chalicelib.core.formats.recordschema`) → a record that names a run of a
+restore operation must be that run's record (:func:`operations.check_record`) → a backup's
+success is judged by its archive's size (:func:`chalicelib.core.sizes.judge`) → store it → say
+once when a volume's size got a new baseline (:mod:`alerts`) → move the restore operations on
+(:func:`operations.advance`) → count it (metrics). The notify token was checked before this, by
+the web layer (:mod:`chalicelib.web.auth`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from logging import WARNING
+from typing import Any
+
+from chalicelib.core.formats.recordschema import parse_record, record_app
+from chalicelib.core.jobs import BACKUP_ACTION
+from chalicelib.core.sizes import Baseline, Judgment, judge
+from chalicelib.core.types import JobRecord
+from chalicelib.deps import Deps
+from chalicelib.errors import ControllerError
+from chalicelib.logs import event, log
+from chalicelib.usecases import alerts, operations
+
+
+def notify(deps: Deps, body: bytes | str | None) -> dict[str, Any]:
+    """Store a record a daemon posted, and let what depends on it react."""
+    try:
+        record = parse_record(body, now=deps.clock(),
+                              skew=timedelta(seconds=deps.settings.notify_clock_skew_seconds))
+        operations.check_record(deps, record)  # a forged record of an operation's run: refused
+        stored = store(deps, record)
+    except ControllerError:
+        deps.metrics.notify(accepted=False)
+        raise
+    deps.metrics.notify(accepted=True)
+    event(log, "notify", rid=record["rid"], app=record_app(record), state=record["state"],
+          stored=stored)
+    try:  # a run of a restore operation moves it on (idempotent: a repeat moves nothing)
+        operations.advance(deps, record)
+    except Exception as e:  # the record is kept; the schedule picks the operation up again
+        event(log, "operation_not_advanced", level=WARNING, rid=record["rid"],
+              error=getattr(e, "message", f"{type(e).__name__}: {str(e)[:200]}"))
+    return {"rid": record["rid"], "stored": stored}
+
+
+def store(deps: Deps, record: JobRecord) -> bool:
+    """Judge a backup's success by its size, store the record with that judgment, and say once
+    when the job's size got a new baseline; whether the record changed anything."""
+    baseline, judgment = _judgment(deps, record)
+    stored = deps.records.put(record, judgment)
+    if stored and judgment is not None and judgment.rebaselined:
+        alerts.size_rebaselined(deps, record, baseline, judgment)
+    return stored
+
+
+def _judgment(deps: Deps, record: JobRecord) -> tuple[Baseline, Judgment | None]:
+    """A backup job's success judged against the job's recent sizes (other records: none)."""
+    if record["action"] != BACKUP_ACTION or not record["id"] or record["state"] != "success":
+        return Baseline(), None
+    baseline = deps.records.baseline(record["id"])
+    return baseline, judge(record, baseline, deps.settings.suspect_size_percent,
+                           deps.settings.size_rebaseline_runs)

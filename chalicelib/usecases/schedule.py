@@ -1,0 +1,68 @@
+"""The scheduled run, one entrance: who reacts to the minute's tick (and to ``POST
+/api/v2/system/reconcile``), in order.
+
+the reconcile pushes what changed (:mod:`reconcile`) → every item's status is assessed from what
+the run read (:mod:`health`) → alerts on what changed (:mod:`alerts`) → the restore operations
+under way are looked at (:mod:`operations`) → the run's metrics go out. Each step is a concern of
+its own; one that fails is logged and the next ones still run, and the metrics go out whatever
+happened.
+"""
+
+from __future__ import annotations
+
+from logging import WARNING
+from typing import Any
+
+from chalicelib.core.freshness import ItemStatus
+from chalicelib.core.types import ReconcileSummary
+from chalicelib.deps import Deps
+from chalicelib.errors import BadRequest, Conflict, ControllerError
+from chalicelib.logs import event, log
+from chalicelib.usecases import alerts, health, operations, reconcile
+
+CONFIRMATIONS = ("removals",)
+
+
+def scheduled(deps: Deps) -> dict[str, Any]:
+    """The scheduled run's result; every failure becomes ``{"ok": false, "error"}``, never raised
+    (a failed run is logged and kept in the history; Lambda must not retry it on top of the next
+    scheduled one)."""
+    try:
+        return dict(_run(deps))
+    except ControllerError as e:
+        return {"ok": False, "error": e.message}
+    except Exception as e:  # the run already logged it and kept it in the history
+        return {"ok": False, "error": f"internal error ({type(e).__name__})"}
+
+
+def run_now(deps: Deps, confirm: list[str] | None = None) -> ReconcileSummary:
+    """Run now; ``?confirm=removals`` applies the removals the reconcile holds."""
+    unknown = [c for c in confirm or [] if c not in CONFIRMATIONS]
+    if unknown:
+        raise BadRequest(f"confirm: {', '.join(map(repr, unknown))} is not one of "
+                         f"{', '.join(CONFIRMATIONS)}", code="bad_confirm")
+    return _run(deps, confirm=bool(confirm))
+
+
+def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
+    try:
+        done = reconcile.run(deps, confirm=confirm)
+    except Conflict:  # another run holds the lease: not a failure of the reconcile
+        raise
+    except Exception:
+        deps.metrics.reconcile_run(None)
+        raise
+    try:
+        items: list[ItemStatus] | None = health.assess(deps, done.cluster, done.states,
+                                                       done.pauses, done.latest)
+    except ControllerError as e:
+        event(log, "status_not_assessed", level=WARNING, error=e.message)
+        items = None
+    done.summary["alerts"] = alerts.check(deps, items, done.pauses) if items is not None else 0
+    try:  # tick never raises by design; this guards the summary and metrics against a bug in it
+        done.summary["operations_moved"] = operations.tick(deps)
+    except Exception as e:
+        event(log, "operations_not_ticked", level=WARNING, exc=True, error=type(e).__name__)
+        done.summary["operations_moved"] = 0
+    deps.metrics.reconcile_run(done.summary, items)
+    return done.summary
