@@ -19,6 +19,7 @@ job's last run time) has passed: the daemons need time to run it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats import cronwords
 from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.jobs import Placement, placements
-from chalicelib.core.types import Pause, Pauses
+from chalicelib.core.types import JobRecord, Latest, Pause, Pauses
 
 STATUSES = ("ok", "pending", "late", "failing", "suspect", "never", "paused", "invalid")
 BAD = ("late", "failing", "suspect", "never")
@@ -64,7 +65,7 @@ class ItemStatus:
         return asdict(self)
 
 
-def _when(record: dict[str, Any] | None, field: str = "start") -> datetime | None:
+def _when(record: Mapping[str, Any] | None, field: str = "start") -> datetime | None:
     value = record.get(field) if record else None
     if not isinstance(value, str):
         return None
@@ -74,7 +75,7 @@ def _when(record: dict[str, Any] | None, field: str = "start") -> datetime | Non
         return None
 
 
-def _brief(record: dict[str, Any] | None) -> dict[str, Any] | None:
+def _brief(record: JobRecord | None) -> dict[str, Any] | None:
     if not record:
         return None
     return {k: record.get(k) for k in ("rid", "state", "start", "end", "reason")}
@@ -85,7 +86,7 @@ def _iso(when: datetime | None) -> str:
 
 
 def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
-              latest: dict[str, dict[str, Any]], now: datetime, grace: timedelta
+              latest: dict[str, JobRecord], now: datetime, grace: timedelta
               ) -> tuple[str, str, datetime | None]:
     """(status, reason, due time) of one placement."""
     if p.job is None:
@@ -98,8 +99,8 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
         return "paused", (f"{who} until {paused.until or 'woken up'}{'' if paused.adopted else why}"
                           f"{unsure}; wake it up to resume backups sooner"), None
     last = latest.get("last")
-    success = latest.get("good") or (None if (latest.get("success") or {}).get("suspect")
-                                     else latest.get("success"))
+    newest = latest.get("success")
+    success = latest.get("good") or (None if newest and newest.get("suspect") else newest)
     first = _when({"start": first_seen}) if first_seen else None
     if first is None and success is None:
         return "never", f"the job has not reached {p.node} yet (next reconcile pushes it)", None
@@ -131,7 +132,7 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
 
 
 def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
-           paused: Pauses, latest: dict[str, dict[str, dict[str, Any]]],
+           paused: Pauses, latest: Latest,
            now: datetime, grace: timedelta,
            expiry_held: dict[tuple[str, str], str] | None = None) -> list[ItemStatus]:
     """The status of every backup item of every instance of ``cluster``."""

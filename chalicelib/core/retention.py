@@ -12,6 +12,7 @@ untouched; only what the expire job lists changes. Increment dirs are never expi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,11 +20,10 @@ from chalicelib.core import cron
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.jobs import placements
+from chalicelib.core.types import JobRecord, Latest
 
-Latest = dict[str, dict[str, dict[str, Any]]]  # job id -> {"last", "success", "good"} records
 
-
-def good_success(latest: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+def good_success(latest: dict[str, JobRecord]) -> JobRecord | None:
     """A job's newest good backup (records kept before "good" existed: its newest plain success);
     None when its archive is known deleted (``gone``): the dir then has no good backup on record
     until the next one."""
@@ -34,7 +34,7 @@ def good_success(latest: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     return success if success and not success.get("suspect") else None
 
 
-def archive_of(record: dict[str, Any]) -> str:
+def archive_of(record: Mapping[str, Any]) -> str:
     """The archive a success record names (``result.file``, its last path piece), or ""."""
     result = record.get("result")
     file = result.get("file") if isinstance(result, dict) else ""
@@ -49,13 +49,14 @@ def held_dirs(cluster: Cluster, latest: Latest, now: datetime, margin_percent: f
         if not p.item.expire_ok or p.item.expire_mode != "full" or (p.node, p.path) in held:
             continue
         expire = cron.parse_expire(p.item.expire)
-        job_latest = latest.get(p.job["id"], {}) if p.job else {}
+        job_latest: dict[str, JobRecord] = latest.get(p.job["id"], {}) if p.job else {}
         good = good_success(job_latest)
         if good is None:
-            gone = job_latest.get("good") or {}
+            gone = job_latest.get("good")
             held[(p.node, p.path)] = (
                 f"its newest good backup {archive_of(gone)} was deleted ({gone['gone']}); no "
-                "other good backup recorded" if gone.get("gone") else "no good backup recorded yet")
+                "other good backup recorded" if gone and gone.get("gone")
+                else "no good backup recorded yet")
             continue
         try:
             taken = parse_go_time(good["start"])[0]

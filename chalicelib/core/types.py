@@ -36,6 +36,11 @@ class JobRecord(TypedDict):
     start: str
     end: NotRequired[str]
     reason: NotRequired[str]
+    suspect: NotRequired[str]  # the controller's judgment: why a success is not trusted
+    gone: NotRequired[str]  # the controller's knowledge: why its archive no longer exists
+
+
+Latest = dict[str, dict[str, JobRecord]]  # job id -> "last"/"success"/"good" -> that record
 
 
 class BackupEntity(TypedDict):

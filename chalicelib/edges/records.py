@@ -28,7 +28,7 @@ from chalicelib.core.gotime import parse_go_time, sort_key
 from chalicelib.core.jobs import BACKUP_ACTION
 from chalicelib.core.retention import archive_of
 from chalicelib.core.sizes import Baseline, Judgment, archive_size, median, suspect
-from chalicelib.core.types import JobRecord
+from chalicelib.core.types import JobRecord, Latest
 from chalicelib.edges.dynamo import Dynamo
 from chalicelib.edges.table import GSI_BY_APP_MONTH, TTL_ATTRIBUTE
 from chalicelib.errors import Conflict, NotFound
@@ -60,19 +60,10 @@ class RecordStore:
     def put(self, record: JobRecord, judgment: Judgment | None = None) -> bool:
         """Store a validated record, with the controller's ``judgment`` of a backup's success;
         False if it changed nothing, :class:`Conflict` if it contradicts the stored one."""
-        rid, state = record["rid"], record["state"]
-        key = sort_key(record["start"], rid)
-        app, ident = record_app(record), identity(record)
-        item: dict[str, Any] = {
-            **_key(rid), "rid": rid, "app": app, "state": state, "ident": ident,
-            "gsi1pk": f"{app}#{key[:7]}", "gsi1sk": key, "record": json.dumps(record),
-        }
-        if self.retention_days:
-            expires = parse_go_time(record["start"])[0] + timedelta(days=self.retention_days)
-            item[TTL_ATTRIBUTE] = int(expires.timestamp())
+        state = record["state"]
         judged = judgment if judgment is not None and state == "success" else Judgment()
-        if judged.suspect:
-            item["suspect"] = judged.suspect
+        item = record_item(record, judged.suspect, self.retention_days)
+        key, ident = item["gsi1sk"], item["ident"]
         if state == "running":
             stored = self.db.put_if(item, "attribute_not_exists(pk)")
         else:
@@ -137,9 +128,9 @@ class RecordStore:
             values = {":k": key, ":running": "running"}
         self.db.put_if(item, condition, values, {"#s": "state"} if "#s" in condition else None)
 
-    def latest_by_job(self) -> dict[str, dict[str, dict[str, Any]]]:
+    def latest_by_job(self) -> Latest:
         """``{job id: {"last": record, "success": record}}`` for every job with a record."""
-        out: dict[str, dict[str, dict[str, Any]]] = {}
+        out: Latest = {}
         for item in self.db.query(LATEST):
             job_id, _, kind = item["sk"].rpartition("#")
             out.setdefault(job_id, {})[kind] = _with_flag(item)
@@ -177,7 +168,7 @@ class RecordStore:
         return {"job": job_id, "accepted_size": size, "record": record["rid"],
                 "previous_median": before or None}
 
-    def goods(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def goods(self, job_ids: list[str]) -> dict[str, JobRecord]:
         """``{job id: its newest good success}`` of those of ``job_ids`` that have one, as last
         written (one BatchGetItem per 100 jobs); ``gone`` says why its archive is known deleted."""
         keys = [{"pk": LATEST, "sk": f"{j}#good"} for j in dict.fromkeys(job_ids)]
@@ -194,7 +185,7 @@ class RecordStore:
         return self.db.put_if({**item, "gone": why}, "skey = :k AND attribute_not_exists(gone)",
                               {":k": item["skey"]})
 
-    def get(self, app: str, rid: str, *, consistent: bool = False) -> dict[str, Any]:
+    def get(self, app: str, rid: str, *, consistent: bool = False) -> JobRecord:
         """One record of ``app`` (404 if unknown or another app's); ``consistent``: as last
         written, by whichever function wrote it."""
         item = self.db.get(_key(rid), consistent=consistent)
@@ -203,7 +194,7 @@ class RecordStore:
         return _with_flag(item)
 
     def month(self, app: str, year: int, month: int, total: int,
-              state: str | None = None) -> list[dict[str, Any]]:
+              state: str | None = None) -> list[JobRecord]:
         """The newest ``total`` records of ``app`` started in that month, newest first."""
         items = self.db.query(f"{app}#{year:04d}-{month:02d}", index=GSI_BY_APP_MONTH,
                               newest_first=True, limit=total, state=state)
@@ -216,11 +207,30 @@ class RecordStore:
                 "status": desc.get("BackupStatus", "")}
 
 
-def _with_flag(item: dict[str, Any]) -> dict[str, Any]:
+def record_item(record: JobRecord, suspect: str = "", retention_days: int = 0) -> dict[str, Any]:
+    """A record's item: keyed by its rid, in its app-month on ``gsi1``, with its identity (what
+    its first post fixed), the controller's judgment, and its TTL when records are not kept
+    forever."""
+    rid = record["rid"]
+    key = sort_key(record["start"], rid)
+    app = record_app(record)
+    item: dict[str, Any] = {**_key(rid), "rid": rid, "app": app, "state": record["state"],
+                            "ident": identity(record), "gsi1pk": f"{app}#{key[:7]}", "gsi1sk": key,
+                            "record": json.dumps(record)}
+    if retention_days:
+        expires = parse_go_time(record["start"])[0] + timedelta(days=retention_days)
+        item[TTL_ATTRIBUTE] = int(expires.timestamp())
+    if suspect:
+        item["suspect"] = suspect
+    return item
+
+
+def _with_flag(item: dict[str, Any]) -> JobRecord:
     """The stored record as the daemon posted it, with ``suspect`` (why) if the controller judged
     the success suspicious, and ``gone`` (why) if its archive is known deleted."""
-    record: dict[str, Any] = json.loads(item["record"])
-    for flag in ("suspect", "gone"):
-        if item.get(flag):
-            record[flag] = item[flag]
+    record: JobRecord = json.loads(item["record"])
+    if item.get("suspect"):
+        record["suspect"] = item["suspect"]
+    if item.get("gone"):
+        record["gone"] = item["gone"]
     return record

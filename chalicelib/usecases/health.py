@@ -17,8 +17,7 @@ from chalicelib.core.formats.answers import Partial, Text
 from chalicelib.core.formats.pages import MAX_PAGE_BYTES, page
 from chalicelib.core.naming import check_name
 from chalicelib.core.plan import NodeState
-from chalicelib.core.retention import Latest
-from chalicelib.core.types import Pauses
+from chalicelib.core.types import Latest, Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges.secrets import Secrets
 from chalicelib.errors import BadRequest, ControllerError

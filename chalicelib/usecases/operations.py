@@ -49,7 +49,7 @@ from chalicelib.core.operation import (
     Unanswered,
 )
 from chalicelib.core.paths import volume_dir
-from chalicelib.core.types import Job
+from chalicelib.core.types import Job, JobRecord
 from chalicelib.deps import Deps
 from chalicelib.edges import fleet
 from chalicelib.edges.backupd import may_have_acted
@@ -274,7 +274,7 @@ def _perform(deps: Deps, effect: Effect) -> tuple[Event, ControllerError | None]
         return Refused(purpose, e.message, deps.clock()), e
 
 
-def _finished_record(deps: Deps, op: Operation) -> dict[str, Any] | None:
+def _finished_record(deps: Deps, op: Operation) -> JobRecord | None:
     """The stored record of the run ``op`` waits for, if that run has finished."""
     waiting = op.waiting_for()
     if waiting is None:

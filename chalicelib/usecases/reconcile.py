@@ -36,7 +36,7 @@ from chalicelib.core.formats.pages import page
 from chalicelib.core.gotime import GO_ZERO, format_time, parse_go_time
 from chalicelib.core.jobs import generate, placements
 from chalicelib.core.plan import NodePlan, NodeState, plan, with_restarts
-from chalicelib.core.types import Pause, Pauses, ReconcileSummary
+from chalicelib.core.types import Job, Latest, Pause, Pauses, ReconcileSummary
 from chalicelib.deps import Deps
 from chalicelib.edges.backupd import BackupdClient, BackupdError, FanOut
 from chalicelib.errors import Conflict, ControllerError, LainletError
@@ -77,7 +77,7 @@ class Observation:
     applying: bool = False  # held removals take effect this run (confirmed, or held long enough)
     forgotten: list[str] = field(default_factory=list)
     expiry_held: dict[tuple[str, str], str] = field(default_factory=dict)  # (node, dir) -> why
-    latest: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    latest: Latest = field(default_factory=dict)
 
     @property
     def holding(self) -> bool:
@@ -86,7 +86,8 @@ class Observation:
 
 def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
             cluster: Cluster | None = None) -> Observation:
-    """Everything a run decides on, read-only (this is also the plan route's answer)."""
+    """Everything a run decides on, read-only (this is also the plan route's answer): the lists
+    to push (the retention floor's holds applied), the removals held, the restarted daemons."""
     settings = deps.settings
     cluster = cluster or deps.cluster()
     latest = deps.records.latest_by_job()
@@ -94,14 +95,47 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
                                       settings.expiry_hold_margin_percent)
     generated = generate(cluster, set(expiry_held))
     states = deps.state.states()
-    if not any(j["id"] for node_jobs in generated.values() for j in node_jobs) \
-            and any(s.job_ids for s in states.values()) and not confirm:
-        raise EmptySpecRefused("lainlet's backupspec yields no backup job on any node while "
-                            f"{sum(1 for s in states.values() if s.job_ids)} node(s) hold jobs; "
-                            "refusing to clear every node (is lainlet answering {}?); "
-                            "POST /api/v2/system/reconcile?confirm=removals clears them")
+    if not confirm:
+        _refuse_to_clear_everything(generated, states)
     forgotten = _departed(states, generated, deps.clock(), settings.node_forget_hours)
     live = {n: s for n, s in states.items() if n not in forgotten}
+    held = _hold_removals(deps, cluster, generated, live, confirm)
+    plans = plan(held.desired, held.live,
+                 notify_digest=digest(notify_url(settings, deps.secrets.notify_token())))
+    restarted, silent = _restart_check(deps, plans) if check_restarts else ([], [])
+    return Observation(cluster, plans, restarted, silent, states, held.verdict, held.runs,
+                       held.applying, forgotten, expiry_held, latest)
+
+
+def _refuse_to_clear_everything(generated: dict[str, list[Job]], states: dict[str, NodeState]
+                                ) -> None:
+    """lainlet's answer yields no backup job anywhere while nodes hold jobs: refuse to wipe."""
+    if any(j["id"] for node_jobs in generated.values() for j in node_jobs):
+        return
+    holding = sum(1 for s in states.values() if s.job_ids)
+    if holding:
+        raise EmptySpecRefused("lainlet's backupspec yields no backup job on any node while "
+                               f"{holding} node(s) hold jobs; refusing to clear every node (is "
+                               "lainlet answering {}?); POST /api/v2/system/reconcile?"
+                               "confirm=removals clears them")
+
+
+@dataclass
+class Held:
+    """The removals a run holds back, and the lists it pushes with them kept."""
+
+    verdict: removals.Verdict
+    runs: int  # runs in a row that held this same set, this one included
+    applying: bool  # held removals take effect this run (confirmed, or held long enough)
+    desired: dict[str, list[Job]]
+    live: dict[str, NodeState]
+
+
+def _hold_removals(deps: Deps, cluster: Cluster, generated: dict[str, list[Job]],
+                   live: dict[str, NodeState], confirm: bool) -> Held:
+    """Judge the removals lainlet's answer implies (:mod:`chalicelib.core.removals`): those that
+    look like a wrong answer are kept on their nodes, until confirmed or held long enough."""
+    settings = deps.settings
     verdict = removals.judge(
         removals.lost(generated, {n: s.jobs for n, s in live.items()},
                       {n: s.job_ids for n, s in live.items()}),
@@ -119,17 +153,17 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
                 live = {n: s for n, s in live.items() if n != node}
             else:
                 desired[node] = removals.keep_held(generated.get(node, []), old, ids)
-    plans = plan(desired, live, notify_digest=digest(notify_url(settings, deps.secrets.notify_token())))
-    restarted: list[str] = []
-    silent: list[str] = []
-    if check_restarts:
-        # Only nodes that would otherwise be left alone need a restart check: the rest are pushed.
-        debug = deps.fan_out([p.node for p in plans if not p.push and p.jobs], lambda c: c.debug())
-        restarted = _ip_order(n for n, d in debug.results.items() if d.get("updateTime") == GO_ZERO)
-        silent = debug.unreachable
-        with_restarts(plans, set(restarted))
-    return Observation(cluster, plans, restarted, silent, states, verdict, runs, applying, forgotten,
-                       expiry_held, latest)
+    return Held(verdict, runs, applying, desired, live)
+
+
+def _restart_check(deps: Deps, plans: list[NodePlan]) -> tuple[list[str], list[str]]:
+    """(restarted, silent): the daemons that restarted and lost their jobs (Go's zero
+    ``updateTime``), and those whose ``/debug`` did not answer. Only nodes that would otherwise
+    be left alone are asked: the others are pushed anyway."""
+    debug = deps.fan_out([p.node for p in plans if not p.push and p.jobs], lambda c: c.debug())
+    restarted = _ip_order(n for n, d in debug.results.items() if d.get("updateTime") == GO_ZERO)
+    with_restarts(plans, set(restarted))
+    return restarted, debug.unreachable
 
 
 def _ip_order(nodes: Any) -> list[str]:
@@ -287,7 +321,7 @@ class Run:
     cluster: Cluster
     states: dict[str, NodeState] = field(default_factory=dict)
     pauses: Pauses = field(default_factory=dict)
-    latest: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    latest: Latest = field(default_factory=dict)
     expiry_held: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
@@ -351,17 +385,41 @@ def _keep(deps: Deps, summary: ReconcileSummary) -> None:
 
 
 def _apply(deps: Deps, seen: Observation) -> Run:
-    """Push the planned nodes and store what they accepted."""
-    settings, store = deps.settings, deps.state
+    """Push the planned nodes, wake the pauses that ended, store what the nodes accepted, compare
+    the daemons' pauses with those on record, keep the held removals; the run's summary."""
     todo = {p.node: p for p in seen.plans if p.push}
-    pauses = store.pauses()
-    ended = pauses_ended(pauses, deps.clock(), settings.pause_max_days)
-    active = {n: set(jobs) - ended.get(n, set()) for n, jobs in pauses.items()}
-    notify = notify_url(settings, deps.secrets.notify_token())
-    result = deps.fan_out(list(todo), lambda c: _push(
-        c, todo[c.node], notify, active.get(c.node, set()), settings.push_timeout_seconds))
+    pauses = deps.state.pauses()
+    ended = pauses_ended(pauses, deps.clock(), deps.settings.pause_max_days)
+    notify = notify_url(deps.settings, deps.secrets.notify_token())
+    result = _push_all(deps, todo, pauses, ended, notify)
     woken = _wake(deps, ended)
-    now = format_time(deps.clock())
+    pushed = _remember(deps, seen, todo, result, pauses, notify)
+    try:
+        checked = _check_pauses(deps, seen, pauses, ended, result)
+    except ControllerError as e:  # the pushes are done and kept; the next run compares again
+        event(log, "pause_check_failed", level=WARNING, error=e.message)
+        checked = PauseCheck()
+    held = _keep_held(deps, seen)
+    _warn(deps, seen, notify)
+    summary = _summary(seen, todo, result, woken, checked, held, notify)
+    return Run(summary, seen.cluster, {**seen.states, **{s.node: s for s in pushed}}, pauses,
+               seen.latest, seen.expiry_held)
+
+
+def _push_all(deps: Deps, todo: dict[str, NodePlan], pauses: Pauses, ended: dict[str, set[str]],
+              notify: str) -> FanOut[list[str]]:
+    """Every planned node pushed at once (each with its jobs' active pauses applied again)."""
+    active = {n: set(jobs) - ended.get(n, set()) for n, jobs in pauses.items()}
+    timeout = deps.settings.push_timeout_seconds
+    return deps.fan_out(list(todo), lambda c: _push(c, todo[c.node], notify,
+                                                     active.get(c.node, set()), timeout))
+
+
+def _remember(deps: Deps, seen: Observation, todo: dict[str, NodePlan],
+              result: FanOut[list[str]], pauses: Pauses, notify: str) -> list[NodeState]:
+    """Store the new state of the nodes that accepted (and since when the others fail), forget
+    the departed nodes, drop the pauses of jobs a node no longer has; the states stored."""
+    store, now = deps.state, format_time(deps.clock())
     pushed = [NodeState(n, todo[n].version, tuple(todo[n].job_ids), len(todo[n].jobs), now,
                         _first_seen(seen.states.get(n), todo[n].job_ids, now), tuple(todo[n].jobs),
                         notify_digest=digest(notify))
@@ -372,24 +430,30 @@ def _apply(deps: Deps, seen: Observation) -> Run:
     if seen.forgotten:
         store.forget(seen.forgotten)
         event(log, "nodes_forgotten", level=WARNING, nodes=seen.forgotten,
-              detail=f"not named by lainlet and unreachable for {settings.node_forget_hours:g}h")
+              detail=f"not named by lainlet and unreachable for {deps.settings.node_forget_hours:g}h")
     for node in result.results:  # pauses of jobs that no longer exist on the node go away
         gone = set(pauses.get(node, {})) - set(todo[node].job_ids)
         if gone:
             store.drop_pauses(node, gone)
-    try:
-        checked = _check_pauses(deps, seen, pauses, ended, result)
-    except ControllerError as e:  # the pushes are done and kept; the next run compares again
-        event(log, "pause_check_failed", level=WARNING, error=e.message)
-        checked = PauseCheck()
+    return pushed
+
+
+def _keep_held(deps: Deps, seen: Observation) -> dict[str, set[str]]:
+    """Remember for how many runs the same removals were held (the count that applies them)."""
+    store = deps.state
     held = seen.verdict.by_node() if seen.holding else {}
     if seen.verdict.held or store.held_removals():
         store.save_held_removals(seen.verdict.fingerprint if seen.holding else "", seen.held_runs,
-                                 now)
+                                 format_time(deps.clock()))
     if held:
         event(log, "removals_held", level=WARNING, jobs=sum(map(len, held.values())),
-              nodes=_ip_order(held), runs=seen.held_runs, of=settings.removal_confirm_runs,
+              nodes=_ip_order(held), runs=seen.held_runs, of=deps.settings.removal_confirm_runs,
               reasons=seen.verdict.reasons)
+    return held
+
+
+def _warn(deps: Deps, seen: Observation, notify: str) -> None:
+    """What the operator must hear of every run: dirs kept from expiring, no notify address."""
     if seen.expiry_held:
         event(log, "expiry_held", level=WARNING, dirs=len(seen.expiry_held),
               nodes=_ip_order({n for n, _ in seen.expiry_held}),
@@ -397,7 +461,12 @@ def _apply(deps: Deps, seen: Observation) -> Run:
     if not notify:
         event(log, "notify_url_unset", level=WARNING,
               detail="ADVERTISE_URL is empty: daemons are not told where to post records")
-    summary: ReconcileSummary = {
+
+
+def _summary(seen: Observation, todo: dict[str, NodePlan], result: FanOut[list[str]],
+             woken: dict[str, set[str]], checked: PauseCheck, held: dict[str, set[str]],
+             notify: str) -> ReconcileSummary:
+    return {
         "ok": True,
         "nodes": len(seen.plans),
         "pushed": list(result.results),
@@ -419,8 +488,6 @@ def _apply(deps: Deps, seen: Observation) -> Run:
         "problems": len(seen.cluster.problems),
         "notify_url_set": bool(notify),
     }
-    return Run(summary, seen.cluster, {**seen.states, **{s.node: s for s in pushed}}, pauses,
-               seen.latest, seen.expiry_held)
 
 
 def plan_answer(seen: Observation) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from chalicelib.core.formats.answers import Partial
 from chalicelib.core.formats.inputs import bounded_int
-from chalicelib.core.types import STATES
+from chalicelib.core.types import STATES, JobRecord
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest
 
@@ -29,7 +29,7 @@ def month_query(total: str | None, month: str | None, year: str | None,
             number("year", year, now.year, 2000, 9999))
 
 
-def month(deps: Deps, app: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
+def month(deps: Deps, app: str, query: Mapping[str, str]) -> list[JobRecord]:
     """The app's records of one month, newest first (``total``/``month``/``year``/``state``)."""
     total, month_, year = month_query(query.get("total"), query.get("month"), query.get("year"),
                                       deps.clock())
@@ -40,7 +40,7 @@ def month(deps: Deps, app: str, query: Mapping[str, str]) -> list[dict[str, Any]
     return deps.records.month(app, year, month_, total, state)
 
 
-def record(deps: Deps, app: str, rid: str) -> dict[str, Any]:
+def record(deps: Deps, app: str, rid: str) -> JobRecord:
     """One record of the app (404 if unknown or another app's)."""
     return deps.records.get(app, rid)
 

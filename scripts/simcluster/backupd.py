@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +54,7 @@ class BackupdStandIn(StandIn):
 
     def on_restart(self) -> None:
         self.push_hold = 0.0  # seconds a job-list push waits, as the daemon waits for an idle moment
+        self.push_gate: threading.Event | None = None  # set: a push waits until the gate opens
         self.jobs: list[dict[str, Any]] = []
         self.version = ""
         self.update_time = GO_ZERO
@@ -185,6 +187,8 @@ class BackupdStandIn(StandIn):
             self._released.wait(120)
             return Reply(503, "still waiting for an idle moment")
         time.sleep(self.push_hold)
+        if self.push_gate is not None:
+            self.push_gate.wait(60)
         paused = self.sleeping()
         for job in jobs:
             job["type"] = "cron"

@@ -216,11 +216,12 @@ def test_run_history_expires_after_a_week(deps, daemons):
 
 
 def test_one_reconcile_at_a_time(api, ddb, daemons):
-    """A run that holds the lease (its pushes wait on slow daemons) makes a second caller a 409."""
+    """A run that holds the lease (its pushes wait on the daemons) makes a second caller a 409."""
     import threading
 
+    gate = threading.Event()  # the daemons accept no list until the second caller was answered
     for d in daemons.values():
-        d.push_hold = 1.0
+        d.push_gate = gate
     first: dict = {}
     worker = threading.Thread(target=lambda: first.update(r=api.http.post("/api/v2/system/reconcile")))
     worker.start()
@@ -229,6 +230,7 @@ def test_one_reconcile_at_a_time(api, ddb, daemons):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     second = api.http.post("/api/v2/system/reconcile")
+    gate.set()
     worker.join(30)
     assert first["r"].status_code == 200 and first["r"].json_body["pushed"]
     assert second.status_code == 409
