@@ -2,7 +2,7 @@
 
 Each field of :class:`Settings` names its environment variable, its minimum (numbers) and whether it
 is a secret; reading (:meth:`Settings.from_env`), rendering the deploy config
-(``scripts/render_config.py``) and the README's settings table all go by that one list. Handlers
+(``scripts/render_config.py``) and the settings table of docs/operating.md all go by that one list. Handlers
 and scripts call :func:`get_settings` instead of reading ``os.environ`` themselves, and a bad value
 fails with one readable message naming the variable.
 

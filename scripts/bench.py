@@ -367,7 +367,7 @@ TABLE_FLOOR = ("import chalice.app, boto3; boto3.resource('dynamodb', endpoint_u
 def bench_cold() -> list[Row]:
     """Process start to the answer, the handler called as Lambda calls it (an API Gateway event),
     side by side in one run with a process importing only what that route truly needs. The
-    controller's modules are byte-compiled first, as a deploy ships them (README: Deploying)."""
+    controller's modules are byte-compiled first, as a deploy ships them (docs/operating.md: Deploying)."""
     import compileall
     import py_compile
 

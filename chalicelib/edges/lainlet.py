@@ -22,7 +22,7 @@ from chalicelib.settings import Settings
 
 REFUSED = ("; lainlet answers /v2/backupspec only to its own node and to containers of a "
            "\"super\" app: reach it through a relay app listed under /lain/config/super_apps "
-           "(README: lainlet access)")
+           "(docs/operating.md: lainlet access)")
 MAX_ANSWER = 256 * 1024 * 1024  # 20x the largest cluster benchmarked (40,500 jobs: ~12 MB)
 
 

@@ -47,4 +47,4 @@ def test_lainlet_refusing_a_non_super_caller_is_named(api, ddb, lainlet):
     assert status == 503
     check = body["checks"]["lainlet"]
     assert check["code"] == "lainlet_refused" and "super" in check["detail"]
-    assert "README: lainlet access" in check["detail"]
+    assert "docs/operating.md: lainlet access" in check["detail"]
