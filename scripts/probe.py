@@ -323,18 +323,9 @@ def main(argv: list[str]) -> int:
     checkout = args.checkout.resolve()
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"probe-{os.getpid()}"
     logs.mkdir(parents=True, exist_ok=True)
-    from moto.server import ThreadedMotoServer
-
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
-    subprocess.run([sys.executable, "-c", CREATE_TABLE, endpoint, TABLE], cwd=checkout,
-                   env={**os.environ, **AWS}, check=True)
+    moto, endpoint = start_dynamodb(checkout)
     cluster = Cluster()
-    env = {**AWS, "LAINLET_URL": cluster.lainlet.url, "LAINLET_TIMEOUT_SECONDS": "2",
-           "BACKUPD_PORT": str(cluster.port), "NODE_TIMEOUT_SECONDS": "1", "TABLE_NAME": TABLE,
-           "DYNAMODB_ENDPOINT_URL": endpoint, "API_TOKEN": "", "NOTIFY_TOKEN": "", "ADVERTISE_URL": "",
-           "REMOVAL_GUARD_PERCENT": "20"}
+    env = controller_env(cluster, endpoint)
     figures: dict[str, dict[str, Any]] = {}
     api = Controller(checkout, env, logs / "chalice.log")
     try:
@@ -352,13 +343,41 @@ def main(argv: list[str]) -> int:
     finally:
         cluster.stop()
         moto.stop()
+    report(checkout, figures, args.json)
+    return 0
+
+
+def start_dynamodb(checkout: Path) -> tuple[Any, str]:
+    """moto's server on loopback with the table, created by ``checkout``'s own table code."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per DynamoDB call
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
+    subprocess.run([sys.executable, "-c", CREATE_TABLE, endpoint, TABLE], cwd=checkout,
+                   env={**os.environ, **AWS}, check=True)
+    return moto, endpoint
+
+
+def controller_env(cluster: Cluster, endpoint: str) -> dict[str, str]:
+    """The controller's environment: the stand-ins, the table, no token, no notify address."""
+    return {**AWS, "LAINLET_URL": cluster.lainlet.url, "LAINLET_TIMEOUT_SECONDS": "2",
+            "BACKUPD_PORT": str(cluster.port), "NODE_TIMEOUT_SECONDS": "1", "TABLE_NAME": TABLE,
+            "DYNAMODB_ENDPOINT_URL": endpoint, "API_TOKEN": "", "NOTIFY_TOKEN": "",
+            "ADVERTISE_URL": "", "REMOVAL_GUARD_PERCENT": "20"}
+
+
+def report(checkout: Path, figures: dict[str, dict[str, Any]], json_path: Path | None) -> None:
+    """The figures as one table (and as JSON in ``json_path``)."""
     print(f"| probe ({checkout.name}) | measure | figure |\n|---|---|---|")
     for probe, values in figures.items():
         for measure, value in values.items():
             print(f"| {probe} | {measure} | {value} |")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    return 0
+    if json_path:
+        json_path.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

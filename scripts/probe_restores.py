@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,11 +32,19 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.probe import AWS, CREATE_TABLE, FORM_TYPE, JSON_TYPE, Cluster, Controller  # noqa: E402
+from scripts.probe import (  # noqa: E402
+    FORM_TYPE,
+    JSON_TYPE,
+    TABLE,
+    Cluster,
+    Controller,
+    controller_env,
+    report,
+    start_dynamodb,
+)
 from scripts.simcluster.cluster import SimCluster  # noqa: E402
 from scripts.simcluster.server import free_port  # noqa: E402
 
-TABLE = "backupctl-local"
 HELLO = "/api/v2/app/hello/proc/web/backups"
 FULL = "hello-hello.web.web-1-data-1795563919.tar.gz"
 RECOVER_PATH = "/api/v1/backup/full/recover/file/"
@@ -280,21 +287,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     checkout = args.checkout.resolve()
     logs = Path(tempfile.mkdtemp(prefix="probe-restores-logs-"))
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per DynamoDB call
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
-    subprocess.run([sys.executable, "-c", CREATE_TABLE, endpoint, TABLE], cwd=checkout,
-                   env={**os.environ, **AWS}, check=True)
+    moto, endpoint = start_dynamodb(checkout)
     cluster = Cluster()
-    env = {**AWS, "LAINLET_URL": cluster.lainlet.url, "LAINLET_TIMEOUT_SECONDS": "2",
-           "BACKUPD_PORT": str(cluster.port), "NODE_TIMEOUT_SECONDS": "1", "TABLE_NAME": TABLE,
-           "DYNAMODB_ENDPOINT_URL": endpoint, "API_TOKEN": "", "NOTIFY_TOKEN": "",
-           "ADVERTISE_URL": ""}
+    env = controller_env(cluster, endpoint)
     figures: dict[str, dict[str, Any]] = {}
     api = Controller(checkout, env, logs / "chalice.log")
     try:
@@ -311,12 +306,7 @@ def main(argv: list[str]) -> int:
         figures["false successes (working stand-ins)"] = false_successes(checkout, env, logs)
     finally:
         moto.stop()
-    print(f"| probe ({checkout.name}) | measure | figure |\n|---|---|---|")
-    for probe, values in figures.items():
-        for measure, value in values.items():
-            print(f"| {probe} | {measure} | {value} |")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+    report(checkout, figures, args.json)
     return 0
 
 

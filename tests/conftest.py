@@ -186,3 +186,22 @@ def logs():
     logger.addHandler(handler)
     yield lines
     logging.getLogger(LOGGER).removeHandler(handler)
+
+
+@pytest.fixture
+def dynamodb_down(env, monkeypatch):
+    """The app's DynamoDB endpoint is a port nothing listens on (connections refused)."""
+    import socket
+
+    from chalicelib.edges import dynamo
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x",
+                       "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    dynamo._table.cache_clear()
+    yield
+    dynamo._table.cache_clear()

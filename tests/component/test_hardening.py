@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.edges import dynamo
 from chalicelib.edges.state import NodeStateStore
 from chalicelib.settings import get_settings
 from tests import reference
@@ -172,18 +170,6 @@ def test_the_schedule_starts_at_the_top_of_every_minute():
 
 # -- 4. faults are fast and named -------------------------------------------------------------------
 
-@pytest.fixture
-def dynamodb_down(env, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for key, value in {"DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x",
-                       "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    dynamo._table.cache_clear()
-    yield
-    dynamo._table.cache_clear()
 
 
 def test_dynamodb_down_is_a_503_naming_it(api, daemons, dynamodb_down):

@@ -5,15 +5,10 @@ by force or outside the controller stops counting as good for the retention floo
 from __future__ import annotations
 
 import json
-import socket
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from chalicelib.core import jobs as joblib
 from chalicelib.core.cluster import Cluster
-from chalicelib.edges import dynamo
-from chalicelib.settings import get_settings
 from tests import reference
 from tests.component.apiclient import error_of, post_form
 
@@ -142,18 +137,6 @@ def test_an_increment_backups_one_dir_is_guarded_too(api, ddb, daemons):
                      [("files", OLD)]).status_code == 400
 
 
-@pytest.fixture
-def dynamodb_down(env, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for key, value in {"DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x",
-                       "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    dynamo._table.cache_clear()
-    yield
-    dynamo._table.cache_clear()
 
 
 def test_with_dynamodb_down_listings_answer_and_deletions_wait(api, daemons, dynamodb_down, logs):
