@@ -220,7 +220,7 @@ class WorkingBackupd(BackupdStandIn):
             if args.get("mode") == "increment":
                 name = args["archive"]
                 shutil.copytree(source, store / name, dirs_exist_ok=True)
-                size = sum(f.stat().st_size for f in (store / name).rglob("*") if f.is_file())
+                size = 0  # backupd never sets an increment backup's size: it reports 0
             else:
                 name = f"{args['archive']}-{int(now.timestamp())}.tar.gz"
                 self._archive(path, store / name)

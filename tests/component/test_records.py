@@ -345,3 +345,14 @@ def test_suspicious_successes_are_flagged_and_never_count_as_good(api, ddb):
     answered = api.http.get(f"/api/v2/app/hello/cron/records/{tiny['rid']}").json_body
     assert "under 10% of the recent median (1000 bytes)" in answered["suspect"]
     assert {k: v for k, v in answered.items() if k != "suspect"} == tiny  # the record itself, as posted
+
+
+def test_an_increment_backup_reported_as_0_bytes_is_not_suspect(api, ddb):
+    """backupd reports every increment backup's size as 0: its success is a good one."""
+    _, entries = reference.backupd_sample("GET /api/v1/cron/jobs")
+    job = next(e["job"] for e in entries if e["job"].get("args", {}).get("mode") == "increment")
+    record = reference.record_of(job, "success", datetime.now(UTC) - timedelta(minutes=1),
+                                 result={"file": job["args"]["archive"], "size": 0})
+    assert post(api, record).status_code == 200
+    stored = api.http.get(f"/api/v2/app/hello/cron/records/{record['rid']}").json_body
+    assert "suspect" not in stored
