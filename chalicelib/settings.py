@@ -79,7 +79,7 @@ class Settings:
     node_forget_hours: float = setting(24.0, "NODE_FORGET_HOURS", minimum=0)
     pause_max_days: float = setting(30.0, "PAUSE_MAX_DAYS", minimum=0.01)
     pause_notice_hours: float = setting(24.0, "PAUSE_NOTICE_HOURS", minimum=0)
-    pause_check_minutes: int = setting(10, "PAUSE_CHECK_MINUTES", minimum=1)
+    node_check_minutes: int = setting(10, "NODE_CHECK_MINUTES", minimum=1)
     expiry_hold_margin_percent: float = setting(25.0, "EXPIRY_HOLD_MARGIN_PERCENT", minimum=0)
     suspect_size_percent: float = setting(10.0, "SUSPECT_SIZE_PERCENT", minimum=0)
     size_rebaseline_runs: int = setting(3, "SIZE_REBASELINE_RUNS", minimum=0)

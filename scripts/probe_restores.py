@@ -215,7 +215,7 @@ def false_successes(checkout: Path, env: dict[str, str], logs: Path) -> dict[str
         d11 = cluster.daemons["127.0.0.11"]
         job = next(j["id"] for j in d11.jobs if j["args"].get("volume") == "/data")
         rid = p.post(f"/api/v2/app/hello/cron/jobs/{job}/actions/run").json()
-        rid = rid if isinstance(rid, str) else rid["rid"]
+        rid = rid if isinstance(rid, str) else rid["rid"]  # {"rid", "url"} since the run says where
         name = wait_for(lambda: _finished_file(p, rid))
         volume = root / "fs/data/lain/volumes/hello/hello.web.web/1/data/hello.txt"
         volume.write_text("changed " + os.urandom(4000).hex())

@@ -19,7 +19,7 @@ job's last run time) has passed: the daemons need time to run it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats import cronwords
 from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.jobs import Placement, placements
+from chalicelib.core.nodehealth import STOPS_BACKUPS, NodeProblem
 from chalicelib.core.types import JobRecord, Latest, Pause, Pauses
 
 STATUSES = ("ok", "pending", "late", "failing", "suspect", "never", "paused", "invalid")
@@ -49,13 +50,15 @@ class ItemStatus:
     job_id: str
     status: str
     reason: str
-    due: str = ""  # the last run that should have finished by now
+    due: str = ""  # the last scheduled start before now
     last_run: dict[str, Any] | None = None
     last_success: dict[str, Any] | None = None
     pause: dict[str, str] | None = None  # until, reason: while a user has paused the job
     expiry_held: str = ""  # why its old backups are kept past their expire (the retention floor)
     schedule_words: str = ""  # the schedule as the daemon reads it, in words
-    next_run: str = ""  # when the daemon next starts it ("" when paused, invalid or ``@every``)
+    next_run: str = ""  # when the daemon next starts it ("" when paused, invalid, ``@every``,
+    # or its node's cron is stopped or its daemon does not answer)
+    node_problems: tuple[str, ...] = ()  # what is wrong with its node, in words (the cause)
 
     @property
     def key(self) -> str:
@@ -88,54 +91,83 @@ def _iso(when: datetime | None) -> str:
 def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
               latest: dict[str, JobRecord], now: datetime, grace: timedelta
               ) -> tuple[str, str, datetime | None]:
-    """(status, reason, due time) of one placement."""
+    """(status, reason, last due run) of one placement. A run counts as missed only once its
+    start plus the grace (and the job's last run time) has passed: the daemons need time to
+    run it; the due time answered is the last scheduled start before ``now``."""
     if p.job is None:
         return "invalid", f"schedule {p.item.schedule!r} is invalid; the daemon drops this job", None
-    if paused:
-        why = f": {paused.reason}" if paused.reason else ""
-        who = (f"found paused on {p.node} with no pause on record, kept paused" if paused.adopted
-               else "paused by a user")
-        unsure = "" if paused.confirmed else " (the daemon has not confirmed it yet)"
-        return "paused", (f"{who} until {paused.until or 'woken up'}{'' if paused.adopted else why}"
-                          f"{unsure}; wake it up to resume backups sooner"), None
     last = latest.get("last")
     newest = latest.get("success")
     success = latest.get("good") or (None if newest and newest.get("suspect") else newest)
+    if paused and not _ended(paused, now):
+        return _paused(p, paused, success)
     first = _when({"start": first_seen}) if first_seen else None
     if first is None and success is None:
         return "never", f"the job has not reached {p.node} yet (next reconcile pushes it)", None
     schedule = cron.parse(p.item.schedule)
-    if schedule.prev_before(now) is None:
+    scheduled = schedule.prev_before(now)
+    if scheduled is None:
         return "invalid", f"schedule {p.item.schedule!r} never fires", None
     run_time = timedelta(0)
     ended, started = _when(success, "end"), _when(success)
     if ended and started:
         run_time = min(max(timedelta(0), ended - started), MAX_RUN_TIME)
-    due = schedule.prev_before(now - grace - run_time)
+    due = schedule.prev_before(now - grace - run_time)  # the last run that should be done by now
     last_start, success_start = _when(last), _when(success)
     if last and last.get("state") == "failed" and last_start and (due is None
                                                                   or last_start >= due - SKEW):
-        return "failing", f"the latest run ({last.get('start')}) failed: {last.get('reason')}", due
+        return ("failing", f"the latest run ({last.get('start')}) failed: {last.get('reason')}",
+                scheduled)
     if last and last.get("suspect") and last_start and (due is None or last_start >= due - SKEW):
         return "suspect", (f"the latest run ({last.get('start')}) succeeded, but "
-                           f"{last.get('suspect')}"), due
+                           f"{last.get('suspect')}"), scheduled
     if due is None or (first is not None and due < first - SKEW):
         if success:
-            return "ok", "no run due since the job was pushed; an earlier one succeeded", due
-        return "pending", f"first run due after {_iso(schedule.next_after(first or now))} + grace", due
+            return "ok", (f"succeeded at {success.get('start')}; no run was due since the job "
+                          f"reached {p.node} at {_iso(first)}"), scheduled
+        return "pending", (f"its first run is due at {_iso(schedule.next_after(first or now))} "
+                           "(and counts as missed only after the grace)"), scheduled
     if success and success_start and success_start >= due - SKEW:
-        return "ok", f"succeeded at {success.get('start')}", due
+        pending = (f"; the run due at {_iso(scheduled)} is within its grace"
+                   if scheduled > due + SKEW and success_start < scheduled - SKEW else "")
+        return "ok", f"succeeded at {success.get('start')}{pending}", scheduled
     if success is None:
-        return "never", f"no successful backup ever recorded; a run was due at {_iso(due)}", due
-    return "late", (f"a run was due at {_iso(due)}; the last success was at "
-                    f"{success.get('start')}"), due
+        return "never", (f"no successful backup ever recorded; a run was due at {_iso(due)}"),\
+            scheduled
+    return "late", (f"a run was due at {_iso(due)} and none has succeeded since; the last "
+                    f"success was at {success.get('start')}"), scheduled
+
+
+def _ended(pause: Pause, now: datetime) -> bool:
+    """A pause whose end has come (the reconcile wakes its job): no longer shown as paused."""
+    try:
+        return parse_go_time(pause.until)[0] <= now
+    except ValueError:
+        return False
+
+
+def _paused(p: Placement, paused: Pause, success: JobRecord | None
+            ) -> tuple[str, str, datetime | None]:
+    """A paused job's status: ``paused`` with who, until when and why; a volume never backed up
+    stays ``never`` (a pause does not make a missing backup any less missing)."""
+    why = f": {paused.reason}" if paused.reason and not paused.adopted else ""
+    who = (f"found paused on {p.node} with no pause on record, kept paused" if paused.adopted
+           else "paused by a user")
+    unsure = "" if paused.confirmed else " (the daemon has not confirmed it yet)"
+    words = f"{who} until {paused.until or 'woken up'}{why}{unsure}"
+    if success is None:
+        return "never", (f"no successful backup ever recorded, and the job is {words}; wake it "
+                         "up to back it up"), None
+    return "paused", f"{words}; wake it up to resume backups sooner", None
 
 
 def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
            paused: Pauses, latest: Latest,
            now: datetime, grace: timedelta,
-           expiry_held: dict[tuple[str, str], str] | None = None) -> list[ItemStatus]:
-    """The status of every backup item of every instance of ``cluster``."""
+           expiry_held: dict[tuple[str, str], str] | None = None,
+           node_problems: Mapping[str, Sequence[NodeProblem]] | None = None) -> list[ItemStatus]:
+    """The status of every backup item of every instance of ``cluster``; an item on a node with
+    problems (:mod:`chalicelib.core.nodehealth`) names them as the cause in its reason."""
     out = []
     words: dict[str, tuple[str, str]] = {}
     for p in placements(cluster):
@@ -148,13 +180,19 @@ def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
                 latest=job_latest, now=now, grace=grace)
         except Exception as e:  # one item's odd schedule or record never fails the whole answer
             status, reason, due = "invalid", f"cannot be assessed ({type(e).__name__})", None
+        on_node = (node_problems or {}).get(p.node, ())
+        reason, stopped = _with_causes(status, reason, on_node)
+        shown_pause = pause if pause and not _ended(pause, now) else None
+        schedule_words, next_run = _words(words, p.item.schedule, now, status)
         out.append(ItemStatus(p.proc.app, p.proc.full_name, p.pod.instance_no, p.item.volume,
                               p.item.mode or "full", p.item.schedule, p.node, job_id, status,
                               reason, _iso(due), _brief(job_latest.get("last")),
                               _brief(job_latest.get("success")),
-                              {"until": pause.until, "reason": pause.reason} if pause else None,
+                              {"until": shown_pause.until, "reason": shown_pause.reason}
+                              if shown_pause else None,
                               (expiry_held or {}).get((p.node, p.path), ""),
-                              *_words(words, p.item.schedule, now, status)))
+                              schedule_words, "" if stopped else next_run,
+                              tuple(pr.words() for pr in on_node)))
     for proc in cluster.procs.values():  # items of instances with no valid node IP get no job
         for pod in proc.pods:
             if pod.items and not pod.node_ips:
@@ -164,6 +202,18 @@ def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
                                           "no container of this instance has a valid node IP",
                                           schedule_words=cronwords.describe(item.schedule)))
     return out
+
+
+def _with_causes(status: str, reason: str, problems: Sequence[NodeProblem]) -> tuple[str, bool]:
+    """The item's reason with its node's problems as the cause (first, for an item that is not
+    ok), and whether its backups are stopped there (no next run to promise)."""
+    if not problems:
+        return reason, False
+    causes = "; ".join(p.words() for p in problems)
+    stopped = any(p.kind in STOPS_BACKUPS for p in problems)
+    if status in ("ok", "paused", "invalid"):
+        return f"{reason}; but {causes}", stopped
+    return f"{causes}: {reason}", stopped
 
 
 def _words(cache: dict[str, tuple[str, str]], spec: str, now: datetime, status: str

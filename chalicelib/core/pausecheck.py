@@ -5,7 +5,7 @@ A pause lives in DynamoDB (the record that ends it) and on the daemon (the flag 
 job). The two part when a daemon's answer never came (it may have paused or woken the job anyway),
 when someone pauses or wakes a job on the node itself, or when a daemon lost a re-pause. Each run
 compares them on the nodes with pauses on record, and on a rotating slice of the others: one GET
-per node, so a 2,000-node cluster costs 2,000 / ``PAUSE_CHECK_MINUTES`` GETs a run, and every node
+per node, so a 2,000-node cluster costs 2,000 / ``NODE_CHECK_MINUTES`` GETs a run, and every node
 is compared within that many minutes.
 """
 

@@ -15,6 +15,8 @@ from typing import Any
 from chalicelib.core.jobs import list_version
 from chalicelib.core.types import Job
 
+DRIFTED = "drifted:"  # a node state's version while its node must get its list again (+ since)
+
 
 @dataclass(frozen=True)
 class NodeState:
@@ -30,6 +32,7 @@ class NodeState:
     jobs: tuple[Job, ...] | None = None
     unreachable_since: str = ""
     notify_digest: str = ""  # which notify URL the daemon was given (its token rotates)
+    problems: tuple[tuple[str, str, str], ...] = ()  # (kind, since, detail): core.nodehealth
 
     def first_seen_of(self, job_id: str) -> str:
         return dict(self.first_seen).get(job_id, "")
@@ -47,10 +50,18 @@ class NodePlan:
     removed: list[str]
     unchanged: int
     notify_stale: bool = False  # the daemon posts to an older notify URL: hand it the current one
+    drifted: str = ""  # since when the node ran another list than the one pushed (a re-push)
 
     @property
     def push(self) -> bool:
         return bool(self.reasons)
+
+    @property
+    def sent_version(self) -> str:
+        """The version the daemon is sent: a drifted node's list is the list it was already
+        sent, and the daemon ignores a list whose version it holds, so it gets a version of its
+        own (the state keeps the list's version)."""
+        return f"{self.version}~{self.drifted}" if self.drifted else self.version
 
     @property
     def job_ids(self) -> list[str]:
@@ -67,7 +78,8 @@ def plan(generated: dict[str, list[Job]], states: dict[str, NodeState],
          restarted: frozenset[str] | set[str] = frozenset(), notify_digest: str = "") -> list[NodePlan]:
     """Pure: the per-node actions of a run, in node order.
 
-    new/changed: the list's version differs from the last accepted push; stale: the node had jobs
+    new/changed: the list's version differs from the last accepted push; drifted: the node ran
+    another list than the one pushed, or does not post to us (its list goes again); stale: the node had jobs
     and lainlet names none for it now (it gets an empty list); restarted: the daemon lost its jobs;
     notify: the node was given another notify URL (the notify token rotated since).
     """
@@ -84,6 +96,8 @@ def plan(generated: dict[str, list[Job]], states: dict[str, NodeState],
                 reasons.append("stale")
         elif state is None:
             reasons.append("new")
+        elif state.version.startswith(DRIFTED):
+            reasons.append("drifted")
         elif state.version != version:
             reasons.append("changed")
         if node in restarted and node_jobs:
@@ -96,6 +110,7 @@ def plan(generated: dict[str, list[Job]], states: dict[str, NodeState],
             added=[i for i in new_ids if i not in old_ids],
             removed=[i for i in old_ids if i not in new_ids],
             unchanged=len([i for i in new_ids if i in old_ids]), notify_stale=stale_url,
+            drifted=state.version.removeprefix(DRIFTED) if state and "drifted" in reasons else "",
         ))
     return plans
 

@@ -22,6 +22,8 @@ from chalicelib.core.gotime import parse_go_time
 from chalicelib.core.jobs import placements
 from chalicelib.core.types import JobRecord, Latest
 
+NO_GOOD_YET = "no good backup recorded yet"  # an item's state (never), not a problem of the spec
+
 
 def good_success(latest: dict[str, JobRecord]) -> JobRecord | None:
     """A job's newest good backup (records kept before "good" existed: its newest plain success);
@@ -56,7 +58,7 @@ def held_dirs(cluster: Cluster, latest: Latest, now: datetime, margin_percent: f
             held[(p.node, p.path)] = (
                 f"its newest good backup {archive_of(gone)} was deleted ({gone['gone']}); no "
                 "other good backup recorded" if gone and gone.get("gone")
-                else "no good backup recorded yet")
+                else NO_GOOD_YET)
             continue
         try:
             taken = parse_go_time(good["start"])[0]

@@ -80,6 +80,7 @@ class ReconcileSummary(TypedDict, total=False):
     notify_url_set: bool
     alerts: int
     operations_moved: int
+    node_problems: int
     duration_ms: int
 
 

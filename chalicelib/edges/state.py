@@ -41,7 +41,7 @@ class NodeStateStore:
                                      int(i.get("job_count", 0)), i.get("pushed_at", ""),
                                      tuple(sorted(ids["first_seen"].items())),
                                      _unpack(i.get("jobs_z")), i.get("unreachable_since", ""),
-                                     i.get("notify_digest", ""))
+                                     i.get("notify_digest", ""), _problems(i.get("problems")))
         return out
 
     def save(self, states: list[NodeState]) -> None:
@@ -154,7 +154,17 @@ def _pack(s: NodeState) -> dict[str, Any]:
         item["unreachable_since"] = s.unreachable_since
     if s.notify_digest:
         item["notify_digest"] = s.notify_digest
+    if s.problems:
+        item["problems"] = [list(p) for p in s.problems]
     return item
+
+
+def _problems(value: Any) -> tuple[tuple[str, str, str], ...]:
+    """A node's problems as kept (a list of [kind, since, detail]); anything else: none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple((str(p[0]), str(p[1]), str(p[2])) for p in value
+                 if isinstance(p, list) and len(p) == 3)
 
 
 def _z(value: Any) -> bytes:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib import __version__
-from chalicelib.core import freshness, retention
+from chalicelib.core import freshness, nodehealth, retention
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats import prometheus
 from chalicelib.core.formats.answers import Partial, Text
@@ -37,7 +37,9 @@ def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = N
                             latest=latest, now=now,
                             grace=timedelta(seconds=deps.settings.freshness_grace_seconds),
                             expiry_held=retention.held_dirs(
-                                cluster, latest, now, deps.settings.expiry_hold_margin_percent))
+                                cluster, latest, now, deps.settings.expiry_hold_margin_percent),
+                            node_problems={node: nodehealth.problems(node, state.problems)
+                                           for node, state in states.items() if state.problems})
 
 
 def _answer(items: list[freshness.ItemStatus]) -> dict[str, Any]:
@@ -88,6 +90,7 @@ def ready(deps: Deps) -> Partial:
     nodes = cluster[0].node_ips()[:SAMPLE_DAEMONS] if cluster else []
     for node in nodes:
         check(f"backupd {node}", lambda node=node: _daemon(deps, node))  # type: ignore[misc]
+    check("nodes", lambda: _nodes(deps))
     advertise = deps.settings.advertise_url
     checks["notify_url"] = {"ok": bool(advertise),
                             "detail": f"daemons post records to {advertise}/api/v2/system/notify"
@@ -119,7 +122,22 @@ def _parameters(deps: Deps) -> str:
 
 def _daemon(deps: Deps, node: str) -> str:
     debug = deps.daemon(node).debug()
-    return f"crond {debug.get('crond_status', '?')}, jobs updated {debug.get('updateTime', '?')}"
+    crond = debug.get("crond_status", "?")
+    if crond != "started":
+        raise ControllerError(f"crond on {node} is {crond}: none of its jobs run (start it: PUT "
+                              f"/api/v2/server/{node}/cron/actions/start)", code="crond_stopped")
+    return f"crond {crond}, jobs updated {debug.get('updateTime', '?')}"
+
+
+def _nodes(deps: Deps) -> str:
+    """The node problems the last reconcile runs found (every node, not a sample)."""
+    found = [p for node, state in sorted(deps.state.states().items())
+             for p in nodehealth.problems(node, state.problems)]
+    if found:
+        raise ControllerError("; ".join(p.words() for p in found[:10])
+                              + (f"; and {len(found) - 10} more" if len(found) > 10 else ""),
+                              code="node_problems")
+    return "no node problem seen by the last reconcile runs"
 
 
 HISTORY_RUNS = 50  # enough for "failed N runs in a row" at any sensible alarm setting

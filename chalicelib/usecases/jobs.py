@@ -89,7 +89,8 @@ def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason
         raise BadRequest(f"action {name!r} is not one of {', '.join(JOB_ACTIONS)}",
                          code="bad_action")
     if name == "run":
-        return _on_daemon(deps, app, job_id, lambda c: c.run(job_id))
+        rid = _on_daemon(deps, app, job_id, lambda c: c.run(job_id))
+        return {"rid": rid, "url": f"/api/v2/app/{app}/cron/records/{rid}"}
     if name == "accept-size":
         _owned_job(deps, app, job_id)
         return deps.records.accept_size(job_id)
@@ -119,14 +120,11 @@ def action(deps: Deps, app: str, job_id: str, name: str, until: str = "", reason
           reason=reason)
     if pause and (until or reason):
         return {"paused": job_id, **_shown(pause)}
-    if name == "wakeup" and before is None:  # lain-cli prints the body: it stays "OK"
-        return Partial("OK", headers={DETAIL_HEADER: f"job {job_id} was not paused on record; "
-                                                     f"the daemon on {node} was asked to wake it "
-                                                     "anyway"})
+    if name == "wakeup" and before is None:
+        return {"woken": job_id, "was_paused": False,
+                "detail": f"job {job_id} was not paused on record; the daemon on {node} was asked "
+                          "to wake it anyway"}
     return "OK"
-
-
-DETAIL_HEADER = "X-Backupctl-Detail"
 
 
 def _shown(pause: Pause) -> dict[str, Any]:
@@ -178,7 +176,7 @@ def pause_end(until: str, now: datetime, max_days: float) -> datetime:
             end = parse_go_time(until)[0]
     except (ValueError, OverflowError):
         raise BadRequest(f"until: {preview(until)} is neither a time (2026-12-01T00:00:00Z) nor a "
-                         "duration (6h, 2d)", code="bad_until") from None
+                         "duration in minutes, hours or days (30m, 6h, 2d)", code="bad_until") from None
     if end <= now:
         raise BadRequest(f"until: {preview(until)} is not in the future", code="bad_until")
     if end > longest:

@@ -28,14 +28,14 @@ from datetime import datetime, timedelta
 from logging import WARNING
 from typing import Any
 
-from chalicelib.core import pausecheck, removals, retention
+from chalicelib.core import nodehealth, pausecheck, removals, retention
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats.answers import Partial
 from chalicelib.core.formats.inputs import bounded_int
 from chalicelib.core.formats.pages import page
 from chalicelib.core.gotime import GO_ZERO, format_time, parse_go_time
 from chalicelib.core.jobs import generate, placements
-from chalicelib.core.plan import NodePlan, NodeState, plan, with_restarts
+from chalicelib.core.plan import DRIFTED, NodePlan, NodeState, plan, with_restarts
 from chalicelib.core.types import Job, Latest, Pause, Pauses, ReconcileSummary
 from chalicelib.deps import Deps
 from chalicelib.edges.backupd import BackupdClient, BackupdError, FanOut
@@ -70,7 +70,7 @@ class Observation:
     cluster: Cluster
     plans: list[NodePlan]
     restarted: list[str]
-    silent: list[str]  # nodes whose /debug did not answer
+    silent: dict[str, str]  # nodes whose /debug did not answer, and why
     states: dict[str, NodeState]
     verdict: removals.Verdict
     held_runs: int = 0
@@ -78,6 +78,7 @@ class Observation:
     forgotten: list[str] = field(default_factory=list)
     expiry_held: dict[tuple[str, str], str] = field(default_factory=dict)  # (node, dir) -> why
     latest: Latest = field(default_factory=dict)
+    crond: dict[str, str] = field(default_factory=dict)  # node -> its cron's status (/debug)
 
     @property
     def holding(self) -> bool:
@@ -102,9 +103,15 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
     held = _hold_removals(deps, cluster, generated, live, confirm)
     plans = plan(held.desired, held.live,
                  notify_digest=digest(notify_url(settings, deps.secrets.notify_token())))
-    restarted, silent = _restart_check(deps, plans) if check_restarts else ([], [])
-    return Observation(cluster, plans, restarted, silent, states, held.verdict, held.runs,
-                       held.applying, forgotten, expiry_held, latest)
+    debug = _debug(deps, plans) if check_restarts else None
+    restarted = _ip_order(n for n, d in debug.results.items()
+                          if d.get("updateTime") == GO_ZERO) if debug else []
+    with_restarts(plans, set(restarted))
+    return Observation(cluster, plans, restarted,
+                       {n: e.message for n, e in debug.errors.items()} if debug else {}, states,
+                       held.verdict, held.runs, held.applying, forgotten, expiry_held, latest,
+                       {n: str(d.get("crond_status", "")) for n, d in debug.results.items()}
+                       if debug else {})
 
 
 def _refuse_to_clear_everything(generated: dict[str, list[Job]], states: dict[str, NodeState]
@@ -156,14 +163,11 @@ def _hold_removals(deps: Deps, cluster: Cluster, generated: dict[str, list[Job]]
     return Held(verdict, runs, applying, desired, live)
 
 
-def _restart_check(deps: Deps, plans: list[NodePlan]) -> tuple[list[str], list[str]]:
-    """(restarted, silent): the daemons that restarted and lost their jobs (Go's zero
-    ``updateTime``), and those whose ``/debug`` did not answer. Only nodes that would otherwise
-    be left alone are asked: the others are pushed anyway."""
-    debug = deps.fan_out([p.node for p in plans if not p.push and p.jobs], lambda c: c.debug())
-    restarted = _ip_order(n for n, d in debug.results.items() if d.get("updateTime") == GO_ZERO)
-    with_restarts(plans, set(restarted))
-    return restarted, debug.unreachable
+def _debug(deps: Deps, plans: list[NodePlan]) -> FanOut[dict[str, Any]]:
+    """The ``/debug`` of the nodes that would otherwise be left alone (the others are pushed, and
+    a push starts the daemon's cron again): a Go zero ``updateTime`` means the daemon restarted
+    and lost its jobs; ``crond_status`` whether its jobs run at all."""
+    return deps.fan_out([p.node for p in plans if not p.push and p.jobs], lambda c: c.debug())
 
 
 def _ip_order(nodes: Any) -> list[str]:
@@ -191,7 +195,7 @@ def _push(client: BackupdClient, p: NodePlan, notify: str, paused: set[str],
     """Push one node: jobs, then notify address, then pause again what users paused. The jobs get
     ``timeout``: the daemon holds a list until its nearest job is 5 s away (every minute's expire
     job makes that common), and a push it applied after 4 s is a success, not a failure."""
-    client.set_jobs(p.jobs, p.version, timeout=timeout)
+    client.set_jobs(p.jobs, p.sent_version, timeout=timeout)
     if notify and p.notify_stale:  # a rotated token: drop the daemon's older URLs of this controller
         ours = notify.split("?")[0]
         for addr in client.notify_addrs():
@@ -253,23 +257,56 @@ class PauseCheck:
     reapplied: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _check_pauses(deps: Deps, seen: Observation, pauses: Pauses, ended: dict[str, set[str]],
-                  pushed: FanOut[list[str]]) -> PauseCheck:
-    """Compare the pauses on record with the daemons' sleep flags (``GET /cron/jobs``) on the nodes
-    with pauses on record and on this minute's slice of the others
-    (:mod:`chalicelib.core.pausecheck`): adopt a job found paused with no pause on record (it
-    ends after ``PAUSE_MAX_DAYS``), re-apply a pause whose job runs, confirm an unconfirmed pause
-    found applied. Nodes pushed this run were re-paused by the push; nodes that failed or stayed
-    silent this run are left for the next. ``pauses`` is updated with what was adopted."""
-    settings, now = deps.settings, deps.clock()
-    minute = int(now.timestamp()) // 60
+@dataclass
+class Inspection:
+    """What a run read on its slice of nodes (``GET /cron/jobs``, ``GET /notify``): the pauses it
+    set right, and per node its list against the one pushed and whether it posts to us."""
+
+    pauses: PauseCheck = field(default_factory=PauseCheck)
+    nodes: dict[str, tuple[int, int, bool | None]] = field(default_factory=dict)  # missing, extra,
+    # notified (None: no notify address to give)
+
+
+def _inspect(deps: Deps, seen: Observation, pauses: Pauses, ended: dict[str, set[str]],
+             pushed: FanOut[list[str]], notify: str) -> Inspection:
+    """Read the job list and the notify addresses of the nodes with pauses on record and of this
+    minute's slice of the others (each node once in ``NODE_CHECK_MINUTES``); compare the sleep
+    flags with the pauses on record (:func:`_set_pauses_right`), the list with the one pushed, the
+    addresses with this controller's. Nodes that failed or stayed silent this run are left for
+    the next."""
+    minute = int(deps.clock().timestamp()) // 60
     skip = set(pushed.errors) | set(seen.silent)
     nodes = [p.node for p in seen.plans if p.job_ids and p.node not in skip and (
-        pausecheck.due(p.node, minute, settings.pause_check_minutes)
+        pausecheck.due(p.node, minute, deps.settings.node_check_minutes)
         or (p.node not in pushed.results and set(pauses.get(p.node, {})) - ended.get(p.node, set())))]
-    lists = deps.fan_out(nodes, lambda c: c.jobs())
+    ours = notify.split("?")[0]
+
+    def read(client: BackupdClient) -> tuple[list[dict[str, Any]], bool | None]:
+        entries = client.jobs()
+        notified = any(a.split("?")[0] == ours for a in client.notify_addrs()) if ours else None
+        return entries, notified
+
+    found = deps.fan_out(nodes, read)
+    lists = {n: entries for n, (entries, _) in found.results.items()}
+    pushed_ids = {p.node: set(p.job_ids) for p in seen.plans}
+    compared = {}
+    for node, (entries, notified) in found.results.items():
+        running = {e["job"]["id"] for e in entries if e["job"].get("id")}
+        compared[node] = (len(pushed_ids[node] - running), len(running - pushed_ids[node]), notified)
+    return Inspection(_set_pauses_right(deps, lists, pauses, ended, pushed, len(nodes)), compared)
+
+
+def _set_pauses_right(deps: Deps, lists: dict[str, list[dict[str, Any]]], pauses: Pauses,
+                      ended: dict[str, set[str]], pushed: FanOut[list[str]], checked: int
+                      ) -> PauseCheck:
+    """Compare the pauses on record with the daemons' sleep flags
+    (:mod:`chalicelib.core.pausecheck`): adopt a job found paused with no pause on record (it
+    ends after ``PAUSE_MAX_DAYS``), re-apply a pause whose job runs, confirm an unconfirmed pause
+    found applied. Nodes pushed this run were re-paused by the push. ``pauses`` is updated with
+    what was adopted."""
+    now = deps.clock()
     drift = {n: pausecheck.compare(entries, pauses.get(n, {}), ended.get(n, set()))
-             for n, entries in lists.results.items()}
+             for n, entries in lists.items()}
     # read again before pausing: a wakeup a user asked for since this run read the pauses is theirs
     again = {n: [j for j in d.reapply if deps.state.pause_of(n, j) is not None]
              for n, d in drift.items() if d.reapply}
@@ -290,7 +327,7 @@ def _check_pauses(deps: Deps, seen: Observation, pauses: Pauses, ended: dict[str
             if pause and not pause.confirmed and deps.state.confirm_pause(node, job_id, pause):
                 pauses[node][job_id] = replace(pause, confirmed=True)
     adopted: dict[str, list[str]] = {}
-    until = format_time(now + timedelta(days=settings.pause_max_days))
+    until = format_time(now + timedelta(days=deps.settings.pause_max_days))
     for node, d in drift.items():
         for job_id in d.adopt:
             pause = Pause(until, pausecheck.ADOPTED_REASON, format_time(now), adopted=True)
@@ -304,7 +341,50 @@ def _check_pauses(deps: Deps, seen: Observation, pauses: Pauses, ended: dict[str
     if reapplied.results:
         event(log, "pause_reapplied", level=WARNING, jobs=reapplied.results,
               detail="paused on record but running on the node: paused again")
-    return PauseCheck(len(nodes), adopted, dict(reapplied.results))
+    return PauseCheck(checked, adopted, dict(reapplied.results))
+
+
+def _node_health(deps: Deps, seen: Observation, result: FanOut[list[str]], inspected: Inspection,
+                 states: dict[str, NodeState], notify: str) -> dict[str, NodeState]:
+    """Every node's problems after this run (:mod:`chalicelib.core.nodehealth`), kept with since
+    when each was first seen: the states whose problems changed (to store). A node that runs
+    another list, or does not post to us, gets its list and address pushed again next run."""
+    now = format_time(deps.clock())
+    changed: dict[str, NodeState] = {}
+    for p in seen.plans:
+        state = states.get(p.node)
+        if state is None or not p.jobs:
+            continue
+        asked = {nodehealth.CROND_STOPPED, nodehealth.UNREACHABLE}
+        unreachable = (result.errors[p.node].message if p.node in result.errors
+                       else seen.silent.get(p.node, ""))
+        missing = extra = None
+        notified: bool | None = None
+        if p.node in inspected.nodes:
+            missing, extra, notified = inspected.nodes[p.node]
+            asked |= {nodehealth.LIST_DRIFT} | ({nodehealth.NOTIFY_MISSING} if notify else set())
+        found = nodehealth.seen(p.node, crond=seen.crond.get(p.node), unreachable=unreachable,
+                                missing=missing, extra=extra, notified=notified)
+        problems = nodehealth.carry(state.problems, found, asked, now)
+        if problems == state.problems:
+            continue
+        repush = {nodehealth.LIST_DRIFT, nodehealth.NOTIFY_MISSING} & set(found)
+        changed[p.node] = replace(state, problems=problems,
+                                  version=f"{DRIFTED}{now}" if repush else state.version)
+        _log_node_problems(p.node, state.problems, problems)
+    return changed
+
+
+def _log_node_problems(node: str, before: nodehealth.Kept, after: nodehealth.Kept) -> None:
+    """One line per problem a node got (WARNING) or lost (INFO)."""
+    old, new = {k for k, _, _ in before}, {k for k, _, _ in after}
+    for problem in nodehealth.problems(node, after):
+        if problem.kind not in old:
+            event(log, "node_problem", level=WARNING, node=node, kind=problem.kind,
+                  since=problem.since, detail=problem.detail, fix=problem.fix)
+    for kind, since, detail in before:
+        if kind not in new:
+            event(log, "node_problem_cleared", node=node, kind=kind, since=since, detail=detail)
 
 
 def _first_seen(old: NodeState | None, job_ids: list[str], now: str) -> tuple[tuple[str, str], ...]:
@@ -394,16 +474,21 @@ def _apply(deps: Deps, seen: Observation) -> Run:
     result = _push_all(deps, todo, pauses, ended, notify)
     woken = _wake(deps, ended)
     pushed = _remember(deps, seen, todo, result, pauses, notify)
+    states = {**seen.states, **{s.node: s for s in pushed}}
     try:
-        checked = _check_pauses(deps, seen, pauses, ended, result)
+        inspected = _inspect(deps, seen, pauses, ended, result, notify)
     except ControllerError as e:  # the pushes are done and kept; the next run compares again
-        event(log, "pause_check_failed", level=WARNING, error=e.message)
-        checked = PauseCheck()
+        event(log, "node_check_failed", level=WARNING, error=e.message)
+        inspected = Inspection()
+    health = _node_health(deps, seen, result, inspected, states, notify)
+    if health:
+        deps.state.save(list(health.values()))
+        states.update(health)
     held = _keep_held(deps, seen)
     _warn(deps, seen, notify)
-    summary = _summary(seen, todo, result, woken, checked, held, notify)
-    return Run(summary, seen.cluster, {**seen.states, **{s.node: s for s in pushed}}, pauses,
-               seen.latest, seen.expiry_held)
+    summary = _summary(seen, todo, result, woken, inspected.pauses, held, notify)
+    summary["node_problems"] = sum(len(s.problems) for s in states.values())
+    return Run(summary, seen.cluster, states, pauses, seen.latest, seen.expiry_held)
 
 
 def _push_all(deps: Deps, todo: dict[str, NodePlan], pauses: Pauses, ended: dict[str, set[str]],
@@ -422,7 +507,8 @@ def _remember(deps: Deps, seen: Observation, todo: dict[str, NodePlan],
     store, now = deps.state, format_time(deps.clock())
     pushed = [NodeState(n, todo[n].version, tuple(todo[n].job_ids), len(todo[n].jobs), now,
                         _first_seen(seen.states.get(n), todo[n].job_ids, now), tuple(todo[n].jobs),
-                        notify_digest=digest(notify))
+                        notify_digest=digest(notify),
+                        problems=seen.states[n].problems if n in seen.states else ())
               for n in result.results]
     failing = [replace(seen.states[n], unreachable_since=seen.states[n].unreachable_since or now)
                for n in result.errors if n in seen.states]
@@ -496,7 +582,9 @@ def plan_answer(seen: Observation) -> dict[str, Any]:
         "push": [p.node for p in seen.plans if p.push],
         "clear": [p.node for p in seen.plans if "stale" in p.reasons],
         "restarted": seen.restarted,
-        "silent": seen.silent,
+        "silent": sorted(seen.silent),
+        "node_problems": [p.to_dict() for node, state in sorted(seen.states.items())
+                          for p in nodehealth.problems(node, state.problems)],
         "held": {n: sorted(ids) for n, ids in sorted(seen.verdict.by_node().items())}
         if seen.holding else {},
         "held_reasons": seen.verdict.reasons if seen.holding else [],
@@ -528,12 +616,20 @@ def problems(deps: Deps, token: str = "") -> Partial:
 
 
 def all_problems(deps: Deps) -> list[dict[str, Any]]:
-    """Spec problems the original silently dropped (bad schedules, expires, annotations, IPs),
-    jobs the reconcile found paused on their node with no pause on record, the dirs the retention
-    floor keeps out of expire jobs, and the job removals the reconcile holds because lainlet's
-    answer looks wrong."""
+    """What needs an operator: the nodes' problems (a stopped cron, a silent daemon, a list or a
+    notify address that drifted: the causes, first), spec problems the original silently dropped
+    (bad schedules, expires, annotations, IPs), jobs the reconcile found paused on their node
+    with no pause on record, the dirs the retention floor keeps out of expire jobs because their
+    good backup is getting old or was deleted (a volume with no good backup yet is its item's
+    state, ``never``, not a problem of the spec), and the job removals the reconcile holds
+    because lainlet's answer looks wrong."""
     cluster = deps.cluster()
-    found = [p.to_dict() for p in cluster.problems] + _paused_on_node(deps, cluster)
+    states = deps.state.states()
+    found: list[dict[str, Any]] = [
+        {"kind": "node", "problem": p.kind, "node": p.node, "since": p.since, "app": "", "proc": "",
+         "instance": None, "volume": "", "reason": p.words()}
+        for node, state in sorted(states.items()) for p in nodehealth.problems(node, state.problems)]
+    found += [p.to_dict() for p in cluster.problems] + _paused_on_node(deps, cluster)
     try:
         seen = observe(deps, cluster=cluster, check_restarts=False)
     except EmptySpecRefused as e:
@@ -542,6 +638,8 @@ def all_problems(deps: Deps) -> list[dict[str, Any]]:
     # held dirs come from this cluster's placements: each names its app, proc and instance
     owners = {(p.node, p.path): p for p in placements(cluster)} if seen.expiry_held else {}
     for (node, path), why in sorted(seen.expiry_held.items()):
+        if why == retention.NO_GOOD_YET:
+            continue
         owner = owners[(node, path)]
         found.append({"kind": "expiry_held", "app": owner.proc.app, "proc": owner.proc.full_name,
                       "instance": owner.pod.instance_no, "volume": owner.item.volume,

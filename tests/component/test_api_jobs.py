@@ -56,7 +56,9 @@ def test_job_not_yet_on_its_daemon_is_404(api, daemons):
 def test_run_answers_rid(api, pushed):
     resp = post_form(api, f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions/run")
     assert resp.status_code == 200
-    assert pushed["127.0.0.11"].runs[0] == (resp.json_body, HELLO_DATA)
+    rid = resp.json_body["rid"]
+    assert pushed["127.0.0.11"].runs[0] == (rid, HELLO_DATA)
+    assert resp.json_body["url"] == f"/api/v2/app/hello/cron/records/{rid}"  # where its record lands
     resp = api.http.post(f"/api/v1/cron/once/app/mysql/id/{MYSQL}")
     assert resp.status_code == 200 and pushed["127.0.0.13"].runs[0] == (resp.json_body, MYSQL)
 

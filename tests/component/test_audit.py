@@ -17,7 +17,8 @@ def test_every_mutating_call_is_audited(api, ddb, pushed, monkeypatch):
     monkeypatch.setenv("API_TOKEN", "t0ken-audit")
     get_settings.cache_clear()
     auth = {"Authorization": "Bearer t0ken-audit", "User-Agent": "lain-cli/2.1"}
-    rid = post_form(api, f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions/run", headers=auth).json_body
+    rid = post_form(api, f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions/run",
+                    headers=auth).json_body["rid"]
     post_form(api, f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions/sleep",
               [("reason", "migration"), ("until", "2h")], headers=auth)
     post_form(api, f"{HELLO}/actions/delete", [("files", "hello-hello.web.web-1-data-7.tar.gz")],

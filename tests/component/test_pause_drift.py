@@ -56,7 +56,8 @@ def test_a_sleep_the_daemon_applied_after_the_timeout_is_kept_and_confirmed(api,
                               "and checked on the next reconcile")
     until_true(lambda: daemon.sleeping() == {HELLO_DATA})  # it applied it after all
     item = status_item(api)
-    assert item["status"] == "paused" and item["pause"]["until"] == body["until"]
+    # never backed up: "never" (a pause does not make a missing backup less missing), the pause shown
+    assert item["status"] == "never" and item["pause"]["until"] == body["until"]
     assert "not confirmed" in item["reason"]
     summary = api.http.post("/api/v2/system/reconcile").json_body
     assert summary["pauses_reapplied"] == {} and summary["pauses_adopted"] == {}
@@ -111,11 +112,11 @@ def test_a_wakeup_whose_answer_never_came_ends_the_pause_and_the_reconcile_wakes
 
 def test_the_wakeup_of_a_job_not_paused_on_record_says_so(api, ddb, pushed):
     resp = post_form(api, ACTIONS + "/wakeup")
-    assert (resp.status_code, resp.json_body) == (200, "OK")  # what lain-cli prints
-    assert "was not paused on record" in resp.headers["X-Backupctl-Detail"]
+    assert resp.status_code == 200 and resp.json_body["was_paused"] is False
+    assert "was not paused on record" in resp.json_body["detail"]
     assert post_form(api, ACTIONS + "/sleep").status_code == 200
     resp = post_form(api, ACTIONS + "/wakeup")
-    assert resp.json_body == "OK" and "X-Backupctl-Detail" not in resp.headers
+    assert resp.json_body == "OK"
 
 
 def test_a_job_paused_on_its_node_with_no_pause_on_record_is_adopted_and_ends(api, settings, ddb,
@@ -139,7 +140,7 @@ def test_a_job_paused_on_its_node_with_no_pause_on_record_is_adopted_and_ends(ap
         ("hello", "hello.web.web", 1, "/data")
     assert HELLO_DATA in problem["reason"] and pause.until in problem["reason"]
     item = status_item(api)
-    assert item["status"] == "paused" and "no pause on record" in item["reason"]
+    assert item["status"] == "never" and "no pause on record" in item["reason"] and item["pause"]
     assert reconcile.run(deps).summary["pauses_adopted"] == {}  # once
     clock.now += timedelta(days=30)
     assert reconcile.run(deps).summary["woken"] == {NODE: [HELLO_DATA]}
@@ -160,14 +161,14 @@ def test_a_pause_on_record_whose_job_runs_on_its_node_is_applied_again(settings,
 
 def test_each_node_is_compared_once_in_the_window_and_paused_ones_every_run(settings, ddb, daemons):
     """One GET /cron/jobs per node: nodes with pauses on record every run, every other node once
-    in any PAUSE_CHECK_MINUTES consecutive runs, not every run (2,000 nodes every minute)."""
+    in any NODE_CHECK_MINUTES consecutive runs, not every run (2,000 nodes every minute)."""
     clock = Clock(datetime(2026, 12, 3, 6, 0, tzinfo=UTC))
     deps = Deps(settings, clock, ddb)
     reconcile.run(deps)
     jobs.action(deps, "hello", HELLO_DATA, "sleep", "2d")
     for d in daemons.values():
         d.requests.clear()
-    for _ in range(settings.pause_check_minutes):
+    for _ in range(settings.node_check_minutes):
         clock.now += timedelta(minutes=1)
         reconcile.run(deps)
     asked = {ip: len(d.received("/api/v1/cron/jobs", "GET")) for ip, d in daemons.items()}

@@ -27,7 +27,8 @@ def test_sleep_with_a_reason_and_an_end_shows_in_the_status(api, ddb, daemons):
     assert daemons["127.0.0.11"].sleeping() == {HELLO_DATA}
     items = api.http.get("/api/v2/app/hello/backups/status").json_body["items"]
     [item] = [i for i in items if i["job_id"] == HELLO_DATA]
-    assert item["status"] == "paused" and "disk migration" in item["reason"]
+    assert item["status"] == "never" and "disk migration" in item["reason"]  # never backed up
+    assert item["pause"]["reason"] == "disk migration"
     assert item["pause"] == {"until": resp.json_body["until"], "reason": "disk migration"}
     assert post_form(api, SLEEP).json_body == "OK"  # lain-cli's sleep, as the original answered
 

@@ -20,7 +20,7 @@ def test_everything_reachable_is_ready(api, ddb, daemons, monkeypatch):
     status, body = ready(api)
     assert status == 200 and body["ready"] is True
     assert set(body["checks"]) == {"lainlet", "dynamodb", "ssm", "backupd 127.0.0.11",
-                                   "backupd 127.0.0.12", "backupd 127.0.0.13", "notify_url"}
+                                   "backupd 127.0.0.12", "backupd 127.0.0.13", "nodes", "notify_url"}
     assert "procs on 3 nodes" in body["checks"]["lainlet"]["detail"]
 
 

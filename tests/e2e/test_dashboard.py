@@ -52,7 +52,8 @@ def job_of(runner: Runner, app: str, volume: str, instance: int) -> str:
 def failed_run(runner: Runner, job_id: str) -> dict:
     resp = requests.post(runner.url(f"/api/v2/app/mysql/cron/jobs/{job_id}/actions/run"), timeout=10)
     assert resp.status_code == 200, resp.text
-    record = runner.wait(lambda: (r := runner.record("mysql", resp.json())) and r["state"] != "running" and r)
+    rid = resp.json()["rid"]
+    record = runner.wait(lambda: (r := runner.record("mysql", rid)) and r["state"] != "running" and r)
     assert record["state"] == "failed", record
     return record
 
@@ -65,6 +66,9 @@ def scene(runner: Runner):
     aside = volume.with_name("mysql-aside")
     volume.rename(aside)
     sleeping = job_of(runner, "hello", "/var/log/hello", 2)
+    backed_up = requests.post(runner.url(f"/api/v2/app/hello/cron/jobs/{sleeping}/actions/run"),
+                              timeout=10)  # a volume never backed up stays "never", paused or not
+    runner.finished("hello", backed_up.json()["rid"])
     try:
         record = failed_run(runner, job_of(runner, "mysql", "/var/lib/mysql", 1))
         later = time.time() + 2  # the latest run: after the real one, within the clock skew

@@ -80,7 +80,7 @@ def test_lain_cli_through_the_router(runner: Runner, router: Router):
     jobs = router.get("/api/v2/app/hello/cron/jobs")
     assert jobs.status_code == 200 and len(jobs.json()) == 4
     job = hello_job(runner, "/var/log/hello", 1)
-    rid = router.post(f"/api/v2/app/hello/cron/jobs/{job}/actions/run").json()  # lain backup run
+    rid = router.post(f"/api/v2/app/hello/cron/jobs/{job}/actions/run").json()["rid"]  # lain backup run
     record = runner.finished("hello", rid)
     name = record["result"]["file"]
     opened = router.get(f"{HELLO}/{name}?open=true")  # lain backup get … (increment dir)
@@ -88,7 +88,7 @@ def test_lain_cli_through_the_router(runner: Runner, router: Router):
     records = router.get("/api/v2/app/hello/cron/records?total=1")  # lain backup records -n 1
     assert records.status_code == 200 and len(records.json()) == 1
     full = runner.finished("hello", router.post(
-        f"/api/v2/app/hello/cron/jobs/{hello_job(runner, '/data', 2)}/actions/run").json())
+        f"/api/v2/app/hello/cron/jobs/{hello_job(runner, '/data', 2)}/actions/run").json()["rid"])
     # lain backup delete: files repeated, a form (force: it is the volume's newest good backup)
     deleted = router.post(f"{HELLO}/actions/delete?force=true",
                           data=[("files", full["result"]["file"]), ("files", f"{name}/app.log")])

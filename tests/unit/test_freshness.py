@@ -61,9 +61,11 @@ def test_nothing_since_the_last_due_run_is_late():
 
 
 def test_within_grace_the_previous_success_still_counts():
+    """``due`` is the last scheduled start (today's); it counts as missed only after the grace."""
     yesterday = record("success", TODAY_3AM - timedelta(days=1))
     item = assess(last=yesterday, success=yesterday, now=TODAY_3AM + timedelta(minutes=5))
-    assert item.status == "ok" and item.due == "2026-11-24T03:00:00Z"
+    assert item.status == "ok" and item.due == "2026-11-25T03:00:00Z"
+    assert "the run due at 2026-11-25T03:00:00Z is within its grace" in item.reason
 
 
 def test_latest_run_failed_is_failing():
@@ -97,9 +99,24 @@ def test_new_job_is_pending_until_its_first_run_is_due():
 
 
 def test_paused_job_is_paused_with_its_reason_and_end():
-    item = assess(paused=True)
+    ok = record("success", TODAY_3AM - timedelta(days=1))
+    item = assess(last=ok, success=ok, paused=True)
     assert item.status == "paused" and "until 2026-12-01T00:00:00Z: migration" in item.reason
     assert item.pause == {"until": "2026-12-01T00:00:00Z", "reason": "migration"}
+
+
+def test_a_volume_never_backed_up_is_never_even_when_paused():
+    item = assess(paused=True)
+    assert item.status == "never" and "paused by a user until 2026-12-01" in item.reason
+    assert "no successful backup ever recorded" in item.reason
+
+
+def test_a_pause_that_ended_is_not_shown_active():
+    """The reconcile wakes the job when the pause ends; until it runs, the status already says
+    what is true: not paused."""
+    ok = record("success", TODAY_3AM)
+    item = assess(last=ok, success=ok, paused=True, now=datetime(2026, 12, 1, 0, 0, 39, tzinfo=UTC))
+    assert item.status != "paused" and item.pause is None and item.next_run
 
 
 @pytest.mark.parametrize("schedule", ["0 0 5 0 0", "61 * * * *"])
@@ -121,7 +138,7 @@ def test_instance_without_a_valid_node_is_invalid():
 @pytest.mark.parametrize("schedule, due", [
     ("30 0 3 * * *", "2026-11-25T03:00:30Z"),  # 6 fields: seconds first
     ("0 */20 * * * *", "2026-11-25T11:40:00Z"),  # every 20 minutes, at second 0
-    ("@every 2h", "2026-11-25T09:50:00Z"),  # now - grace - 2h
+    ("@every 2h", "2026-11-25T10:00:00Z"),  # now - 2h
     ("TZ=Asia/Shanghai 0 11 * * *", "2026-11-25T03:00:00Z"),
 ])
 def test_due_times_follow_robfig_semantics(schedule, due):
@@ -136,7 +153,8 @@ def test_run_time_of_the_job_extends_the_grace():
 
 
 def test_counts():
-    items = [assess(paused=True), assess()]
+    ok = record("success", TODAY_3AM)
+    items = [assess(last=ok, success=ok, paused=True), assess()]
     assert freshness.counts(items) == {"ok": 0, "pending": 0, "late": 0, "failing": 0,
                                        "suspect": 0, "never": 1, "paused": 1, "invalid": 0}
 
@@ -183,7 +201,34 @@ def test_each_item_says_its_schedule_in_words_and_its_next_run():
 
 
 def test_a_paused_or_invalid_item_has_no_next_run():
-    assert assess(paused=True).next_run == ""
+    ok = record("success", TODAY_3AM)
+    assert assess(last=ok, success=ok, paused=True).next_run == ""
     broken = assess(c=cluster(schedule="0 3 * *"))
     assert broken.status == "invalid" and broken.next_run == ""
     assert broken.schedule_words.startswith("invalid: Expected 5 or 6 fields")
+
+
+def test_the_nodes_problem_is_the_cause_of_its_items():
+    """crond stopped on the node: the item names it as the cause, and no next run is promised."""
+    from chalicelib.core.nodehealth import NodeProblem
+
+    yesterday = record("success", TODAY_3AM - timedelta(days=1))
+    stopped = NodeProblem(NODE, "crond_stopped", "2026-11-25T02:00:00Z", f"crond on {NODE} is stopped")
+    c = cluster()
+    job_id = next(placements(c)).job["id"]
+    [item] = freshness.assess(c, first_seen={(NODE, job_id): "2026-10-01T00:00:00Z"}, paused={},
+                              latest={job_id: {"last": yesterday, "success": yesterday}}, now=NOW,
+                              grace=GRACE, node_problems={NODE: [stopped]})
+    assert item.status == "late"
+    assert item.reason.startswith(f"crond on {NODE} is stopped since 2026-11-25T02:00:00Z; start it: "
+                                  f"PUT /api/v2/server/{NODE}/cron/actions/start: a run was due")
+    assert item.next_run == "" and item.node_problems == (stopped.words(),)
+
+
+def test_ok_says_what_it_rests_on():
+    """A job pushed after its last due run, with an earlier success: ok, and why."""
+    earlier = record("success", TODAY_3AM - timedelta(days=3))
+    item = assess(last=earlier, success=earlier, first_seen=NOW - timedelta(hours=1))
+    assert item.status == "ok"
+    assert item.reason.startswith("succeeded at 2026-11-22T03:00:00")
+    assert f"no run was due since the job reached {NODE}" in item.reason
