@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from logging import INFO, WARNING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.formats import emf
 from chalicelib.logs import event, log
@@ -48,11 +49,14 @@ class Metrics:
         self._emit("metrics_status", item_values(items))
 
     def reconcile_run(self, summary: ReconcileSummary | None,
-                      items: list[ItemStatus] | None = None) -> None:
-        """Metrics of one reconcile run (``summary`` None: the run failed), with the status of
+                      items: list[ItemStatus] | None = None, *, error: str = "",
+                      unexpected: bool = False) -> None:
+        """The run's one line: its summary and its metrics (``summary`` None: the run failed with
+        ``error``; ``unexpected``: a bug, whose traceback goes with the line), with the status of
         every item when the run could assess them."""
         if summary is None:
-            self._emit("metrics_reconcile", {emf.RECONCILE_FAILED: 1})
+            event(log, "reconcile", level=WARNING, exc=unexpected, ok=False, error=error,
+                  **emf.document(self.namespace, {emf.RECONCILE_FAILED: 1}, {}, self.clock()))
             return
         values: dict[str, float] = {
             emf.RECONCILE_FAILED: 0,
@@ -64,8 +68,24 @@ class Metrics:
             "RunDuration": summary.get("duration_ms", 0),
             **(item_values(items) if items is not None else {}),
         }
-        self._emit("metrics_reconcile", values, {"RunDuration": "Milliseconds"})
+        said: dict[str, Any] = {"ok": True, "nodes": summary.get("nodes", 0),
+                                "pushed": len(summary.get("pushed", [])),
+                "failed": summary.get("failed", {}), "cleared": len(summary.get("cleared", [])),
+                "restarted": len(summary.get("restarted", [])),
+                "held": sum(len(v) for v in summary.get("held", {}).values()),
+                "forgotten": len(summary.get("forgotten", [])),
+                "node_problems": summary.get("node_problems", 0),
+                "pauses_adopted": sum(map(len, summary.get("pauses_adopted", {}).values())),
+                "pauses_reapplied": sum(map(len, summary.get("pauses_reapplied", {}).values())),
+                "alerts": summary.get("alerts", 0),
+                "operations_moved": summary.get("operations_moved", 0),
+                "duration_ms": summary.get("duration_ms", 0)}
+        event(log, "reconcile", **said, **emf.document(self.namespace, values,
+                                                       {"RunDuration": "Milliseconds"}, self.clock()))
 
-    def notify(self, accepted: bool) -> None:
-        """One notify post, accepted (stored) or refused."""
-        self._emit("metrics_notify", {"NotifyAccepted" if accepted else "NotifyRefused": 1})
+    def notify(self, accepted: bool, level: int = INFO, **said: Any) -> None:
+        """One notify post: accepted (stored), its one ``notify`` line with what was said of it
+        and the count; or refused (the refusal itself is logged where it happened)."""
+        values = {"NotifyAccepted" if accepted else "NotifyRefused": 1.0}
+        event(log, "notify" if accepted else "notify_refused_count", level=level, **said,
+              **emf.document(self.namespace, values, {}, self.clock()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from chalicelib.edges.dynamo import Dynamo
 from chalicelib.edges.table import TTL_ATTRIBUTE
 from chalicelib.errors import Conflict
 
-NODES, PAUSES, RUNS, STATUSES = "NODES", "PAUSES", "RECONCILE", "STATUS"
+NODES, PAUSES, RUNS, STATUSES, SAID = "NODES", "PAUSES", "RECONCILE", "STATUS", "SAID"
 HELD = {"pk": "HELD", "sk": "removals"}  # the removals the last runs held, and for how many runs
 LEASE = {"pk": "LEASE", "sk": "reconcile"}  # which run may reconcile now, and until when
 RUN_HISTORY_DAYS = 7
@@ -121,17 +121,41 @@ class NodeStateStore:
     def drop_pauses(self, node: str, job_ids: set[str]) -> None:
         self.db.delete_many({"pk": PAUSES, "sk": f"{node}#{job_id}"} for job_id in job_ids)
 
-    # -- backup statuses seen by the last run (for alerts on transitions) ------------------------
-    def statuses(self) -> dict[str, str]:
-        return {i["sk"]: i["status"] for i in self.db.query(STATUSES)}
+    # -- what the last runs saw and said (transitions, alerts, repeated log lines) ---------------
+    def statuses(self) -> dict[str, Seen]:
+        """Every remembered item, pause and log line: its status (or fingerprint), since when,
+        and the message still owed to chat and whether its episode was told."""
+        return {i["sk"]: Seen(str(i.get("status", "")), str(i.get("since", "")),
+                              str(i.get("owed", "")), bool(i.get("told", False)))
+                for i in self.db.query(STATUSES)}
 
-    def save_statuses(self, changed: dict[str, str], gone: frozenset[str] | set[str] = frozenset()
+    def save_statuses(self, changed: dict[str, Seen], gone: frozenset[str] | set[str] = frozenset()
                       ) -> None:
-        """Remember changed statuses; forget those of items that no longer exist."""
-        self.db.put_many({"pk": STATUSES, "sk": key, "status": status}
-                         for key, status in changed.items())
+        """Remember what changed; forget what no longer exists."""
+        self.db.put_many({"pk": STATUSES, "sk": key, "status": seen.status, "since": seen.since,
+                          "owed": seen.owed, "told": seen.told} for key, seen in changed.items())
         if gone:
             self.db.delete_many({"pk": STATUSES, "sk": key} for key in gone)
+
+    # -- a line that would repeat every run ------------------------------------------------------
+    def say(self, name: str, fingerprint: str, now: datetime, every: timedelta) -> str:
+        """Whether a line that would repeat every run is to be logged now: ``"new"`` when what it
+        says changed (its ``fingerprint``), ``"again"`` when ``every`` has passed since it was
+        last logged (a periodic count), ``""`` otherwise."""
+        key = {"pk": SAID, "sk": name}
+        item = self.db.get(key) or {}
+        if item.get("fingerprint") != fingerprint:
+            how = "new"
+        elif format_time(now - every) >= str(item.get("said_at", "")):
+            how = "again"
+        else:
+            return ""
+        self.db.put({**key, "fingerprint": fingerprint, "said_at": format_time(now)})
+        return how
+
+    def unsay(self, name: str) -> None:
+        """The line has nothing to say any more (the next time it has, it is new)."""
+        self.db.delete({"pk": SAID, "sk": name})
 
     # -- run history --------------------------------------------------------------------------
     def add_run(self, summary: dict[str, Any], now: datetime) -> None:
@@ -142,6 +166,18 @@ class NodeStateStore:
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return [json.loads(i["summary"]) for i in self.db.query(RUNS, newest_first=True, limit=limit)]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the runs remember of one item (or pause, or repeated log line): its last status, since
+    when, the chat message still owed (``"bad"``, ``"ok"``, ``""``) and whether its bad episode
+    was told."""
+
+    status: str
+    since: str = ""
+    owed: str = ""
+    told: bool = False
 
 
 def _pack(s: NodeState) -> dict[str, Any]:

@@ -1,35 +1,39 @@
-"""Alerts on backups that stop being fresh, and on pauses about to end: transitions → notify. The
-schedule calls this after each reconcile with the status of every item it assessed from what the
-run read (nothing is read twice).
+"""What the operator hears after each run: every item that went bad or came back, every pause that
+starts, ends soon or ended, in the log always and in chat (``ALERT_WEBHOOK_URL``) when set.
 
-A message goes out when an item goes from ``ok`` to a bad status (``late``/``failing``/``never``/
-``suspect``), and once for each pause that ends within ``PAUSE_NOTICE_HOURS``. What was announced
-is remembered only once the message was delivered, so a failed post is retried next run and a
-delivered one is never repeated; the memory of items and pauses that no longer exist is dropped.
-Only with ``ALERT_WEBHOOK_URL`` set: the status routes assess on demand.
+The schedule calls :func:`check` with the status of every item it assessed from what the run read
+(nothing is read twice). What the runs saw is remembered per item (``STATUS`` items): a
+transition to or from ``failing``/``late``/``never``/``suspect`` is one log line naming app, proc,
+volume, instance, node and reason (WARNING going bad, INFO coming back, with how long it was
+bad). In chat, an item that falls from ``ok`` is announced once, and once it is ``ok`` again the
+recovery is announced, with how long it took; a message that could not be delivered is owed
+and posted on the next run, a delivered one never twice. Every message names the item in words
+first, then carries the item as JSON. Pauses are announced when they start, when they end within
+``PAUSE_NOTICE_HOURS``, and when they are over.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from logging import WARNING
+from logging import INFO, WARNING
 from typing import Any
 
 from chalicelib.core.freshness import BAD, ItemStatus
-from chalicelib.core.gotime import parse_go_time
+from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.sizes import Baseline, Judgment, median
-from chalicelib.core.types import JobRecord, Pauses
+from chalicelib.core.types import JobRecord, Pause, Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges import webhook
+from chalicelib.edges.state import Seen
 from chalicelib.errors import ControllerError
 from chalicelib.logs import event, log
 
+PAUSE = "pause:"  # memory keys of pauses: pause:<node>#<job id>
+
 
 def check(deps: Deps, items: list[ItemStatus], pauses: Pauses) -> int:
-    """Post the alerts of this run (``items``: the status the run assessed); how many were
-    delivered. Never fails the run that pushed."""
-    if not deps.settings.alert_webhook_url:
-        return 0
+    """Log and announce this run's transitions (``items``: the status the run assessed); how many
+    chat messages were delivered. Never fails the run that pushed."""
     try:
         return transitions(deps, items, pauses)
     except ControllerError as e:
@@ -38,42 +42,137 @@ def check(deps: Deps, items: list[ItemStatus], pauses: Pauses) -> int:
 
 
 def transitions(deps: Deps, items: list[ItemStatus], pauses: Pauses | None = None) -> int:
-    """Post one message per item that went from ok to a bad status, and per pause about to end;
-    the number posted."""
+    """One log line per item that went bad or came back, and the chat messages owed; the number
+    of messages delivered."""
     before = deps.state.statuses()
-    changed: dict[str, str] = {}
+    now = deps.clock()
+    chat = bool(deps.settings.alert_webhook_url)
+    changed: dict[str, Seen] = {}
     posted = 0
     for item in items:
-        previous = before.get(item.key)
-        if previous == item.status:
-            continue
-        if previous == "ok" and item.status in BAD:
-            if not _deliver(deps, item.key, item.status, _item_text(item, previous),
-                            {"previous": previous, **item.to_dict()}):
-                continue
+        seen = _item_seen(before.get(item.key), item, now, chat)
+        if seen.owed and chat and _deliver(deps, item.key,
+                                           _item_message(item, seen, before.get(item.key), now)):
             posted += 1
-        changed[item.key] = item.status
-    notice = timedelta(hours=deps.settings.pause_notice_hours)
-    now = deps.clock()
-    current = set()
-    for node, jobs in (pauses or {}).items():
-        for job_id, pause in jobs.items():
-            key = f"pause:{node}#{job_id}"
-            current.add(key)
-            if before.get(key) == pause.until or not _ends_within(pause.until, now, notice):
-                continue
-            text = (f"the pause of job {job_id} on {node} ends at {pause.until}"
-                    + (f" (paused for: {pause.reason})" if pause.reason else "")
-                    + "; its backups resume then")
-            if _deliver(deps, key, "pause_ending", text, {"job_id": job_id, "node": node,
-                                                          "until": pause.until,
-                                                          "reason": pause.reason}):
-                posted += 1
-                changed[key] = pause.until
-    gone = set(before) - {item.key for item in items} - current
+            seen = Seen(seen.status, seen.since, "", seen.owed == "bad")
+        if seen != before.get(item.key):
+            changed[item.key] = seen
+    by_job = {(i.node, i.job_id): i for i in items}
+    pause_seen, pause_posted = _pauses(deps, before, pauses or {}, by_job, now, chat)
+    changed |= pause_seen
+    current = {item.key for item in items} | set(pause_seen) | {
+        f"{PAUSE}{node}#{job_id}" for node, jobs in (pauses or {}).items() for job_id in jobs}
+    gone = {k for k in before if ":" not in k or k.startswith(PAUSE)} - current
     if changed or gone:
         deps.state.save_statuses(changed, gone)
-    return posted
+    return posted + pause_posted
+
+
+def _item_seen(previous: Seen | None, item: ItemStatus, now: datetime, chat: bool) -> Seen:
+    """The item's memory after this run, its log line written when it went bad or came back,
+    and the chat message it owes: the fall from ``ok``, or the recovery of a told episode."""
+    if previous is not None and previous.status == item.status:
+        return previous
+    since = format_time(now)
+    where: dict[str, Any] = {"app": item.app, "proc": item.proc, "volume": item.volume,
+                             "instance": item.instance, "node": item.node}
+    was = previous.status if previous else ""
+    if item.status in BAD:
+        event(log, "backup_bad", level=WARNING, **where, status=item.status, was=was,
+              reason=item.reason)
+    elif was in BAD:
+        event(log, "backup_recovered" if item.status == "ok" else "backup_status", level=INFO,
+              **where, status=item.status, was=was, after=_took(previous, now), reason=item.reason)
+    told = previous.told if previous else False
+    if item.status in BAD and was == "ok" and chat:
+        return Seen(item.status, since, "bad", False)
+    if item.status in BAD and was in BAD:  # still bad: the episode and what it owes go on
+        assert previous is not None
+        return Seen(item.status, previous.since, previous.owed, told)
+    if item.status == "ok" and told and chat:
+        return Seen(item.status, since, "ok", False)
+    return Seen(item.status, since)
+
+
+def _took(previous: Seen | None, now: datetime) -> str:
+    """How long an episode lasted, in words (``2 h 13 min``)."""
+    try:
+        start = parse_go_time(previous.since)[0] if previous else None
+    except ValueError:
+        start = None
+    if start is None:
+        return "an unknown time"
+    minutes = int((now - start).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (mins, "min"))
+                    if n) or "under a minute"
+
+
+def _item_message(item: ItemStatus, seen: Seen, previous: Seen | None, now: datetime
+                  ) -> dict[str, Any]:
+    what = (f"backup of {item.app} {item.proc} instance {item.instance} volume {item.volume} "
+            f"on {item.node}")
+    if seen.owed == "ok":
+        text = f"{what} is ok again after {_took(previous, now)}: {item.reason}"
+    else:
+        text = f"{what} is {item.status} (was ok): {item.reason}"
+    return {"text": text, "status": item.status, "event": "recovered" if seen.owed == "ok" else
+            "bad", "item": item.to_dict()}
+
+
+def _pauses(deps: Deps, before: dict[str, Seen], pauses: Pauses,
+            by_job: dict[tuple[str, str], ItemStatus], now: datetime, chat: bool
+            ) -> tuple[dict[str, Seen], int]:
+    """Pauses: one line (and one message) when a pause starts, when it ends within
+    ``PAUSE_NOTICE_HOURS`` and when it is over; the memory that changed, the messages posted."""
+    notice = timedelta(hours=deps.settings.pause_notice_hours)
+    changed: dict[str, Seen] = {}
+    posted = 0
+    for node, jobs in pauses.items():
+        for job_id, pause in jobs.items():
+            key = f"{PAUSE}{node}#{job_id}"
+            item = by_job.get((node, job_id))
+            seen = before.get(key)
+            if seen is None or seen.status != pause.until:  # a new pause (or a new end)
+                event(log, "pause_started", node=node, job=job_id, until=pause.until,
+                      reason=pause.reason, **_where(item))
+                seen = Seen(pause.until, format_time(now), "start" if chat else "", False)
+            if chat and not seen.owed and not seen.told and _ends_within(pause.until, now, notice):
+                seen = Seen(seen.status, seen.since, "ending", False)
+            if seen.owed and chat and _deliver(deps, key, _pause_message(seen.owed, node, job_id,
+                                                                          pause, item)):
+                posted += 1
+                seen = Seen(seen.status, seen.since, "", seen.owed == "ending" or seen.told)
+            if seen != before.get(key):
+                changed[key] = seen
+    for key in before:
+        node, _, job_id = key[len(PAUSE):].partition("#")
+        if key.startswith(PAUSE) and job_id not in pauses.get(node, {}):
+            item = by_job.get((node, job_id))
+            event(log, "pause_ended", node=node, job=job_id, **_where(item))
+            if chat:
+                _deliver(deps, key, _pause_message("ended", node, job_id, None, item))
+    return changed, posted
+
+
+def _where(item: ItemStatus | None) -> dict[str, Any]:
+    return ({"app": item.app, "proc": item.proc, "volume": item.volume, "instance": item.instance}
+            if item else {})
+
+
+def _pause_message(kind: str, node: str, job_id: str, pause: Pause | None,
+                   item: ItemStatus | None) -> dict[str, Any]:
+    what = (f"backup of {item.app} {item.proc} instance {item.instance} volume {item.volume} on "
+            f"{node}" if item else f"job {job_id} on {node}")
+    why = f" (paused for: {pause.reason})" if pause and pause.reason else ""
+    text = {"start": f"{what} is paused until {pause.until if pause else '?'}{why}",
+            "ending": f"the pause of {what} ends at {pause.until if pause else '?'}{why}; its "
+                      "backups resume then",
+            "ended": f"the pause of {what} is over: its backups run again"}[kind]
+    return {"text": text, "event": f"pause_{kind}", "job_id": job_id, "node": node,
+            "until": pause.until if pause else "", "reason": pause.reason if pause else "",
+            "item": item.to_dict() if item else None}
 
 
 def _ends_within(until: str, now: datetime, notice: timedelta) -> bool:
@@ -84,17 +183,12 @@ def _ends_within(until: str, now: datetime, notice: timedelta) -> bool:
     return now < end <= now + notice
 
 
-def _item_text(item: ItemStatus, previous: str) -> str:
-    return (f"backup of {item.app} {item.proc} instance {item.instance} volume {item.volume} "
-            f"on {item.node} is {item.status} (was {previous}): {item.reason}")
-
-
-def _deliver(deps: Deps, key: str, status: str, text: str, fields: dict[str, Any]) -> bool:
-    error = webhook.post(deps.settings.alert_webhook_url, {"text": text, **fields})
+def _deliver(deps: Deps, key: str, message: dict[str, Any]) -> bool:
+    error = webhook.post(deps.settings.alert_webhook_url, message)
     if error:
-        event(log, "alert_failed", level=WARNING, key=key, status=status, error=error)
+        event(log, "alert_failed", level=WARNING, key=key, kind=message.get("event"), error=error)
         return False
-    event(log, "alert", key=key, status=status)
+    event(log, "alert", key=key, kind=message.get("event"))
     return True
 
 
@@ -114,5 +208,6 @@ def size_rebaselined(deps: Deps, record: JobRecord, baseline: Baseline, judgment
             f"{where['volume']}: {len(judgment.good_sizes)} backups in a row were about {new} "
             f"bytes, against a recent median of {old}; that is its new baseline and its backups "
             "count as good again. If the volume did not really shrink, look now.")
-    _deliver(deps, record["id"], "size_rebaselined", text,
-             {"status": "size_rebaselined", **where, "old_median": old, "new_size": new})
+    _deliver(deps, record["id"], {"text": text, "status": "size_rebaselined",
+                                  "event": "size_rebaselined", **where, "old_median": old,
+                                  "new_size": new})

@@ -11,11 +11,11 @@ the web layer (:mod:`chalicelib.web.auth`).
 from __future__ import annotations
 
 from datetime import timedelta
-from logging import WARNING
+from logging import INFO, WARNING
 from typing import Any
 
 from chalicelib.core.formats.recordschema import parse_record, record_app
-from chalicelib.core.jobs import BACKUP_ACTION
+from chalicelib.core.jobs import BACKUP_ACTION, node_of_job_id
 from chalicelib.core.sizes import Baseline, Judgment, judge
 from chalicelib.core.types import JobRecord
 from chalicelib.deps import Deps
@@ -34,15 +34,30 @@ def notify(deps: Deps, body: bytes | str | None) -> dict[str, Any]:
     except ControllerError:
         deps.metrics.notify(accepted=False)
         raise
-    deps.metrics.notify(accepted=True)
-    event(log, "notify", rid=record["rid"], app=record_app(record), state=record["state"],
-          stored=stored)
+    failed = record["state"] == "failed"
+    deps.metrics.notify(accepted=True, level=WARNING if failed and stored else INFO,
+                        **_said(record, stored))
     try:  # a run of a restore operation moves it on (idempotent: a repeat moves nothing)
         operations.advance(deps, record)
     except Exception as e:  # the record is kept; the schedule picks the operation up again
         event(log, "operation_not_advanced", level=WARNING, rid=record["rid"],
               error=getattr(e, "message", f"{type(e).__name__}: {str(e)[:200]}"))
     return {"rid": record["rid"], "stored": stored}
+
+
+def _said(record: JobRecord, stored: bool) -> dict[str, Any]:
+    """What the notify line says of a record: whose run, of what, and for a failure why."""
+    args = record["args"]
+    said: dict[str, Any] = {"rid": record["rid"], "app": record_app(record),
+                            "action": record["action"], "state": record["state"], "stored": stored}
+    if record["action"] == BACKUP_ACTION and record["id"]:
+        said |= {"proc": args.get("proc"), "volume": args.get("volume"),
+                 "instance": args.get("instanceNo"), "node": node_of_job_id(record["id"])}
+    elif record["action"] == "backup_recover":
+        said |= {"proc": args.get("proc"), "target": args.get("destDir") or args.get("backup")}
+    if record["state"] == "failed":
+        said["reason"] = str(record.get("reason", ""))[:500]
+    return said
 
 
 def store(deps: Deps, record: JobRecord) -> bool:

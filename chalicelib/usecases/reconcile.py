@@ -23,9 +23,10 @@ import hashlib
 import ipaddress
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from logging import WARNING
+from logging import INFO, WARNING
 from typing import Any
 
 from chalicelib.core import nodehealth, pausecheck, removals, retention
@@ -438,19 +439,10 @@ def _run(deps: Deps, confirm: bool, summary: ReconcileSummary, clock: float) -> 
             f"internal error ({type(e).__name__}: {str(e)[:200]})"
         summary.update({"error": message, "pushed": [], "failed": {},
                         "duration_ms": round((time.monotonic() - clock) * 1000)})
-        event(log, "reconcile", level=WARNING, exc=not isinstance(e, ControllerError), ok=False,
-              error=message, duration_ms=summary["duration_ms"])
-        _keep(deps, summary)
+        _keep(deps, summary)  # the schedule's one line says it (with the traceback of a bug)
         raise
     summary.update(done.summary)
     summary["duration_ms"] = round((time.monotonic() - clock) * 1000)
-    event(log, "reconcile", ok=True, nodes=summary["nodes"], pushed=len(summary["pushed"]),
-          failed=summary["failed"], cleared=len(summary["cleared"]),
-          restarted=len(summary["restarted"]), held=sum(len(v) for v in summary["held"].values()),
-          forgotten=len(summary["forgotten"]), problems=summary["problems"],
-          pauses_adopted=sum(map(len, summary["pauses_adopted"].values())),
-          pauses_reapplied=sum(map(len, summary["pauses_reapplied"].values())),
-          duration_ms=summary["duration_ms"])
     _keep(deps, summary)
     done.summary = summary
     return done
@@ -473,6 +465,8 @@ def _apply(deps: Deps, seen: Observation) -> Run:
     notify = notify_url(deps.settings, deps.secrets.notify_token())
     result = _push_all(deps, todo, pauses, ended, notify)
     woken = _wake(deps, ended)
+    for node, ids in woken.items():  # what the run leaves paused is what it hands on
+        pauses[node] = {j: p for j, p in pauses.get(node, {}).items() if j not in ids}
     pushed = _remember(deps, seen, todo, result, pauses, notify)
     states = {**seen.states, **{s.node: s for s in pushed}}
     try:
@@ -539,14 +533,31 @@ def _keep_held(deps: Deps, seen: Observation) -> dict[str, set[str]]:
 
 
 def _warn(deps: Deps, seen: Observation, notify: str) -> None:
-    """What the operator must hear of every run: dirs kept from expiring, no notify address."""
-    if seen.expiry_held:
-        event(log, "expiry_held", level=WARNING, dirs=len(seen.expiry_held),
-              nodes=_ip_order({n for n, _ in seen.expiry_held}),
-              sample=[f"{n}:{d}" for n, d in list(seen.expiry_held)[:10]])
-    if not notify:
-        event(log, "notify_url_unset", level=WARNING,
-              detail="ADVERTISE_URL is empty: daemons are not told where to post records")
+    """What the operator must hear of the runs, said when it changes and counted once an hour
+    while it lasts (not every minute): dirs kept from expiring, no notify address to give."""
+    held = sorted(f"{n}:{d}" for n, d in seen.expiry_held)
+    _say_on_change(deps, "expiry_held", held, lambda new: event(
+        log, "expiry_held", level=WARNING if new else INFO, dirs=len(held),
+        nodes=_ip_order({n for n, _ in seen.expiry_held}), sample=held[:10],
+        detail="left out of their expire jobs until a good backup exists (retention floor)"))
+    _say_on_change(deps, "notify_url_unset", [] if notify else ["unset"], lambda new: event(
+        log, "notify_url_unset", level=WARNING,
+        detail="ADVERTISE_URL is empty: daemons are not told where to post records"))
+
+
+def _say_on_change(deps: Deps, name: str, what: list[str], say: Callable[[bool], None]) -> None:
+    """Log ``what`` (``say(new)``) when it changed since the last run, and once an hour while
+    it stays; nothing once it is gone. A store that cannot tell: say it."""
+    try:
+        if not what:
+            deps.state.unsay(name)
+            return
+        how = deps.state.say(name, hashlib.sha256("\n".join(what).encode()).hexdigest()[:16],
+                             deps.clock(), timedelta(hours=1))
+    except ControllerError:
+        how = "new"
+    if how:
+        say(how == "new")
 
 
 def _summary(seen: Observation, todo: dict[str, NodePlan], result: FanOut[list[str]],

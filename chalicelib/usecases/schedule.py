@@ -2,10 +2,10 @@
 /api/v2/system/reconcile``), in order.
 
 the reconcile pushes what changed (:mod:`reconcile`) → every item's status is assessed from what
-the run read (:mod:`health`) → alerts on what changed (:mod:`alerts`) → the restore operations
-under way are looked at (:mod:`operations`) → the run's metrics go out. Each step is a concern of
-its own; one that fails is logged and the next ones still run, and the metrics go out whatever
-happened.
+the run read (:mod:`health`) → what went bad or came back is logged and told (:mod:`alerts`) → the
+restore operations under way are looked at (:mod:`operations`) → the run's one line goes out: its
+summary with its metrics (EMF). Each step is a concern of its own; one that fails is logged and
+the next ones still run, and the line goes out whatever happened.
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
         done = reconcile.run(deps, confirm=confirm)
     except Conflict:  # another run holds the lease: not a failure of the reconcile
         raise
-    except Exception:
-        deps.metrics.reconcile_run(None)
+    except Exception as e:  # the run's one line: what failed (and the traceback of a bug)
+        deps.metrics.reconcile_run(None, error=getattr(e, "message", None) or
+                                   f"internal error ({type(e).__name__}: {str(e)[:200]})",
+                                   unexpected=not isinstance(e, ControllerError))
         raise
     try:
         items: list[ItemStatus] | None = health.assess(deps, done.cluster, done.states,

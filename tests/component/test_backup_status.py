@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.deps import Deps
+from chalicelib.edges.state import Seen
 from chalicelib.usecases import notify as notify_flow
 from chalicelib.usecases import reconcile, schedule
 from scripts.simcluster.server import Recorded, Reply, StandIn
@@ -67,10 +68,18 @@ def test_ok_to_failing_posts_exactly_one_message(settings, ddb, daemons, receive
     post(deps, "failed", now, reason="preHook failed")
     assert cycle(deps) == 1
     [message] = receiver.messages
-    assert message["status"] == "failing" and message["previous"] == "ok"
-    assert message["job_id"] == HELLO_DATA and "preHook failed" in message["text"]
+    assert message["status"] == "failing" and "(was ok)" in message["text"]
+    assert message["text"].startswith("backup of hello hello.web.web instance 1 volume /data on "
+                                      "127.0.0.11 is failing")  # in words first, the item after
+    assert message["item"]["job_id"] == HELLO_DATA and "preHook failed" in message["text"]
     assert cycle(deps) == 0
     assert len(receiver.messages) == 1
+    clock.now += timedelta(minutes=30)
+    post(deps, "success", clock.now - timedelta(minutes=1))  # back: the recovery is said once
+    assert cycle(deps) == 1 and cycle(deps) == 0
+    recovered = receiver.messages[-1]
+    assert recovered["event"] == "recovered" and recovered["status"] == "ok"
+    assert "is ok again after 30 min" in recovered["text"]
 
 
 def test_no_alert_on_first_sight(settings, ddb, daemons, receiver):
@@ -78,13 +87,13 @@ def test_no_alert_on_first_sight(settings, ddb, daemons, receiver):
     deps = Deps(dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook"), table=ddb)
     post(deps, "failed", datetime.now(UTC) - timedelta(seconds=30))
     assert cycle(deps) == 0 and receiver.messages == []
-    assert deps.state.statuses()["hello.web.web/1/data@127.0.0.11"] == "failing"
+    assert deps.state.statuses()["hello.web.web/1/data@127.0.0.11"].status == "failing"
 
 
 def test_undelivered_alert_is_retried(settings, ddb, daemons, receiver):
     deps = Deps(dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook"), table=ddb)
     cycle(deps)
-    deps.state.save_statuses({"hello.web.web/1/data@127.0.0.11": "ok"})
+    deps.state.save_statuses({"hello.web.web/1/data@127.0.0.11": Seen("ok")})
     post(deps, "failed", datetime.now(UTC) - timedelta(seconds=30))
     receiver.fail_status = 500
     assert cycle(deps) == 0

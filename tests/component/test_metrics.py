@@ -1,6 +1,6 @@
-"""Metrics that leave the functions: EMF lines after a reconcile run, a status pass and a notify
-post (read back as CloudWatch would: the ``_aws`` member names the metrics of the line), and the
-Prometheus scrape, read by prometheus_client's parser."""
+"""Metrics that leave the functions: EMF in the one line of a reconcile run, of a notify post and
+of a status pass (read back as CloudWatch would: the ``_aws`` member names the metrics of the
+line), and the Prometheus scrape, read by prometheus_client's parser."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def emf_values(line: dict, namespace: str = "backupctl") -> dict[str, float]:
 
 def test_a_reconcile_run_emits_its_nodes_and_the_status_of_every_item(deps, pushed, logs):
     summary = schedule._run(deps)
-    [line] = logs.events("metrics_reconcile")
+    [line] = logs.events("reconcile")
     values = emf_values(line)
     items = health.assess(deps, deps.cluster())
     assert values["ReconcileFailed"] == 0
@@ -44,13 +44,13 @@ def test_a_reconcile_run_emits_its_nodes_and_the_status_of_every_item(deps, push
 def test_a_failed_run_emits_reconcile_failed(deps, pushed, lainlet, logs):
     lainlet.stop()
     assert schedule.scheduled(deps)["ok"] is False
-    assert [emf_values(line) for line in logs.events("metrics_reconcile")] == [{"ReconcileFailed": 1}]
+    assert [emf_values(line) for line in logs.events("reconcile")] == [{"ReconcileFailed": 1}]
 
 
 def test_a_run_kept_out_by_the_lease_is_not_a_failure(deps, pushed, logs):
     deps.state.acquire_lease("other", deps.clock(), 300)
     assert schedule.scheduled(deps)["ok"] is False
-    assert logs.events("metrics_reconcile") == []
+    assert logs.events("reconcile") == []
 
 
 def test_the_namespace_is_the_setting(deps, pushed, logs):
@@ -61,7 +61,7 @@ def test_the_namespace_is_the_setting(deps, pushed, logs):
     other = Deps(dataclasses.replace(deps.settings, metrics_namespace="backupctl/prod"),
                  table=deps.table)
     schedule._run(other)
-    emf_values(logs.events("metrics_reconcile")[0], namespace="backupctl/prod")
+    emf_values(logs.events("reconcile")[0], namespace="backupctl/prod")
 
 
 def test_notify_posts_count_as_accepted_or_refused(api, ddb, logs):
@@ -71,8 +71,13 @@ def test_notify_posts_count_as_accepted_or_refused(api, ddb, logs):
     bad = api.http.post("/api/v2/system/notify", headers={"Content-Type": "application/json"},
                         body=b"{not json")
     assert (ok.status_code, bad.status_code) == (200, 400)
-    assert [emf_values(line) for line in logs.events("metrics_notify")] == [
-        {"NotifyAccepted": 1}, {"NotifyRefused": 1}]
+    [accepted] = logs.events("notify")  # one line per post: what it was, and the count
+    assert emf_values(accepted) == {"NotifyAccepted": 1} and accepted["rid"] == record["rid"]
+    assert accepted["state"] == "failed" and accepted["level"] == "WARNING"
+    assert accepted["reason"] == record["reason"] and accepted["node"] == "127.0.0.13"
+    assert (accepted["proc"], accepted["volume"], accepted["instance"]) == \
+        ("mysql.worker.master", "/var/lib/mysql", 1)
+    assert [emf_values(line) for line in logs.events("notify_refused_count")] == [{"NotifyRefused": 1}]
 
 
 def test_the_first_page_of_the_system_status_is_a_status_pass(api, ddb, pushed, logs, monkeypatch):

@@ -504,7 +504,7 @@ def test_a_malformed_operation_fails_alone_and_the_reconcile_goes_on(api, ddb, p
     resp = api.http.post("/api/v2/system/reconcile")
     assert resp.status_code == 200, resp.body
     assert resp.json_body["operations_moved"] == 2
-    assert logs.events("metrics_reconcile")
+    assert logs.events("reconcile")
     assert deps.operations.get("hello", valid["operation"]).phase == "Restoring"
     shown = operation(api, broken["operation"])
     assert shown["phase"] == "Failed" and shown["error"]

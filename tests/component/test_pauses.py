@@ -89,13 +89,20 @@ def test_a_pause_about_to_end_is_announced_once(settings, ddb, daemons):
             return schedule._run(deps)["alerts"]
 
         cycle()
-        assert not [m for m in hook.messages if m.get("status") != "never"
-                    and "pause" in m["text"]]
+        [started] = [m for m in hook.messages if m["event"] == "pause_start"]
+        assert started["text"].startswith("backup of hello hello.web.web instance 1 volume /data "
+                                          "on 127.0.0.11 is paused until")  # words first
+        assert "(paused for: migration)" in started["text"] and started["item"]["job_id"] == HELLO_DATA
+        assert not [m for m in hook.messages if m["event"] == "pause_ending"]
         clock.now += timedelta(days=2, hours=1)  # now it ends within a day
         cycle()
         cycle()
-        notices = [m for m in hook.messages if "pause of job" in m["text"]]
+        notices = [m for m in hook.messages if m["event"] == "pause_ending"]
         assert len(notices) == 1 and "migration" in notices[0]["text"]
+        assert notices[0]["text"].startswith("the pause of backup of hello hello.web.web instance 1")
         assert notices[0]["node"] == "127.0.0.11" and notices[0]["job_id"] == HELLO_DATA
+        clock.now += timedelta(days=1)  # ended: the job is woken, and that is said too
+        cycle()
+        assert [m["event"] for m in hook.messages].count("pause_ended") == 1
     finally:
         hook.stop()
