@@ -94,6 +94,7 @@
 
   function relative(when, now) {
     const seconds = Math.round((when - now) / 1000);
+    if (Math.abs(seconds) < 2) return "now";
     return seconds < 0 ? `${span(-seconds)} ago` : `in ${span(seconds)}`;
   }
 
