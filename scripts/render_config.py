@@ -4,7 +4,8 @@ templates, for the local stage and any deployed stage.
 
     python scripts/render_config.py                       # local stage only (committed)
     python scripts/render_config.py --stage prod \\
-        --advertise-url https://backupctl.lain.example --subnet-ids subnet-1,subnet-2 \\
+        --advertise-url https://backupctl.lain.example --lainlet-url http://10.0.0.9:9001 \\
+        --subnet-ids subnet-1,subnet-2 \\
         --security-group-ids sg-1 --notify-token-param /backupctl/prod/notify-token \\
         --api-token-param /backupctl/prod/api-token [--domain backupctl.lain.example \\
         --certificate-arn arn:aws:acm:…] [--private-api --vpc-endpoint vpce-…]
@@ -33,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -45,6 +47,7 @@ from scripts import alarms  # noqa: E402
 
 STAGES = ("local", "dev", "prod")
 API_GATEWAY_STAGE = "live"  # the raw URL is …/live/api/v2/…; a domain or the router hides it
+LAINLET_CLUSTER_HOST = "lainlet.lain"  # the default LAINLET_URL's host: the cluster's DNS only
 API_GATEWAY_TIMEOUT = 29  # API Gateway's integration limit: the API function must answer within it
 DEFAULTS: dict[str, dict[str, Any]] = {
     "local": {"table_name": "backupctl-local", "api_memory": 256, "api_timeout": 28,
@@ -144,6 +147,8 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
             raise ConfigError("prod needs --api-token-param (an SSM parameter), or --private-api "
                               "(only a VPC endpoint reaches the API), or --open-api (on purpose: "
                               "anyone who reaches the API may delete, restore or stop backups)")
+    if deployed:
+        _check_lainlet(stage, environment.get("LAINLET_URL", ""))
     params = [environment[k] for k in ("NOTIFY_TOKEN_PARAM", "API_TOKEN_PARAM") if k in environment]
     emails, webhooks = _split(pick("alarm_email")), _split(pick("alarm_webhook"))
     for email in emails:
@@ -180,6 +185,20 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
                                    webhooks, alarm_periods["alarm_failed_runs"],
                                    alarm_periods["alarm_unreachable_minutes"]) if deployed else {},
     }
+
+
+def _check_lainlet(stage: str, url: str) -> None:
+    """A deployed stage names lainlet by an address its functions reach: the default
+    ``lainlet.lain`` is a name only the cluster's own DNS answers, never a Lambda's."""
+    relay = ("point --lainlet-url at a relay reachable from the subnets (docs/operating.md, "
+             "Deploying: lainlet access)")
+    if not url:
+        raise ConfigError(f"{stage} needs --lainlet-url (or LAINLET_URL): without it the stage uses "
+                          f"http://{LAINLET_CLUSTER_HOST}:9001, and a Lambda cannot resolve "
+                          f"{LAINLET_CLUSTER_HOST} (only the cluster's own DNS does); {relay}")
+    if (urlsplit(url).hostname or "") == LAINLET_CLUSTER_HOST:
+        raise ConfigError(f"{stage}: --lainlet-url {url}: a Lambda cannot resolve "
+                          f"{LAINLET_CLUSTER_HOST} (only the cluster's own DNS does); {relay}")
 
 
 def _split(value: Any) -> list[str]:

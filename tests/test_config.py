@@ -17,10 +17,11 @@ from tests.reference import ROOT
 SUBNETS = "subnet-0123456789abcdef0,subnet-0fedcba9876543210"
 GROUPS = "sg-0123456789abcdef0"
 VPCE = "vpce-0123456789abcdef0"
+RELAY = "http://10.106.0.9:9001"  # a lainlet relay the functions reach (docs/operating.md)
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 SECRETS = {"NOTIFY_TOKEN": "notify-7d1f0c2e9a", "API_TOKEN": "api-5b8e3a61cc"}
 PROD = ["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS,
-        "--advertise-url", "https://backupctl.lain.example",
+        "--advertise-url", "https://backupctl.lain.example", "--lainlet-url", RELAY,
         "--notify-token-param", "/backupctl/prod/notify-token"]
 
 
@@ -50,6 +51,7 @@ def test_local_stage_ignores_the_renderers_flags_and_environment(tmp_path):
     (["--stage", "prod"], "subnet-ids"),
     (["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS], "advertise-url"),
     (PROD[:-2], "notify-token-param"),
+    ([*PROD, "--open-api", "--lainlet-url", "http://lainlet.lain:9001"], "relay reachable from the subnets"),
     (PROD, "--api-token-param"),
     ([*PROD, "--private-api"], "--vpc-endpoint"),
     ([*PROD, "--api-token-param", "/p", "--domain", "backupctl.x"], "certificate-arn"),
@@ -64,6 +66,19 @@ def test_local_stage_ignores_the_renderers_flags_and_environment(tmp_path):
 def test_prod_refuses_what_cannot_work_or_is_unsafe(tmp_path, capsys, args, words):
     assert render_config.main(["--out", str(tmp_path), *args], env={}) == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_deployed_stage_needs_a_lainlet_its_functions_can_resolve(tmp_path, capsys, stage):
+    """Without --lainlet-url a stage would ask lainlet.lain, which only the cluster's DNS knows."""
+    args = ["--stage", stage, "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS,
+            "--advertise-url", "https://backupctl.lain.example", "--notify-token-param", "/n",
+            "--open-api"]
+    assert render_config.main(["--out", str(tmp_path), *args], env={}) == 2
+    err = capsys.readouterr().err
+    assert "--lainlet-url" in err and "cannot resolve lainlet.lain" in err and "lainlet access" in err
+    _, stages = rendered(tmp_path, args, {"LAINLET_URL": RELAY})  # the environment serves too
+    assert stages[stage]["environment_variables"]["LAINLET_URL"] == RELAY
 
 
 @pytest.mark.parametrize("choice", [["--api-token-param", "/backupctl/prod/api-token"],
@@ -107,7 +122,7 @@ def test_every_setting_reaches_every_stage(tmp_path, stage, source):
 
 VARIANTS = {
     "local": [],
-    "dev": ["--stage", "dev", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS,
+    "dev": ["--stage", "dev", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS, "--lainlet-url", RELAY,
             "--alarm-email", "ops@lain.example,oncall@lain.example",
             "--alarm-webhook", "https://hooks.lain.example/backupctl", "--alarm-failed-runs", "5"],
     "prod": [*PROD, "--api-token-param", "/backupctl/prod/api-token",
