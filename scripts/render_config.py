@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
-"""Render ``.chalice/`` (config, IAM policies, API resource policy, package resources) from jinja2
-templates, for the local stage and any deployed stage.
+"""Render a stage's ``.chalice/`` (config, IAM policy, API resource policy, package resources)
+from jinja2 templates: the local stage into the repository's own ``.chalice/`` (committed, the only
+stage there), a deployed stage into ``deploy/<stage>/``, a chalice project of its own (the app,
+``chalicelib/``, the requirements and ``.chalice/`` with that stage; git-ignored) to package from.
 
-    python scripts/render_config.py                       # local stage only (committed)
+    python scripts/render_config.py                       # the local stage (committed)
     python scripts/render_config.py --stage prod \\
         --advertise-url https://backupctl.lain.example --lainlet-url http://10.0.0.9:9001 \\
-        --subnet-ids subnet-1,subnet-2 \\
-        --security-group-ids sg-1 --notify-token-param /backupctl/prod/notify-token \\
+        --subnet-ids subnet-1,subnet-2 --security-group-ids sg-1 \\
+        --notify-token-param /backupctl/prod/notify-token \\
         --api-token-param /backupctl/prod/api-token [--domain backupctl.lain.example \\
         --certificate-arn arn:aws:acm:…] [--private-api --vpc-endpoint vpce-…]
+    (cd deploy/prod && chalice package --stage prod --merge-template .chalice/resources-prod.json out/)
+
+``--out DIR`` renders into another project dir; the repository's tracked ``.chalice/`` never takes a
+deployed stage, and a non-empty dir this script did not render is never written over.
 
 Every setting of ``chalicelib/settings.py`` has a flag (``--lainlet-url`` …) and is also read from
 the environment variable of the same name; flags win, then the environment, then the stage's
-defaults. The local stage is always rendered and takes neither (``chalice local`` replaces the
+defaults. The local stage takes neither (``chalice local`` replaces the
 process environment with the stage's, so it only sets what is the same on every machine; the local
 runner supplies the rest).
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -46,6 +53,11 @@ from chalicelib.settings import Settings, SettingsError, parse  # noqa: E402
 from scripts import alarms  # noqa: E402
 
 STAGES = ("local", "dev", "prod")
+APP_NAME = "backupctl"
+DEPLOY_DIR = ROOT / "deploy"  # deploy/<stage>/: a deployed stage's own chalice project (git-ignored)
+# beside chalicelib/, what a rendered project needs for chalice package (.python-version: pyenv
+# picks 3.13 there too, and chalice takes the Lambda runtime from the Python it runs on)
+PROJECT_FILES = ("app.py", "requirements.txt", ".python-version")
 API_GATEWAY_STAGE = "live"  # the raw URL is …/live/api/v2/…; a domain or the router hides it
 LAINLET_CLUSTER_HOST = "lainlet.lain"  # the default LAINLET_URL's host: the cluster's DNS only
 API_GATEWAY_TIMEOUT = 29  # API Gateway's integration limit: the API function must answer within it
@@ -229,11 +241,63 @@ def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
     return files
 
 
+def project_dir(stage: str, out: Path | None) -> Path:
+    """Where ``stage`` renders: the local stage into the repository's own ``.chalice/`` (the
+    committed files), a deployed stage into ``deploy/<stage>/`` (git-ignored), a chalice project
+    of its own; ``out`` instead when given. The repository's tracked ``.chalice/`` never receives a
+    deployed stage, and no dir is written over that this script did not render."""
+    target = (out if out is not None else ROOT if stage == "local" else DEPLOY_DIR / stage).resolve()
+    if target == ROOT:
+        if stage != "local":
+            raise ConfigError(
+                f"--out {out}: the repository's tracked .chalice/config.json holds the local stage "
+                f"only; render {stage} into deploy/{stage}/ (the default, git-ignored) or another "
+                "--out dir, and package it from there")
+        return target
+    if ROOT in target.parents and DEPLOY_DIR not in target.parents:
+        raise ConfigError(f"--out {out}: inside the repository a stage renders into "
+                          "deploy/<stage>/ (git-ignored), nowhere else")
+    if target.is_file() or (target.is_dir() and any(target.iterdir()) and not _ours(target)):
+        raise ConfigError(f"--out {out} holds files this script did not render: give a new or "
+                          "empty dir (or one it rendered before)")
+    return target
+
+
+def _ours(target: Path) -> bool:
+    """A project dir rendered before: its ``.chalice/config.json`` is this app's."""
+    try:
+        return bool(json.loads((target / ".chalice" / "config.json").read_text())
+                    .get("app_name") == APP_NAME)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write(target: Path, files: Mapping[str, str]) -> list[Path]:
+    """Write the rendered ``.chalice/`` files into ``target``; anywhere but the repository, with
+    what ``chalice package`` bundles beside them (the app, ``chalicelib/``, the requirements)."""
+    config = target / ".chalice"
+    if target != ROOT:
+        config.mkdir(parents=True, exist_ok=True)
+        for old in config.glob("*.json"):  # another stage rendered here before
+            old.unlink()
+        shutil.rmtree(target / "chalicelib", ignore_errors=True)  # no module left from before
+        shutil.copytree(ROOT / "chalicelib", target / "chalicelib",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for name in PROJECT_FILES:
+            shutil.copy(ROOT / name, target / name)
+    written = []
+    for name, text in files.items():
+        (config / name).write_text(text)
+        written.append(config / name)
+    return written
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stage", action="append", default=[], choices=STAGES,
-                   help="stage to render besides local (repeatable)")
-    p.add_argument("--out", type=Path, default=ROOT / ".chalice", help="output directory")
+    p.add_argument("--stage", default="local", choices=STAGES,
+                   help="the stage to render (default %(default)s, into the repository's .chalice/)")
+    p.add_argument("--out", type=Path, help="the project dir to render into (default: the "
+                                           "repository for local, deploy/<stage>/ otherwise)")
     for f in setting_fields():
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
                        help=f"{f.metadata['env']} (default {f.default!r})")
@@ -246,18 +310,23 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = parser().parse_args(argv)
-    flags = vars(args)
     env = os.environ if env is None else env
-    names = ["local", *dict.fromkeys(s for s in args.stage if s != "local")]
     try:
-        stages = [stage_values(s, flags, env) for s in names]
+        stage = stage_values(args.stage, vars(args), env)
+        target = project_dir(args.stage, args.out)
     except ConfigError as e:
         print(f"render_config: {e}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in render(stages).items():
-        (args.out / name).write_text(text)
-        print(f"wrote {args.out / name}")
+    for path in write(target, render([stage])):
+        print(f"wrote {path}")
+    if target != ROOT:
+        shown = os.path.relpath(target)
+        shown = str(target) if shown.startswith("..") else shown
+        stage_name = args.stage
+        print(f"package it (with Python 3.13; docs/operating.md, Deploying step 4):\n"
+              f"  python -m compileall -q --invalidation-mode checked-hash {shown}/chalicelib\n"
+              f"  (cd {shown} && chalice package --stage {stage_name} --merge-template "
+              f".chalice/resources-{stage_name}.json out/)")
     return 0
 
 

@@ -31,15 +31,63 @@ def tool(name: str) -> str:
 
 
 def rendered(tmp_path, args, env=None):
-    out = tmp_path / "chalice"
+    """Render into a fresh project dir: (its .chalice/, the stages of its config)."""
+    out = tmp_path / "project"
     assert render_config.main(["--out", str(out), *args], env=env or {}) == 0
-    return out, json.loads((out / "config.json").read_text())["stages"]
+    return out / ".chalice", json.loads((out / ".chalice" / "config.json").read_text())["stages"]
 
 
 def test_committed_local_config_is_current(tmp_path):
-    out, _ = rendered(tmp_path, [])
+    out, stages = rendered(tmp_path, [])
+    assert list(stages) == ["local"]
     for name in ("config.json", "policy-local.json", "resources-local.json"):
         assert (out / name).read_text() == (ROOT / ".chalice" / name).read_text(), name
+    committed = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    assert list(committed) == ["local"]  # a deployed stage lives in deploy/<stage>/, never here
+
+
+DEPLOYED = [*["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS],
+            "--advertise-url", "https://backupctl.lain.example", "--lainlet-url", RELAY,
+            "--notify-token-param", "/backupctl/prod/notify-token", "--open-api"]
+
+
+def test_a_deployed_stage_renders_into_a_project_of_its_own(tmp_path, capsys):
+    """deploy/<stage>/ by default (git-ignored): the app, chalicelib, the requirements and a
+    .chalice/ holding that stage only; rendering again replaces it (no module left behind)."""
+    assert render_config.project_dir("prod", None) == ROOT / "deploy" / "prod"
+    assert render_config.project_dir("local", None) == ROOT
+    assert "/deploy/" in (ROOT / ".gitignore").read_text().splitlines()
+    out = tmp_path / "prod"
+    assert render_config.main([*DEPLOYED, "--out", str(out)], env={}) == 0
+    assert f"(cd {out} && chalice package --stage prod" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / ".chalice").iterdir()) == [
+        "config.json", "policy-prod.json", "resources-prod.json"]
+    assert list(json.loads((out / ".chalice" / "config.json").read_text())["stages"]) == ["prod"]
+    for name in render_config.PROJECT_FILES:
+        assert (out / name).read_bytes() == (ROOT / name).read_bytes()
+    assert (out / "chalicelib" / "edges" / "table.py").read_bytes() == \
+        (ROOT / "chalicelib" / "edges" / "table.py").read_bytes()
+    assert not list(out.joinpath("chalicelib").rglob("__pycache__"))
+    (out / "chalicelib" / "gone.py").write_text("")
+    assert render_config.main([*DEPLOYED, "--stage", "dev", "--out", str(out)], env={}) == 0
+    assert not (out / "chalicelib" / "gone.py").exists()
+    assert sorted(p.name for p in (out / ".chalice").iterdir()) == [
+        "config.json", "policy-dev.json", "resources-dev.json"]
+
+
+@pytest.mark.parametrize("where, words", [
+    (lambda tmp: ROOT, "tracked .chalice/config.json holds the local stage only"),
+    (lambda tmp: ROOT / "chalicelib", "deploy/<stage>/ (git-ignored), nowhere else"),
+    (lambda tmp: tmp / "elsewhere", "did not render"),
+])
+def test_a_deployed_stage_never_overwrites_files_it_did_not_render(tmp_path, capsys, where, words):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in (ROOT / ".chalice").iterdir() if p.is_file()}
+    assert render_config.main([*DEPLOYED, "--out", str(where(tmp_path))], env={}) == 2
+    assert words in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (ROOT / ".chalice").iterdir() if p.is_file()} == before
+    assert (tmp_path / "elsewhere" / "notes.txt").read_text() == "mine"
 
 
 def test_local_stage_ignores_the_renderers_flags_and_environment(tmp_path):
@@ -134,18 +182,16 @@ VARIANTS = {
 
 
 def package(project: Path, variant: str, *, requirements: bool) -> subprocess.CompletedProcess[str]:
-    """Render ``variant`` into a copy of the app (the secrets in the renderer's environment) and
-    ``chalice package`` it. Without ``requirements`` the bundle holds the app's own code only:
-    the template is the same, and no package index is asked for the third-party wheels."""
+    """Render ``variant`` into a project dir of its own, as the guide does (the secrets in the
+    renderer's environment), and ``chalice package`` it there. Without ``requirements`` the
+    bundle holds the app's own code only: the template is the same, and no package index is asked
+    for the third-party wheels."""
     args = VARIANTS[variant]
-    shutil.copy(ROOT / "app.py", project)
-    (project / "requirements.txt").write_text(
-        (ROOT / "requirements.txt").read_text() if requirements else "")
-    shutil.copytree(ROOT / "chalicelib", project / "chalicelib",
-                    ignore=shutil.ignore_patterns("__pycache__"))
     env_secrets = {**SECRETS, "NOTIFY_TOKEN_PARAM": "", "API_TOKEN_PARAM": ""}
-    assert render_config.main(["--out", str(project / ".chalice"), *args],
+    assert render_config.main(["--out", str(project), *args],
                               env={**env_secrets, "SUBNET_IDS": ""}) == 0
+    if not requirements:
+        (project / "requirements.txt").write_text("")
     stage = args[1] if args else "local"
     return subprocess.run(
         [tool("chalice"), "package", "--stage", stage, "--merge-template",
