@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.edges import table as table_schema  # noqa: E402
 from chalicelib.settings import Settings, SettingsError, parse  # noqa: E402
-from scripts import alarms  # noqa: E402
+from scripts import alarms, vpc  # noqa: E402
 
 STAGES = ("local", "dev", "prod")
 APP_NAME = "backupctl"
@@ -83,6 +83,10 @@ DEPLOY_OPTIONS = {  # flag -> help; values also come from the environment (upper
     "domain": "custom domain of the API, e.g. backupctl.<lain domain> (with --certificate-arn)",
     "certificate_arn": "ACM certificate of --domain",
     "vpc_endpoint": "the execute-api VPC endpoint allowed to call a --private-api",
+    "endpoints": "how functions in --subnet-ids reach DynamoDB and SSM: dynamodb,ssm (the stack "
+                 "creates those VPC endpoints) or none (a NAT gateway or endpoints of the VPC's own)",
+    "vpc_id": "the VPC of --subnet-ids (for --endpoints)",
+    "route_table_ids": "route tables of --subnet-ids (comma-separated; for --endpoints dynamodb)",
     "kms_key_arn": "customer-managed KMS key of the SSM parameters (none: aws/ssm)",
     "alarm_email": "e-mail addresses the alarms notify (comma-separated; each confirms by mail)",
     "alarm_webhook": "HTTPS endpoints the alarms notify (comma-separated; each confirms first)",
@@ -161,6 +165,8 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
                               "anyone who reaches the API may delete, restore or stop backups)")
     if deployed:
         _check_lainlet(stage, environment.get("LAINLET_URL", ""))
+    endpoints = _endpoints(stage, _split(pick("endpoints")), str(pick("vpc_id")), subnets,
+                           _split(pick("route_table_ids"))) if deployed else []
     params = [environment[k] for k in ("NOTIFY_TOKEN_PARAM", "API_TOKEN_PARAM") if k in environment]
     emails, webhooks = _split(pick("alarm_email")), _split(pick("alarm_webhook"))
     for email in emails:
@@ -193,6 +199,8 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
         "certificate_arn": certificate,
         "vpc_endpoint": vpce if private else "",
         "gateway_stage": API_GATEWAY_STAGE,
+        "network": vpc.resources(stage, endpoints, str(pick("vpc_id")), subnets, groups,
+                                 _split(pick("route_table_ids"))),
         "alarms": alarms.resources(stage, environment.get("METRICS_NAMESPACE", "backupctl"), emails,
                                    webhooks, alarm_periods["alarm_failed_runs"],
                                    alarm_periods["alarm_unreachable_minutes"]) if deployed else {},
@@ -211,6 +219,40 @@ def _check_lainlet(stage: str, url: str) -> None:
     if (urlsplit(url).hostname or "") == LAINLET_CLUSTER_HOST:
         raise ConfigError(f"{stage}: --lainlet-url {url}: a Lambda cannot resolve "
                           f"{LAINLET_CLUSTER_HOST} (only the cluster's own DNS does); {relay}")
+
+
+def _endpoints(stage: str, names: list[str], vpc_id: str, subnets: list[str],
+               route_tables: list[str]) -> list[str]:
+    """The VPC endpoints to create. Functions in subnets reach DynamoDB and SSM only through a
+    NAT gateway or VPC endpoints (else every table route answers 503 and no token can be read),
+    so a stage with subnets must say which: ``--endpoints dynamodb,ssm`` or ``none``."""
+    unknown = [n for n in names if n not in (*vpc.ENDPOINTS, "none")]
+    if unknown or ("none" in names and len(names) > 1):
+        raise ConfigError(f"{stage}: --endpoints {','.join(names)}: name dynamodb, ssm (or both), "
+                          "or none alone")
+    wanted = [n for n in vpc.ENDPOINTS if n in names]
+    if not subnets:
+        if wanted:
+            raise ConfigError(f"{stage}: --endpoints {','.join(wanted)} serve functions in a VPC: "
+                              "give --subnet-ids and --security-group-ids too")
+    elif not names:
+        raise ConfigError(
+            f"{stage}: functions in --subnet-ids reach DynamoDB and SSM only through a NAT gateway "
+            "or VPC endpoints (without either every table route answers 503 and no token can be "
+            "read): give --endpoints dynamodb,ssm --vpc-id vpc-… --route-table-ids rtb-… (the "
+            "stack creates the endpoints), or --endpoints none (the subnets already reach both; "
+            "docs/operating.md, Deploying step 0)")
+    if wanted and not vpc_id.startswith("vpc-"):
+        raise ConfigError(f"{stage}: --endpoints {','.join(wanted)} needs --vpc-id vpc-…, the VPC "
+                          "of the subnets")
+    if "dynamodb" in wanted and (not route_tables
+                                 or not all(r.startswith("rtb-") for r in route_tables)):
+        raise ConfigError(f"{stage}: --endpoints dynamodb needs --route-table-ids rtb-…: the route "
+                          "tables of the subnets, where the gateway endpoint adds its route")
+    if (vpc_id and not wanted) or (route_tables and "dynamodb" not in wanted):
+        raise ConfigError(f"{stage}: --vpc-id and --route-table-ids serve --endpoints "
+                          "(route tables: --endpoints dynamodb); nothing would use them")
+    return wanted
 
 
 def _split(value: Any) -> list[str]:
@@ -233,6 +275,7 @@ def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
             # chalice 1.34 names the API function APIHandler but its log group ${ApiHandler}
             "ApiHandlerLogGroup": {"Properties": {
                 "LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}},
+            **stage["network"],
             **stage["alarms"],
         }}
         files[f"resources-{stage['name']}.json"] = json.dumps(resources, indent=2) + "\n"

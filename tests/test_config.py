@@ -16,11 +16,15 @@ from tests.reference import ROOT
 
 SUBNETS = "subnet-0123456789abcdef0,subnet-0fedcba9876543210"
 GROUPS = "sg-0123456789abcdef0"
+VPC = "vpc-0123456789abcdef0"
+ROUTES = "rtb-0123456789abcdef0,rtb-0fedcba9876543210"
+# functions in these subnets reach DynamoDB and SSM some way of the VPC's own (NAT, endpoints)
+NETWORK = ["--subnet-ids", SUBNETS, "--security-group-ids", GROUPS, "--endpoints", "none"]
 VPCE = "vpce-0123456789abcdef0"
 RELAY = "http://10.106.0.9:9001"  # a lainlet relay the functions reach (docs/operating.md)
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 SECRETS = {"NOTIFY_TOKEN": "notify-7d1f0c2e9a", "API_TOKEN": "api-5b8e3a61cc"}
-PROD = ["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS,
+PROD = ["--stage", "prod", *NETWORK,
         "--advertise-url", "https://backupctl.lain.example", "--lainlet-url", RELAY,
         "--notify-token-param", "/backupctl/prod/notify-token"]
 
@@ -46,7 +50,7 @@ def test_committed_local_config_is_current(tmp_path):
     assert list(committed) == ["local"]  # a deployed stage lives in deploy/<stage>/, never here
 
 
-DEPLOYED = [*["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS],
+DEPLOYED = ["--stage", "prod", *NETWORK,
             "--advertise-url", "https://backupctl.lain.example", "--lainlet-url", RELAY,
             "--notify-token-param", "/backupctl/prod/notify-token", "--open-api"]
 
@@ -100,6 +104,16 @@ def test_local_stage_ignores_the_renderers_flags_and_environment(tmp_path):
     (["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS], "advertise-url"),
     (PROD[:-2], "notify-token-param"),
     ([*PROD, "--open-api", "--lainlet-url", "http://lainlet.lain:9001"], "relay reachable from the subnets"),
+    (["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS, "--open-api",
+      "--advertise-url", "https://b.x", "--lainlet-url", RELAY, "--notify-token-param", "/n"],
+     "--endpoints dynamodb,ssm --vpc-id"),
+    (["--stage", "dev", "--lainlet-url", RELAY, "--endpoints", "ssm"], "serve functions in a VPC"),
+    ([*PROD, "--open-api", "--endpoints", "dynamodb,s3"], "name dynamodb, ssm (or both), or none"),
+    ([*PROD, "--open-api", "--endpoints", "none,ssm"], "or none alone"),
+    ([*PROD, "--open-api", "--endpoints", "ssm"], "needs --vpc-id vpc-"),
+    ([*PROD, "--open-api", "--endpoints", "dynamodb", "--vpc-id", VPC], "needs --route-table-ids rtb-"),
+    ([*PROD, "--open-api", "--endpoints", "ssm", "--vpc-id", VPC, "--route-table-ids", ROUTES],
+     "nothing would use them"),
     (PROD, "--api-token-param"),
     ([*PROD, "--private-api"], "--vpc-endpoint"),
     ([*PROD, "--api-token-param", "/p", "--domain", "backupctl.x"], "certificate-arn"),
@@ -119,9 +133,8 @@ def test_prod_refuses_what_cannot_work_or_is_unsafe(tmp_path, capsys, args, word
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_a_deployed_stage_needs_a_lainlet_its_functions_can_resolve(tmp_path, capsys, stage):
     """Without --lainlet-url a stage would ask lainlet.lain, which only the cluster's DNS knows."""
-    args = ["--stage", stage, "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS,
-            "--advertise-url", "https://backupctl.lain.example", "--notify-token-param", "/n",
-            "--open-api"]
+    args = ["--stage", stage, *NETWORK, "--advertise-url", "https://backupctl.lain.example",
+            "--notify-token-param", "/n", "--open-api"]
     assert render_config.main(["--out", str(tmp_path), *args], env={}) == 2
     err = capsys.readouterr().err
     assert "--lainlet-url" in err and "cannot resolve lainlet.lain" in err and "lainlet access" in err
@@ -156,7 +169,7 @@ def distinct_value(field):
 def test_every_setting_reaches_every_stage(tmp_path, stage, source):
     fields = render_config.setting_fields()
     values = {f.metadata["env"]: distinct_value(f) for f in fields}
-    args = ["--stage", stage, "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS, "--open-api"]
+    args = ["--stage", stage, *NETWORK, "--open-api"]
     if source == "flag":
         args += [x for f in fields for x in ("--" + f.name.replace("_", "-"), values[f.metadata["env"]])]
         env = {}
@@ -170,12 +183,15 @@ def test_every_setting_reaches_every_stage(tmp_path, stage, source):
 
 VARIANTS = {
     "local": [],
-    "dev": ["--stage", "dev", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS, "--lainlet-url", RELAY,
+    "dev": ["--stage", "dev", *NETWORK, "--lainlet-url", RELAY,
             "--alarm-email", "ops@lain.example,oncall@lain.example",
             "--alarm-webhook", "https://hooks.lain.example/backupctl", "--alarm-failed-runs", "5"],
+    # the stack makes both endpoints its functions need in the subnets
     "prod": [*PROD, "--api-token-param", "/backupctl/prod/api-token",
-             "--domain", "backupctl.lain.example", "--certificate-arn", CERT],
+             "--domain", "backupctl.lain.example", "--certificate-arn", CERT,
+             "--endpoints", "dynamodb,ssm", "--vpc-id", VPC, "--route-table-ids", ROUTES],
     "prod-private": [*PROD, "--api-token-param", "/backupctl/prod/api-token", "--private-api",
+                     "--endpoints", "ssm", "--vpc-id", VPC,
                      "--vpc-endpoint", VPCE, "--domain", "backupctl.lain.example",
                      "--kms-key-arn", "arn:aws:kms:us-east-1:123456789012:key/abcd"],
 }
@@ -270,6 +286,34 @@ def test_domain_and_private_api(packaged):
     assert props["EndpointConfiguration"] == "PRIVATE"
     [allow] = props["DefinitionBody"]["x-amazon-apigateway-policy"]["Statement"]
     assert allow["Effect"] == "Allow" and allow["Condition"] == {"StringEquals": {"aws:SourceVpce": VPCE}}
+
+
+def test_the_stack_makes_the_vpc_endpoints_its_functions_need(packaged):
+    """Functions in subnets with no NAT reach DynamoDB and SSM only through VPC endpoints:
+    --endpoints dynamodb,ssm makes both, --endpoints none none (a NAT or the VPC's own)."""
+    resources = packaged["prod"][1]["Resources"]
+    endpoints = {k: v["Properties"] for k, v in resources.items()
+                 if v["Type"] == "AWS::EC2::VPCEndpoint"}
+    assert set(endpoints) == {"DynamoDbEndpoint", "SsmEndpoint"}
+    table = endpoints["DynamoDbEndpoint"]
+    assert table["VpcEndpointType"] == "Gateway" and table["VpcId"] == VPC
+    assert table["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.dynamodb"}
+    assert table["RouteTableIds"] == ROUTES.split(",")
+    ssm = endpoints["SsmEndpoint"]
+    assert ssm["VpcEndpointType"] == "Interface" and ssm["PrivateDnsEnabled"] is True
+    assert ssm["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.ssm"}
+    assert ssm["SubnetIds"] == SUBNETS.split(",")  # where the functions run
+    assert ssm["SecurityGroupIds"] == [{"Ref": "SsmEndpointSecurityGroup"}]
+    group = resources["SsmEndpointSecurityGroup"]["Properties"]
+    assert group["VpcId"] == VPC
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"])
+            for r in group["SecurityGroupIngress"]] == [("tcp", 443, 443, GROUPS)]  # the functions
+    functions = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::Serverless::Function"]
+    assert {tuple(f["VpcConfig"]["SubnetIds"]) for f in functions} == {tuple(SUBNETS.split(","))}
+    private = packaged["prod-private"][1]["Resources"]
+    assert {k for k, v in private.items() if v["Type"] == "AWS::EC2::VPCEndpoint"} == {"SsmEndpoint"}
+    assert not [v for v in packaged["dev"][1]["Resources"].values()  # --endpoints none
+                if v["Type"].startswith("AWS::EC2::")]
 
 
 def test_the_alarms_watch_the_metrics_the_functions_emit(packaged):
