@@ -99,7 +99,7 @@ def chalice_command() -> str:
     return str(local) if local.exists() else shutil.which("chalice") or "chalice"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address of the API (default %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port of the API (default %(default)s)")
@@ -113,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconcile-every", type=float, default=60.0, help="seconds (default 60)")
     parser.add_argument("--job-seconds", type=float, default=0.5,
                         help="how long each simulated job takes (default %(default)s)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
 
     env = dict(os.environ)
     api = f"http://{args.host}:{args.port}"

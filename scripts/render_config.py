@@ -261,6 +261,20 @@ def _split(value: Any) -> list[str]:
     return [v.strip() for v in str(value or "").split(",") if v.strip()]
 
 
+def outputs(stage: Mapping[str, Any]) -> dict[str, Any]:
+    """Stack outputs besides chalice's own (``RestAPIId``, ``APIHandlerName``, ``APIHandlerArn``,
+    ``EndpointURL``): what the guide's router step reads (docs/operating.md, Deploying step 5)."""
+    out: dict[str, Any] = {"RestAPIHost": {
+        "Description": "the API's own host name (the Host a private API is called by)",
+        "Value": {"Fn::Sub": "${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}}}
+    if stage["domain"]:
+        out["RegionalDomainName"] = {
+            "Description": f"the regional target of {stage['domain']}: where its DNS name points, "
+                           "and where the cluster's router connects",
+            "Value": {"Fn::GetAtt": ["ApiGatewayCustomDomain", "RegionalDomainName"]}}
+    return out
+
+
 def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
     """File name (under .chalice/) -> content, for the given stage values."""
     jinja = Environment(loader=FileSystemLoader(ROOT / "scripts" / "templates"),
@@ -278,6 +292,8 @@ def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
             **stage["network"],
             **stage["alarms"],
         }}
+        if stage["name"] != "local":
+            resources["Outputs"] = outputs(stage)
         files[f"resources-{stage['name']}.json"] = json.dumps(resources, indent=2) + "\n"
     for text in files.values():
         json.loads(text)  # a template bug must fail here, not at deploy time

@@ -3,6 +3,7 @@ with chalice (Python 3.13) and passes cfn-lint with no rule ignored."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -364,3 +365,83 @@ def test_no_token_value_in_any_rendered_or_packaged_file(packaged):
                 text = path.read_text(errors="replace")
                 for value in SECRETS.values():
                     assert value not in text, f"{variant}: {path.name} holds a token value"
+
+
+GUIDE = (ROOT / "docs" / "operating.md").read_text()
+README = (ROOT / "README.md").read_text()
+LOCAL_RUNNER_SECTION = "The local runner against a real cluster"
+
+
+def sections(text: str) -> dict[str, str]:
+    """Each ``## `` section of a page by its title (what comes before the first: "")."""
+    parts = re.split(r"^## (.+)$", text, flags=re.M)
+    return {"": parts[0], **dict(zip(parts[1::2], parts[2::2], strict=True))}
+
+
+def commands(text: str) -> list[str]:
+    """The shell commands ``text`` shows: each line of its ``sh`` blocks (continuations joined;
+    a comment line of flags, the guide's alternatives, belongs to the command above it) and each
+    inline ``python scripts/…`` span."""
+    found: list[str] = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            line = line.strip()
+            if re.match(r"#\s+--", line) and found:
+                found[-1] += " " + line.lstrip("# ").split(" #")[0]
+            elif line and not line.startswith("#"):
+                found.append(line.split(" #")[0])
+    return found + re.findall(r"`(python3? scripts/[^`]+)`", text)
+
+
+def flags_of(parser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def test_every_output_and_flag_the_guide_names_exists(packaged):
+    """docs/operating.md (and the README's runner line) as written: every stack output it reads
+    is in the packaged templates, every flag of every render, router, runner and chalice package
+    command it shows (and every one it names in its prose) is an option of that command."""
+    from chalice.cli import cli
+
+    from scripts import local, render_router
+
+    scripts = {"scripts/render_config.py": flags_of(render_config.parser()),
+               "scripts/render_router.py": flags_of(render_router.parser()),
+               "scripts/local.py": flags_of(local.parser()),
+               "chalice package": {o for p in cli.commands["package"].params for o in p.opts}}
+    checked = set()
+    for command in commands(GUIDE) + commands(README):
+        command = re.sub(r"\$\(output \w+\)", "OUTPUT", command)  # the guide's output reader
+        for segment in re.split(r"&&|\|\||;|\(|\)|\|", command):
+            tool = re.match(r"\s*(?:python3? (scripts/\w+\.py)|(chalice package))(.*)", segment)
+            if not tool:
+                continue
+            name = tool[1] or tool[2]
+            assert name in scripts, f"the guide runs {name}, which this test does not know"
+            named = set(re.findall(r"(?<!\S)(--[a-z][a-z0-9-]*)", tool[3]))
+            assert named <= scripts[name], f"{name} has no {named - scripts[name]}: {segment}"
+            checked.add(name)
+    assert checked == set(scripts)  # each is run somewhere, so the parse above works
+    for title, text in {**sections(GUIDE), "README": README}.items():
+        prose = re.sub(r"```.*?```", "", text, flags=re.S)
+        named = set(re.findall(r"`(--[a-z][a-z0-9-]*)", prose))
+        allowed = (scripts["scripts/local.py"] if title in (LOCAL_RUNNER_SECTION, "README") else
+                   scripts["scripts/render_config.py"] | scripts["scripts/render_router.py"])
+        assert named <= allowed, f"{title}: no such flag {named - allowed}"
+
+    deploying = sections(GUIDE)["Deploying"]
+    listed = re.search(r"The stack's outputs:(.*?)\n\n", deploying, re.S)
+    assert listed, "the guide lists the stack's outputs"
+    outputs_named = (set(re.findall(r"\$\(output (\w+)\)", deploying))
+                     | set(re.findall(r"stack\s+outputs?\s+`?([A-Z]\w+)", deploying))
+                     | set(re.findall(r"<([A-Z][A-Za-z]+)>", deploying))
+                     | set(re.findall(r"`([A-Z][A-Za-z]+)`", listed[1])))
+    assert {"RegionalDomainName", "RestAPIHost", "RestAPIId", "EndpointURL"} <= outputs_named
+    deployed = {v: template["Outputs"] for v, (_, template) in packaged.items() if v != "local"}
+    everywhere = set.intersection(*(set(o) for o in deployed.values()))
+    missing = outputs_named - {"RegionalDomainName"} - everywhere
+    assert not missing, f"the guide reads stack outputs no template has: {missing}"
+    assert deployed["prod"]["RegionalDomainName"]["Value"] == {  # the public API's (--domain)
+        "Fn::GetAtt": ["ApiGatewayCustomDomain", "RegionalDomainName"]}
+    assert "RegionalDomainName" not in deployed["prod-private"]  # no custom domain there
+    assert "AliasDomainName" not in GUIDE + (ROOT / "scripts" / "render_router.py").read_text()
