@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
-"""Render ``.chalice/`` (config, IAM policies, API resource policy, package resources) from jinja2
-templates, for the local stage and any deployed stage.
+"""Render a stage's ``.chalice/`` (config, IAM policy, API resource policy, package resources)
+from jinja2 templates: the local stage into the repository's own ``.chalice/`` (committed, the only
+stage there), a deployed stage into ``deploy/<stage>/``, a chalice project of its own (the app,
+``chalicelib/``, the requirements and ``.chalice/`` with that stage; git-ignored) to package from.
 
-    python scripts/render_config.py                       # local stage only (committed)
+    python scripts/render_config.py                       # the local stage (committed)
     python scripts/render_config.py --stage prod \\
-        --advertise-url https://backupctl.lain.example --subnet-ids subnet-1,subnet-2 \\
-        --security-group-ids sg-1 --notify-token-param /backupctl/prod/notify-token \\
+        --advertise-url https://backupctl.lain.example --lainlet-url http://10.0.0.9:9001 \\
+        --subnet-ids subnet-1,subnet-2 --security-group-ids sg-1 \\
+        --notify-token-param /backupctl/prod/notify-token \\
         --api-token-param /backupctl/prod/api-token [--domain backupctl.lain.example \\
         --certificate-arn arn:aws:acm:…] [--private-api --vpc-endpoint vpce-…]
+    (cd deploy/prod && chalice package --stage prod --merge-template .chalice/resources-prod.json out/)
+
+``--out DIR`` renders into another project dir; the repository's tracked ``.chalice/`` never takes a
+deployed stage, and a non-empty dir this script did not render is never written over.
 
 Every setting of ``chalicelib/settings.py`` has a flag (``--lainlet-url`` …) and is also read from
 the environment variable of the same name; flags win, then the environment, then the stage's
-defaults. The local stage is always rendered and takes neither (``chalice local`` replaces the
+defaults. The local stage takes neither (``chalice local`` replaces the
 process environment with the stage's, so it only sets what is the same on every machine; the local
 runner supplies the rest).
 
@@ -28,11 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -41,10 +50,16 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.edges import table as table_schema  # noqa: E402
 from chalicelib.settings import Settings, SettingsError, parse  # noqa: E402
-from scripts import alarms  # noqa: E402
+from scripts import alarms, vpc  # noqa: E402
 
 STAGES = ("local", "dev", "prod")
+APP_NAME = "backupctl"
+DEPLOY_DIR = ROOT / "deploy"  # deploy/<stage>/: a deployed stage's own chalice project (git-ignored)
+# beside chalicelib/, what a rendered project needs for chalice package (.python-version: pyenv
+# picks 3.13 there too, and chalice takes the Lambda runtime from the Python it runs on)
+PROJECT_FILES = ("app.py", "requirements.txt", ".python-version")
 API_GATEWAY_STAGE = "live"  # the raw URL is …/live/api/v2/…; a domain or the router hides it
+LAINLET_CLUSTER_HOST = "lainlet.lain"  # the default LAINLET_URL's host: the cluster's DNS only
 API_GATEWAY_TIMEOUT = 29  # API Gateway's integration limit: the API function must answer within it
 DEFAULTS: dict[str, dict[str, Any]] = {
     "local": {"table_name": "backupctl-local", "api_memory": 256, "api_timeout": 28,
@@ -68,6 +83,10 @@ DEPLOY_OPTIONS = {  # flag -> help; values also come from the environment (upper
     "domain": "custom domain of the API, e.g. backupctl.<lain domain> (with --certificate-arn)",
     "certificate_arn": "ACM certificate of --domain",
     "vpc_endpoint": "the execute-api VPC endpoint allowed to call a --private-api",
+    "endpoints": "how functions in --subnet-ids reach DynamoDB and SSM: dynamodb,ssm (the stack "
+                 "creates those VPC endpoints) or none (a NAT gateway or endpoints of the VPC's own)",
+    "vpc_id": "the VPC of --subnet-ids (for --endpoints)",
+    "route_table_ids": "route tables of --subnet-ids (comma-separated; for --endpoints dynamodb)",
     "kms_key_arn": "customer-managed KMS key of the SSM parameters (none: aws/ssm)",
     "alarm_email": "e-mail addresses the alarms notify (comma-separated; each confirms by mail)",
     "alarm_webhook": "HTTPS endpoints the alarms notify (comma-separated; each confirms first)",
@@ -144,6 +163,10 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
             raise ConfigError("prod needs --api-token-param (an SSM parameter), or --private-api "
                               "(only a VPC endpoint reaches the API), or --open-api (on purpose: "
                               "anyone who reaches the API may delete, restore or stop backups)")
+    if deployed:
+        _check_lainlet(stage, environment.get("LAINLET_URL", ""))
+    endpoints = _endpoints(stage, _split(pick("endpoints")), str(pick("vpc_id")), subnets,
+                           _split(pick("route_table_ids"))) if deployed else []
     params = [environment[k] for k in ("NOTIFY_TOKEN_PARAM", "API_TOKEN_PARAM") if k in environment]
     emails, webhooks = _split(pick("alarm_email")), _split(pick("alarm_webhook"))
     for email in emails:
@@ -176,16 +199,80 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
         "certificate_arn": certificate,
         "vpc_endpoint": vpce if private else "",
         "gateway_stage": API_GATEWAY_STAGE,
+        "network": vpc.resources(stage, endpoints, str(pick("vpc_id")), subnets, groups,
+                                 _split(pick("route_table_ids"))),
         "alarms": alarms.resources(stage, environment.get("METRICS_NAMESPACE", "backupctl"), emails,
                                    webhooks, alarm_periods["alarm_failed_runs"],
                                    alarm_periods["alarm_unreachable_minutes"]) if deployed else {},
     }
 
 
+def _check_lainlet(stage: str, url: str) -> None:
+    """A deployed stage names lainlet by an address its functions reach: the default
+    ``lainlet.lain`` is a name only the cluster's own DNS answers, never a Lambda's."""
+    relay = ("point --lainlet-url at a relay reachable from the subnets (docs/operating.md, "
+             "Deploying: lainlet access)")
+    if not url:
+        raise ConfigError(f"{stage} needs --lainlet-url (or LAINLET_URL): without it the stage uses "
+                          f"http://{LAINLET_CLUSTER_HOST}:9001, and a Lambda cannot resolve "
+                          f"{LAINLET_CLUSTER_HOST} (only the cluster's own DNS does); {relay}")
+    if (urlsplit(url).hostname or "") == LAINLET_CLUSTER_HOST:
+        raise ConfigError(f"{stage}: --lainlet-url {url}: a Lambda cannot resolve "
+                          f"{LAINLET_CLUSTER_HOST} (only the cluster's own DNS does); {relay}")
+
+
+def _endpoints(stage: str, names: list[str], vpc_id: str, subnets: list[str],
+               route_tables: list[str]) -> list[str]:
+    """The VPC endpoints to create. Functions in subnets reach DynamoDB and SSM only through a
+    NAT gateway or VPC endpoints (else every table route answers 503 and no token can be read),
+    so a stage with subnets must say which: ``--endpoints dynamodb,ssm`` or ``none``."""
+    unknown = [n for n in names if n not in (*vpc.ENDPOINTS, "none")]
+    if unknown or ("none" in names and len(names) > 1):
+        raise ConfigError(f"{stage}: --endpoints {','.join(names)}: name dynamodb, ssm (or both), "
+                          "or none alone")
+    wanted = [n for n in vpc.ENDPOINTS if n in names]
+    if not subnets:
+        if wanted:
+            raise ConfigError(f"{stage}: --endpoints {','.join(wanted)} serve functions in a VPC: "
+                              "give --subnet-ids and --security-group-ids too")
+    elif not names:
+        raise ConfigError(
+            f"{stage}: functions in --subnet-ids reach DynamoDB and SSM only through a NAT gateway "
+            "or VPC endpoints (without either every table route answers 503 and no token can be "
+            "read): give --endpoints dynamodb,ssm --vpc-id vpc-… --route-table-ids rtb-… (the "
+            "stack creates the endpoints), or --endpoints none (the subnets already reach both; "
+            "docs/operating.md, Deploying step 0)")
+    if wanted and not vpc_id.startswith("vpc-"):
+        raise ConfigError(f"{stage}: --endpoints {','.join(wanted)} needs --vpc-id vpc-…, the VPC "
+                          "of the subnets")
+    if "dynamodb" in wanted and (not route_tables
+                                 or not all(r.startswith("rtb-") for r in route_tables)):
+        raise ConfigError(f"{stage}: --endpoints dynamodb needs --route-table-ids rtb-…: the route "
+                          "tables of the subnets, where the gateway endpoint adds its route")
+    if (vpc_id and not wanted) or (route_tables and "dynamodb" not in wanted):
+        raise ConfigError(f"{stage}: --vpc-id and --route-table-ids serve --endpoints "
+                          "(route tables: --endpoints dynamodb); nothing would use them")
+    return wanted
+
+
 def _split(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value if v]
     return [v.strip() for v in str(value or "").split(",") if v.strip()]
+
+
+def outputs(stage: Mapping[str, Any]) -> dict[str, Any]:
+    """Stack outputs besides chalice's own (``RestAPIId``, ``APIHandlerName``, ``APIHandlerArn``,
+    ``EndpointURL``): what the guide's router step reads (docs/operating.md, Deploying step 5)."""
+    out: dict[str, Any] = {"RestAPIHost": {
+        "Description": "the API's own host name (the Host a private API is called by)",
+        "Value": {"Fn::Sub": "${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}}}
+    if stage["domain"]:
+        out["RegionalDomainName"] = {
+            "Description": f"the regional target of {stage['domain']}: where its DNS name points, "
+                           "and where the cluster's router connects",
+            "Value": {"Fn::GetAtt": ["ApiGatewayCustomDomain", "RegionalDomainName"]}}
+    return out
 
 
 def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -202,19 +289,74 @@ def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
             # chalice 1.34 names the API function APIHandler but its log group ${ApiHandler}
             "ApiHandlerLogGroup": {"Properties": {
                 "LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}},
+            **stage["network"],
             **stage["alarms"],
         }}
+        if stage["name"] != "local":
+            resources["Outputs"] = outputs(stage)
         files[f"resources-{stage['name']}.json"] = json.dumps(resources, indent=2) + "\n"
     for text in files.values():
         json.loads(text)  # a template bug must fail here, not at deploy time
     return files
 
 
+def project_dir(stage: str, out: Path | None) -> Path:
+    """Where ``stage`` renders: the local stage into the repository's own ``.chalice/`` (the
+    committed files), a deployed stage into ``deploy/<stage>/`` (git-ignored), a chalice project
+    of its own; ``out`` instead when given. The repository's tracked ``.chalice/`` never receives a
+    deployed stage, and no dir is written over that this script did not render."""
+    target = (out if out is not None else ROOT if stage == "local" else DEPLOY_DIR / stage).resolve()
+    if target == ROOT:
+        if stage != "local":
+            raise ConfigError(
+                f"--out {out}: the repository's tracked .chalice/config.json holds the local stage "
+                f"only; render {stage} into deploy/{stage}/ (the default, git-ignored) or another "
+                "--out dir, and package it from there")
+        return target
+    if ROOT in target.parents and DEPLOY_DIR not in target.parents:
+        raise ConfigError(f"--out {out}: inside the repository a stage renders into "
+                          "deploy/<stage>/ (git-ignored), nowhere else")
+    if target.is_file() or (target.is_dir() and any(target.iterdir()) and not _ours(target)):
+        raise ConfigError(f"--out {out} holds files this script did not render: give a new or "
+                          "empty dir (or one it rendered before)")
+    return target
+
+
+def _ours(target: Path) -> bool:
+    """A project dir rendered before: its ``.chalice/config.json`` is this app's."""
+    try:
+        return bool(json.loads((target / ".chalice" / "config.json").read_text())
+                    .get("app_name") == APP_NAME)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write(target: Path, files: Mapping[str, str]) -> list[Path]:
+    """Write the rendered ``.chalice/`` files into ``target``; anywhere but the repository, with
+    what ``chalice package`` bundles beside them (the app, ``chalicelib/``, the requirements)."""
+    config = target / ".chalice"
+    if target != ROOT:
+        config.mkdir(parents=True, exist_ok=True)
+        for old in config.glob("*.json"):  # another stage rendered here before
+            old.unlink()
+        shutil.rmtree(target / "chalicelib", ignore_errors=True)  # no module left from before
+        shutil.copytree(ROOT / "chalicelib", target / "chalicelib",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for name in PROJECT_FILES:
+            shutil.copy(ROOT / name, target / name)
+    written = []
+    for name, text in files.items():
+        (config / name).write_text(text)
+        written.append(config / name)
+    return written
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stage", action="append", default=[], choices=STAGES,
-                   help="stage to render besides local (repeatable)")
-    p.add_argument("--out", type=Path, default=ROOT / ".chalice", help="output directory")
+    p.add_argument("--stage", default="local", choices=STAGES,
+                   help="the stage to render (default %(default)s, into the repository's .chalice/)")
+    p.add_argument("--out", type=Path, help="the project dir to render into (default: the "
+                                           "repository for local, deploy/<stage>/ otherwise)")
     for f in setting_fields():
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
                        help=f"{f.metadata['env']} (default {f.default!r})")
@@ -227,18 +369,23 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = parser().parse_args(argv)
-    flags = vars(args)
     env = os.environ if env is None else env
-    names = ["local", *dict.fromkeys(s for s in args.stage if s != "local")]
     try:
-        stages = [stage_values(s, flags, env) for s in names]
+        stage = stage_values(args.stage, vars(args), env)
+        target = project_dir(args.stage, args.out)
     except ConfigError as e:
         print(f"render_config: {e}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in render(stages).items():
-        (args.out / name).write_text(text)
-        print(f"wrote {args.out / name}")
+    for path in write(target, render([stage])):
+        print(f"wrote {path}")
+    if target != ROOT:
+        shown = os.path.relpath(target)
+        shown = str(target) if shown.startswith("..") else shown
+        stage_name = args.stage
+        print(f"package it (with Python 3.13; docs/operating.md, Deploying step 4):\n"
+              f"  python -m compileall -q --invalidation-mode checked-hash {shown}/chalicelib\n"
+              f"  (cd {shown} && chalice package --stage {stage_name} --merge-template "
+              f".chalice/resources-{stage_name}.json out/)")
     return 0
 
 

@@ -3,15 +3,16 @@
 ``backupctl.<domain>`` forwarded, never redirected, to the API over HTTPS.
 
     # a public API with a custom domain (render_config.py --domain …): the domain's regional
-    # target is the stack output AliasDomainName
+    # target is the stack output RegionalDomainName
     python scripts/render_router.py --domain backupctl.lain.example \\
         --upstream https://d-abc123.execute-api.us-east-1.amazonaws.com \\
         --host-header backupctl.lain.example --resolver 10.0.0.2 > /etc/nginx/conf.d/backupctl.conf
 
     # a private API (render_config.py --private-api): through the VPC endpoint, naming the API
+    # (its host: the stack output RestAPIHost)
     python scripts/render_router.py --domain backupctl.lain.example \\
         --upstream https://vpce-0abc-1def.execute-api.us-east-1.vpce.amazonaws.com \\
-        --host-header a1b2c3d4e5.execute-api.us-east-1.amazonaws.com --path-prefix /live \
+        --host-header a1b2c3d4e5.execute-api.us-east-1.amazonaws.com --path-prefix /live \\
         --resolver 10.0.0.2
 """
 
@@ -41,7 +42,7 @@ def render(domain: str, upstream: str, resolver: str, host_header: str = "", pat
         ca_file=ca_file, resolver=resolver)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--domain", required=True, help="the name lain-cli uses: backupctl.<domain>")
     parser.add_argument("--upstream", required=True, help="https://host[:port] the router connects to")
@@ -52,7 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                           "API URLs (/live); none for a custom domain")
     parser.add_argument("--listen", default="80")
     parser.add_argument("--ca-file", default="/etc/ssl/certs/ca-certificates.crt")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         sys.stdout.write(render(args.domain, args.upstream, args.resolver, args.host_header,
                                 args.path_prefix, args.listen, args.ca_file))

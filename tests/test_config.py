@@ -3,6 +3,7 @@ with chalice (Python 3.13) and passes cfn-lint with no rule ignored."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,16 @@ from tests.reference import ROOT
 
 SUBNETS = "subnet-0123456789abcdef0,subnet-0fedcba9876543210"
 GROUPS = "sg-0123456789abcdef0"
+VPC = "vpc-0123456789abcdef0"
+ROUTES = "rtb-0123456789abcdef0,rtb-0fedcba9876543210"
+# functions in these subnets reach DynamoDB and SSM some way of the VPC's own (NAT, endpoints)
+NETWORK = ["--subnet-ids", SUBNETS, "--security-group-ids", GROUPS, "--endpoints", "none"]
 VPCE = "vpce-0123456789abcdef0"
+RELAY = "http://10.106.0.9:9001"  # a lainlet relay the functions reach (docs/operating.md)
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 SECRETS = {"NOTIFY_TOKEN": "notify-7d1f0c2e9a", "API_TOKEN": "api-5b8e3a61cc"}
-PROD = ["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS,
-        "--advertise-url", "https://backupctl.lain.example",
+PROD = ["--stage", "prod", *NETWORK,
+        "--advertise-url", "https://backupctl.lain.example", "--lainlet-url", RELAY,
         "--notify-token-param", "/backupctl/prod/notify-token"]
 
 
@@ -30,15 +36,63 @@ def tool(name: str) -> str:
 
 
 def rendered(tmp_path, args, env=None):
-    out = tmp_path / "chalice"
+    """Render into a fresh project dir: (its .chalice/, the stages of its config)."""
+    out = tmp_path / "project"
     assert render_config.main(["--out", str(out), *args], env=env or {}) == 0
-    return out, json.loads((out / "config.json").read_text())["stages"]
+    return out / ".chalice", json.loads((out / ".chalice" / "config.json").read_text())["stages"]
 
 
 def test_committed_local_config_is_current(tmp_path):
-    out, _ = rendered(tmp_path, [])
+    out, stages = rendered(tmp_path, [])
+    assert list(stages) == ["local"]
     for name in ("config.json", "policy-local.json", "resources-local.json"):
         assert (out / name).read_text() == (ROOT / ".chalice" / name).read_text(), name
+    committed = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    assert list(committed) == ["local"]  # a deployed stage lives in deploy/<stage>/, never here
+
+
+DEPLOYED = ["--stage", "prod", *NETWORK,
+            "--advertise-url", "https://backupctl.lain.example", "--lainlet-url", RELAY,
+            "--notify-token-param", "/backupctl/prod/notify-token", "--open-api"]
+
+
+def test_a_deployed_stage_renders_into_a_project_of_its_own(tmp_path, capsys):
+    """deploy/<stage>/ by default (git-ignored): the app, chalicelib, the requirements and a
+    .chalice/ holding that stage only; rendering again replaces it (no module left behind)."""
+    assert render_config.project_dir("prod", None) == ROOT / "deploy" / "prod"
+    assert render_config.project_dir("local", None) == ROOT
+    assert "/deploy/" in (ROOT / ".gitignore").read_text().splitlines()
+    out = tmp_path / "prod"
+    assert render_config.main([*DEPLOYED, "--out", str(out)], env={}) == 0
+    assert f"(cd {out} && chalice package --stage prod" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / ".chalice").iterdir()) == [
+        "config.json", "policy-prod.json", "resources-prod.json"]
+    assert list(json.loads((out / ".chalice" / "config.json").read_text())["stages"]) == ["prod"]
+    for name in render_config.PROJECT_FILES:
+        assert (out / name).read_bytes() == (ROOT / name).read_bytes()
+    assert (out / "chalicelib" / "edges" / "table.py").read_bytes() == \
+        (ROOT / "chalicelib" / "edges" / "table.py").read_bytes()
+    assert not list(out.joinpath("chalicelib").rglob("__pycache__"))
+    (out / "chalicelib" / "gone.py").write_text("")
+    assert render_config.main([*DEPLOYED, "--stage", "dev", "--out", str(out)], env={}) == 0
+    assert not (out / "chalicelib" / "gone.py").exists()
+    assert sorted(p.name for p in (out / ".chalice").iterdir()) == [
+        "config.json", "policy-dev.json", "resources-dev.json"]
+
+
+@pytest.mark.parametrize("where, words", [
+    (lambda tmp: ROOT, "tracked .chalice/config.json holds the local stage only"),
+    (lambda tmp: ROOT / "chalicelib", "deploy/<stage>/ (git-ignored), nowhere else"),
+    (lambda tmp: tmp / "elsewhere", "did not render"),
+])
+def test_a_deployed_stage_never_overwrites_files_it_did_not_render(tmp_path, capsys, where, words):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in (ROOT / ".chalice").iterdir() if p.is_file()}
+    assert render_config.main([*DEPLOYED, "--out", str(where(tmp_path))], env={}) == 2
+    assert words in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (ROOT / ".chalice").iterdir() if p.is_file()} == before
+    assert (tmp_path / "elsewhere" / "notes.txt").read_text() == "mine"
 
 
 def test_local_stage_ignores_the_renderers_flags_and_environment(tmp_path):
@@ -50,6 +104,17 @@ def test_local_stage_ignores_the_renderers_flags_and_environment(tmp_path):
     (["--stage", "prod"], "subnet-ids"),
     (["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS], "advertise-url"),
     (PROD[:-2], "notify-token-param"),
+    ([*PROD, "--open-api", "--lainlet-url", "http://lainlet.lain:9001"], "relay reachable from the subnets"),
+    (["--stage", "prod", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS, "--open-api",
+      "--advertise-url", "https://b.x", "--lainlet-url", RELAY, "--notify-token-param", "/n"],
+     "--endpoints dynamodb,ssm --vpc-id"),
+    (["--stage", "dev", "--lainlet-url", RELAY, "--endpoints", "ssm"], "serve functions in a VPC"),
+    ([*PROD, "--open-api", "--endpoints", "dynamodb,s3"], "name dynamodb, ssm (or both), or none"),
+    ([*PROD, "--open-api", "--endpoints", "none,ssm"], "or none alone"),
+    ([*PROD, "--open-api", "--endpoints", "ssm"], "needs --vpc-id vpc-"),
+    ([*PROD, "--open-api", "--endpoints", "dynamodb", "--vpc-id", VPC], "needs --route-table-ids rtb-"),
+    ([*PROD, "--open-api", "--endpoints", "ssm", "--vpc-id", VPC, "--route-table-ids", ROUTES],
+     "nothing would use them"),
     (PROD, "--api-token-param"),
     ([*PROD, "--private-api"], "--vpc-endpoint"),
     ([*PROD, "--api-token-param", "/p", "--domain", "backupctl.x"], "certificate-arn"),
@@ -64,6 +129,18 @@ def test_local_stage_ignores_the_renderers_flags_and_environment(tmp_path):
 def test_prod_refuses_what_cannot_work_or_is_unsafe(tmp_path, capsys, args, words):
     assert render_config.main(["--out", str(tmp_path), *args], env={}) == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_deployed_stage_needs_a_lainlet_its_functions_can_resolve(tmp_path, capsys, stage):
+    """Without --lainlet-url a stage would ask lainlet.lain, which only the cluster's DNS knows."""
+    args = ["--stage", stage, *NETWORK, "--advertise-url", "https://backupctl.lain.example",
+            "--notify-token-param", "/n", "--open-api"]
+    assert render_config.main(["--out", str(tmp_path), *args], env={}) == 2
+    err = capsys.readouterr().err
+    assert "--lainlet-url" in err and "cannot resolve lainlet.lain" in err and "lainlet access" in err
+    _, stages = rendered(tmp_path, args, {"LAINLET_URL": RELAY})  # the environment serves too
+    assert stages[stage]["environment_variables"]["LAINLET_URL"] == RELAY
 
 
 @pytest.mark.parametrize("choice", [["--api-token-param", "/backupctl/prod/api-token"],
@@ -93,7 +170,7 @@ def distinct_value(field):
 def test_every_setting_reaches_every_stage(tmp_path, stage, source):
     fields = render_config.setting_fields()
     values = {f.metadata["env"]: distinct_value(f) for f in fields}
-    args = ["--stage", stage, "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS, "--open-api"]
+    args = ["--stage", stage, *NETWORK, "--open-api"]
     if source == "flag":
         args += [x for f in fields for x in ("--" + f.name.replace("_", "-"), values[f.metadata["env"]])]
         env = {}
@@ -107,30 +184,31 @@ def test_every_setting_reaches_every_stage(tmp_path, stage, source):
 
 VARIANTS = {
     "local": [],
-    "dev": ["--stage", "dev", "--subnet-ids", SUBNETS, "--security-group-ids", GROUPS,
+    "dev": ["--stage", "dev", *NETWORK, "--lainlet-url", RELAY,
             "--alarm-email", "ops@lain.example,oncall@lain.example",
             "--alarm-webhook", "https://hooks.lain.example/backupctl", "--alarm-failed-runs", "5"],
+    # the stack makes both endpoints its functions need in the subnets
     "prod": [*PROD, "--api-token-param", "/backupctl/prod/api-token",
-             "--domain", "backupctl.lain.example", "--certificate-arn", CERT],
+             "--domain", "backupctl.lain.example", "--certificate-arn", CERT,
+             "--endpoints", "dynamodb,ssm", "--vpc-id", VPC, "--route-table-ids", ROUTES],
     "prod-private": [*PROD, "--api-token-param", "/backupctl/prod/api-token", "--private-api",
+                     "--endpoints", "ssm", "--vpc-id", VPC,
                      "--vpc-endpoint", VPCE, "--domain", "backupctl.lain.example",
                      "--kms-key-arn", "arn:aws:kms:us-east-1:123456789012:key/abcd"],
 }
 
 
 def package(project: Path, variant: str, *, requirements: bool) -> subprocess.CompletedProcess[str]:
-    """Render ``variant`` into a copy of the app (the secrets in the renderer's environment) and
-    ``chalice package`` it. Without ``requirements`` the bundle holds the app's own code only:
-    the template is the same, and no package index is asked for the third-party wheels."""
+    """Render ``variant`` into a project dir of its own, as the guide does (the secrets in the
+    renderer's environment), and ``chalice package`` it there. Without ``requirements`` the
+    bundle holds the app's own code only: the template is the same, and no package index is asked
+    for the third-party wheels."""
     args = VARIANTS[variant]
-    shutil.copy(ROOT / "app.py", project)
-    (project / "requirements.txt").write_text(
-        (ROOT / "requirements.txt").read_text() if requirements else "")
-    shutil.copytree(ROOT / "chalicelib", project / "chalicelib",
-                    ignore=shutil.ignore_patterns("__pycache__"))
     env_secrets = {**SECRETS, "NOTIFY_TOKEN_PARAM": "", "API_TOKEN_PARAM": ""}
-    assert render_config.main(["--out", str(project / ".chalice"), *args],
+    assert render_config.main(["--out", str(project), *args],
                               env={**env_secrets, "SUBNET_IDS": ""}) == 0
+    if not requirements:
+        (project / "requirements.txt").write_text("")
     stage = args[1] if args else "local"
     return subprocess.run(
         [tool("chalice"), "package", "--stage", stage, "--merge-template",
@@ -211,6 +289,34 @@ def test_domain_and_private_api(packaged):
     assert allow["Effect"] == "Allow" and allow["Condition"] == {"StringEquals": {"aws:SourceVpce": VPCE}}
 
 
+def test_the_stack_makes_the_vpc_endpoints_its_functions_need(packaged):
+    """Functions in subnets with no NAT reach DynamoDB and SSM only through VPC endpoints:
+    --endpoints dynamodb,ssm makes both, --endpoints none none (a NAT or the VPC's own)."""
+    resources = packaged["prod"][1]["Resources"]
+    endpoints = {k: v["Properties"] for k, v in resources.items()
+                 if v["Type"] == "AWS::EC2::VPCEndpoint"}
+    assert set(endpoints) == {"DynamoDbEndpoint", "SsmEndpoint"}
+    table = endpoints["DynamoDbEndpoint"]
+    assert table["VpcEndpointType"] == "Gateway" and table["VpcId"] == VPC
+    assert table["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.dynamodb"}
+    assert table["RouteTableIds"] == ROUTES.split(",")
+    ssm = endpoints["SsmEndpoint"]
+    assert ssm["VpcEndpointType"] == "Interface" and ssm["PrivateDnsEnabled"] is True
+    assert ssm["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.ssm"}
+    assert ssm["SubnetIds"] == SUBNETS.split(",")  # where the functions run
+    assert ssm["SecurityGroupIds"] == [{"Ref": "SsmEndpointSecurityGroup"}]
+    group = resources["SsmEndpointSecurityGroup"]["Properties"]
+    assert group["VpcId"] == VPC
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"])
+            for r in group["SecurityGroupIngress"]] == [("tcp", 443, 443, GROUPS)]  # the functions
+    functions = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::Serverless::Function"]
+    assert {tuple(f["VpcConfig"]["SubnetIds"]) for f in functions} == {tuple(SUBNETS.split(","))}
+    private = packaged["prod-private"][1]["Resources"]
+    assert {k for k, v in private.items() if v["Type"] == "AWS::EC2::VPCEndpoint"} == {"SsmEndpoint"}
+    assert not [v for v in packaged["dev"][1]["Resources"].values()  # --endpoints none
+                if v["Type"].startswith("AWS::EC2::")]
+
+
 def test_the_alarms_watch_the_metrics_the_functions_emit(packaged):
     from chalicelib.core.formats import emf
 
@@ -259,3 +365,83 @@ def test_no_token_value_in_any_rendered_or_packaged_file(packaged):
                 text = path.read_text(errors="replace")
                 for value in SECRETS.values():
                     assert value not in text, f"{variant}: {path.name} holds a token value"
+
+
+GUIDE = (ROOT / "docs" / "operating.md").read_text()
+README = (ROOT / "README.md").read_text()
+LOCAL_RUNNER_SECTION = "The local runner against a real cluster"
+
+
+def sections(text: str) -> dict[str, str]:
+    """Each ``## `` section of a page by its title (what comes before the first: "")."""
+    parts = re.split(r"^## (.+)$", text, flags=re.M)
+    return {"": parts[0], **dict(zip(parts[1::2], parts[2::2], strict=True))}
+
+
+def commands(text: str) -> list[str]:
+    """The shell commands ``text`` shows: each line of its ``sh`` blocks (continuations joined;
+    a comment line of flags, the guide's alternatives, belongs to the command above it) and each
+    inline ``python scripts/…`` span."""
+    found: list[str] = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            line = line.strip()
+            if re.match(r"#\s+--", line) and found:
+                found[-1] += " " + line.lstrip("# ").split(" #")[0]
+            elif line and not line.startswith("#"):
+                found.append(line.split(" #")[0])
+    return found + re.findall(r"`(python3? scripts/[^`]+)`", text)
+
+
+def flags_of(parser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def test_every_output_and_flag_the_guide_names_exists(packaged):
+    """docs/operating.md (and the README's runner line) as written: every stack output it reads
+    is in the packaged templates, every flag of every render, router, runner and chalice package
+    command it shows (and every one it names in its prose) is an option of that command."""
+    from chalice.cli import cli
+
+    from scripts import local, render_router
+
+    scripts = {"scripts/render_config.py": flags_of(render_config.parser()),
+               "scripts/render_router.py": flags_of(render_router.parser()),
+               "scripts/local.py": flags_of(local.parser()),
+               "chalice package": {o for p in cli.commands["package"].params for o in p.opts}}
+    checked = set()
+    for command in commands(GUIDE) + commands(README):
+        command = re.sub(r"\$\(output \w+\)", "OUTPUT", command)  # the guide's output reader
+        for segment in re.split(r"&&|\|\||;|\(|\)|\|", command):
+            tool = re.match(r"\s*(?:python3? (scripts/\w+\.py)|(chalice package))(.*)", segment)
+            if not tool:
+                continue
+            name = tool[1] or tool[2]
+            assert name in scripts, f"the guide runs {name}, which this test does not know"
+            named = set(re.findall(r"(?<!\S)(--[a-z][a-z0-9-]*)", tool[3]))
+            assert named <= scripts[name], f"{name} has no {named - scripts[name]}: {segment}"
+            checked.add(name)
+    assert checked == set(scripts)  # each is run somewhere, so the parse above works
+    for title, text in {**sections(GUIDE), "README": README}.items():
+        prose = re.sub(r"```.*?```", "", text, flags=re.S)
+        named = set(re.findall(r"`(--[a-z][a-z0-9-]*)", prose))
+        allowed = (scripts["scripts/local.py"] if title in (LOCAL_RUNNER_SECTION, "README") else
+                   scripts["scripts/render_config.py"] | scripts["scripts/render_router.py"])
+        assert named <= allowed, f"{title}: no such flag {named - allowed}"
+
+    deploying = sections(GUIDE)["Deploying"]
+    listed = re.search(r"The stack's outputs:(.*?)\n\n", deploying, re.S)
+    assert listed, "the guide lists the stack's outputs"
+    outputs_named = (set(re.findall(r"\$\(output (\w+)\)", deploying))
+                     | set(re.findall(r"stack\s+outputs?\s+`?([A-Z]\w+)", deploying))
+                     | set(re.findall(r"<([A-Z][A-Za-z]+)>", deploying))
+                     | set(re.findall(r"`([A-Z][A-Za-z]+)`", listed[1])))
+    assert {"RegionalDomainName", "RestAPIHost", "RestAPIId", "EndpointURL"} <= outputs_named
+    deployed = {v: template["Outputs"] for v, (_, template) in packaged.items() if v != "local"}
+    everywhere = set.intersection(*(set(o) for o in deployed.values()))
+    missing = outputs_named - {"RegionalDomainName"} - everywhere
+    assert not missing, f"the guide reads stack outputs no template has: {missing}"
+    assert deployed["prod"]["RegionalDomainName"]["Value"] == {  # the public API's (--domain)
+        "Fn::GetAtt": ["ApiGatewayCustomDomain", "RegionalDomainName"]}
+    assert "RegionalDomainName" not in deployed["prod-private"]  # no custom domain there
+    assert "AliasDomainName" not in GUIDE + (ROOT / "scripts" / "render_router.py").read_text()

@@ -91,12 +91,39 @@ def ready(deps: Deps) -> Partial:
     for node in nodes:
         check(f"backupd {node}", lambda node=node: _daemon(deps, node))  # type: ignore[misc]
     check("nodes", lambda: _nodes(deps))
-    advertise = deps.settings.advertise_url
-    checks["notify_url"] = {"ok": bool(advertise),
-                            "detail": f"daemons post records to {advertise}/api/v2/system/notify"
-                            if advertise else "ADVERTISE_URL is empty: no daemon can post records"}
+    checks["notify_url"] = _notify_url(deps.settings.advertise_url, deps.settings.lainlet_url)
     ok = all(c["ok"] for c in checks.values())
     return Partial({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+
+def _notify_url(advertise: str, lainlet: str) -> dict[str, Any]:
+    """Can the daemons post their records? Not with no ADVERTISE_URL, nor with one on a loopback
+    address while lainlet, and so the nodes, is not local: each node would post to itself (a local
+    runner started against a real cluster without ``--advertise``), and every record is lost."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    def loopback(url: str) -> bool:
+        host = urlsplit(url).hostname or ""
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return address.is_loopback or address.is_unspecified
+
+    if not advertise:
+        return {"ok": False, "detail": "ADVERTISE_URL is empty: no daemon can post records"}
+    notify = f"{advertise}/api/v2/system/notify"
+    if loopback(advertise) and not loopback(lainlet):
+        return {"ok": False, "code": "notify_url_loopback",
+                "detail": f"the nodes are told to post records to {notify}, a loopback address, "
+                          f"while lainlet ({urlsplit(lainlet).hostname}) is not local: each node "
+                          "would post to itself and every record is lost; set ADVERTISE_URL to an "
+                          "address the nodes reach (the local runner: --advertise "
+                          "http://<this host>:<port> --host 0.0.0.0)"}
+    return {"ok": True, "detail": f"daemons post records to {notify}"}
 
 
 def _lainlet(deps: Deps, out: list[Cluster]) -> str:

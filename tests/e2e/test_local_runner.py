@@ -4,11 +4,17 @@ as a subprocess, driven the way lain-cli drives the controller (plain requests, 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
+import pytest
 import requests
 
+from scripts import local
+from scripts.simcluster.server import free_port
 from tests.e2e.conftest import Runner
+from tests.reference import ROOT
 
 HELLO = "/api/v2/app/hello/proc/web/backups"
 
@@ -149,3 +155,68 @@ def test_errors_are_readable(runner):
     resp = requests.post(runner.url(
         f"{HELLO}/mysql-mysql.worker.master-1-var-lib-mysql-1.tar.gz/actions/recover"), timeout=10)
     assert resp.status_code == 403 and "does not belong" in resp.json()["error"]
+
+
+REAL = "http://10.106.0.9:9001"  # a real cluster's lainlet (or its relay): not this machine
+
+
+@pytest.mark.parametrize("argv, problems", [
+    ([], []),  # the simulated cluster lives on this machine
+    (["--lainlet", REAL], ["--advertise http://<this host", "--host 0.0.0.0"]),
+    (["--lainlet", REAL, "--host", "0.0.0.0"], ["--advertise http://<this host"]),
+    (["--lainlet", REAL, "--host", "0.0.0.0", "--advertise", "http://127.0.0.1:8000"],
+     ["--advertise http://<this host"]),
+    (["--lainlet", REAL, "--host", "0.0.0.0", "--advertise", "http://0.0.0.0:8000"],
+     ["--advertise http://<this host"]),
+    (["--lainlet", REAL, "--advertise", "http://10.106.0.5:8000"], ["--host 0.0.0.0"]),
+    (["--lainlet", REAL, "--host", "0.0.0.0", "--advertise", "http://10.106.0.5:8000"], []),
+])
+def test_the_runner_says_when_the_nodes_records_cannot_reach_it(argv, problems):
+    """Against a real cluster the nodes post to --advertise on --host: a loopback address in
+    either loses every record without a word, so the runner warns of each when it starts."""
+    found = local.advertise_warnings(local.parser().parse_args(argv))
+    assert len(found) == len(problems) and all(p in f for p, f in zip(problems, found, strict=True))
+    if problems and "--advertise" in problems[0]:
+        assert "10.106.0.9" in found[0] and "notify_url" in found[0]  # and ready says so too
+
+
+def test_the_api_listens_on_host_and_is_called_on_loopback():
+    args = local.parser().parse_args(["--host", "0.0.0.0", "--port", "8123"])
+    command = local.chalice_local(args)
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert command[command.index("--port") + 1] == "8123"
+    assert local.api_url("0.0.0.0", 8123) == "http://127.0.0.1:8123"  # where the runner polls it
+    assert local.api_url("::", 8123) == "http://[::1]:8123"
+    assert local.api_url("10.106.0.5", 8123) == "http://10.106.0.5:8123"
+    assert local.parser().parse_args([]).host == "127.0.0.1"
+
+
+def run_local(argv: list[str], endpoint: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("LAINLET_URL", "ADVERTISE_URL")}
+    return subprocess.run([sys.executable, "scripts/local.py", *argv], cwd=ROOT, timeout=60,
+                          env={**env, "DYNAMODB_ENDPOINT_URL": endpoint},
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("endpoint, words", [
+    ("http://127.0.0.1:{port}", "does not answer (EndpointConnectionError)"),  # nothing listens
+    ("nothing", "is not a URL"),
+])
+def test_a_dynamodb_that_is_not_there_stops_the_runner_with_one_line(endpoint, words):
+    endpoint = endpoint.format(port=free_port())
+    done = run_local(["--port", str(free_port())], endpoint)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"local.py: DynamoDB at {endpoint} (DYNAMODB_ENDPOINT_URL) {words}")
+    assert "unset DYNAMODB_ENDPOINT_URL" in done.stderr  # what to do
+
+
+def test_the_warning_comes_first_when_the_runner_starts():
+    """Before anything starts (here the DynamoDB it was given is not there, so it stops next)."""
+    done = run_local(["--lainlet", REAL, "--port", str(free_port())],
+                     f"http://127.0.0.1:{free_port()}")
+    assert done.returncode != 0
+    warning, _, last = done.stderr.rstrip("\n").rpartition("\n")
+    assert "WARNING: the nodes' records will not reach this controller" in warning
+    assert "--advertise" in warning and "--host 0.0.0.0" in warning
+    assert last.startswith("local.py: DynamoDB at") and "Traceback" not in done.stderr
