@@ -172,3 +172,24 @@ def test_two_containers_of_one_pod_on_one_node_give_one_job():
     generated = jobs.generate(Cluster.from_backupspec({"a.web.web": [pod]}))
     backups = [j for j in generated["10.0.0.1"] if j["id"]]
     assert len(backups) == 1 and backups[0]["args"]["containers"] == ["c1", "c2"]
+
+
+BEFORE_SPREAD = reference.REFERENCE / "jobs-generated-before-spread.json"
+SCHEDULES_SPEC = reference.REFERENCE / "lainlet-backupspec-schedules.json"
+
+
+@pytest.mark.parametrize("name", ["reference", "schedules"])
+def test_every_job_is_byte_identical_to_the_lists_captured_before_the_spread(name):
+    """The job lists generated before schedules could be resolved (H) or spread, captured into
+    ``tests/fixtures/jobs-generated-before-spread.json``: the reference cluster, and a cluster with
+    every schedule form the daemon reads (5 and 6 fields, descriptors, ``@every``, ``TZ=``, names,
+    odd spacing, invalid and busy ones). With no ``H`` in a spec and the spread off, every list is
+    still the same, byte for byte, in the same order."""
+    before = json.loads(BEFORE_SPREAD.read_text())[name]
+    spec = reference.backupspec() if name == "reference" else json.loads(SCHEDULES_SPEC.read_text())
+    now = generated(spec)
+    assert list(now) == list(before)
+    for node, node_jobs in now.items():
+        assert [json.dumps(j, sort_keys=True) for j in node_jobs] == \
+            [json.dumps(j, sort_keys=True) for j in before[node]], node
+        assert jobs.list_version(node_jobs) == jobs.list_version(before[node])
