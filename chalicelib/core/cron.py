@@ -41,6 +41,7 @@ _FIELDS = (
     ("month", 1, 12, _MONTHS),
     ("day of week", 0, 6, _DAYS),
 )
+FIELDS = _FIELDS
 
 _DESCRIPTORS = {
     "@yearly": "0 0 0 1 1 *",
@@ -290,6 +291,11 @@ def _parse_field(field: str, lo: int, hi: int, names: dict[str, int] | None) -> 
             raise ScheduleError(f"Beginning of range ({start}) beyond end of range ({end})")
         values.update(range(start, end + 1, step))
     return values, star
+
+
+def int_or_name(expr: str, names: dict[str, int] | None) -> int:
+    """A field's number or name as robfig reads it (:class:`ScheduleError` if it is neither)."""
+    return _int_or_name(expr, names)
 
 
 def _int_or_name(expr: str, names: dict[str, int] | None) -> int:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.core import cron
+from chalicelib.core import cron, spread
 from chalicelib.core.backupspec import parse_annotation
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats.recordschema import parse_record
@@ -31,7 +31,9 @@ field_text = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["0 3 * * *", "*/2 * * * * *", "@every 2s", "@every 99999999999999999999h",
                      "² * * * *", "TZ=Asia/Shanghai 0 3 * * *", "0 0 5 0 0", "1000000000d", "7d",
-                     "0d", "-1d", "/data", "/../etc", "full", "increment", "", "@daily"]),
+                     "0d", "-1d", "/data", "/../etc", "full", "increment", "", "@daily",
+                     "H 3 * * *", "H H(1-5) * * *", "H/15 * * * *", "H(5-1) * * * *", "H/0 * * * *",
+                     "HH * * * *", "H/2 * * * * *", "H * * * * *", "0 0 H * THU", "TZ=Asia/Hong_Kong H"]),
 )
 items = st.fixed_dictionaries({}, optional={
     name: st.one_of(field_text, json_values)
@@ -81,16 +83,19 @@ pods = st.fixed_dictionaries({
     st.sampled_from(["a.web.web", "b.web.web", "c.worker.w", "bad", "x/y.web.web"]),
     st.one_of(st.lists(pods, max_size=3), json_values), max_size=4)))
 def test_any_backupspec_builds_a_cluster_or_is_refused_whole(data):
-    try:
-        cluster = Cluster.from_backupspec(data)
-    except LainletError:
-        assert not isinstance(data, dict)
-        return
-    lists = generate(cluster)
-    assert all(j["id"] == "" or j["id"][:8] in ("0a000001", "0a000002")
-               for node_jobs in lists.values() for j in node_jobs)
-    assess(cluster, first_seen={}, paused={}, latest={}, now=datetime(2026, 11, 25, tzinfo=UTC),
-           grace=timedelta(minutes=10))
+    for spread_seconds in (False, True):
+        try:
+            cluster = Cluster.from_backupspec(data, spread_seconds=spread_seconds)
+        except LainletError:
+            assert not isinstance(data, dict)
+            return
+        lists = generate(cluster)
+        assert all(j["id"] == "" or j["id"][:8] in ("0a000001", "0a000002")
+                   for node_jobs in lists.values() for j in node_jobs)
+        assert all(cron.validate(j["spec"]) is None and not spread.has_h(j["spec"])
+                   for node_jobs in lists.values() for j in node_jobs if j["id"])
+        assess(cluster, first_seen={}, paused={}, latest={},
+               now=datetime(2026, 11, 25, tzinfo=UTC), grace=timedelta(minutes=10))
 
 
 records = st.fixed_dictionaries({}, optional={
