@@ -35,6 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import date
 from functools import lru_cache
 
 from chalicelib.core import cron
@@ -211,3 +214,42 @@ def _spreadable(minute: str) -> bool:
     except cron.ScheduleError:  # left as it is, for the daemon's rules to report
         return False
     return not any((m + 1) % 60 in minutes for m in minutes)
+
+
+# -- the herd, modelled -----------------------------------------------------------------------------
+
+def crowd(specs: Mapping[str, int] | Iterable[tuple[str, int]], day: date) -> Counter[int]:
+    """How many jobs start in each second of ``day`` (seconds since its midnight, as each
+    schedule's clock reads: a ``TZ=`` schedule counts at its local time), for schedules each held
+    by a number of jobs. ``@every`` jobs are left out (their phase is the daemon's), so are
+    schedules the daemon would drop. A model of the herd, not of a daemon: its figures are what
+    the spread changes (:func:`peak`)."""
+    found: Counter[int] = Counter()
+    pairs = specs.items() if isinstance(specs, Mapping) else specs
+    for spec, jobs in pairs:
+        for second in _seconds_of(spec, day):
+            found[second] += jobs
+    return found
+
+
+def peak(specs: Mapping[str, int] | Iterable[tuple[str, int]], day: date) -> tuple[int, int]:
+    """(the most jobs starting in one second of ``day``, how many seconds of it start any)."""
+    found = crowd(specs, day)
+    return max(found.values(), default=0), len(found)
+
+
+@lru_cache(maxsize=65536)
+def _seconds_of(spec: str, day: date) -> tuple[int, ...]:
+    try:
+        schedule = cron.parse(spec)
+    except cron.ScheduleError:
+        return ()
+    if schedule.every is not None:
+        return ()
+    second, minute, hour, dom, month, dow = schedule.values
+    weekday = (day.weekday() + 1) % 7  # robfig's Sunday is 0
+    on_dom, on_dow = day.day in dom, weekday in dow
+    fires = (on_dom or on_dow) if schedule.day_or else (on_dom and on_dow)
+    if day.month not in month or not fires:
+        return ()
+    return tuple(h * 3600 + m * 60 + s for h in hour for m in minute for s in second)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -273,3 +274,56 @@ def test_the_spread_never_changes_whether_a_node_can_accept_a_list(specs, hashes
 
     assert load(True) == load(False)
     assert load(True).blocked == load(False).blocked
+
+
+# -- the herd, modelled ----------------------------------------------------------------------------
+
+DAY = date(2026, 11, 25)  # a Wednesday
+# 2,000 nodes x 80 jobs: 400 apps of 5 instances (one a node) with 80 volumes each
+ITEMS = [spread.item_hash(f"app{a}", f"app{a}.web.web", f"/data{v}", i)
+         for a in range(400) for i in range(1, 6) for v in range(80)]
+
+
+def pushed(written, *, on: bool) -> dict[str, int]:
+    """{schedule as pushed: jobs} for the 160,000 items, the n-th item's schedule written(n)."""
+    found: dict[str, int] = {}
+    for n, digest in enumerate(ITEMS):
+        spec = spread.resolve(written(n), digest, spread=on)
+        found[spec] = found.get(spec, 0) + 1
+    return found
+
+
+def test_the_herd_all_at_midnight():
+    """160,000 jobs at 0 0 * * *: all in one second, or about 1/60th of them in each."""
+    assert len(ITEMS) == 160_000
+    assert spread.peak(pushed(lambda n: "0 0 * * *", on=False), DAY) == (160_000, 1)
+    most, seconds = spread.peak(pushed(lambda n: "0 0 * * *", on=True), DAY)
+    assert seconds == 60 and 160_000 // 60 <= most <= 2_900  # measured: 2,774
+    assert spread.peak(pushed(lambda n: "@daily", on=True), DAY) == (most, 60)
+
+
+def test_the_herd_of_a_mixed_cluster():
+    """Half at midnight, a quarter at 03:00, a quarter every 30 minutes."""
+    mix = ("0 0 * * *", "0 0 * * *", "0 3 * * *", "*/30 * * * *")
+    assert spread.peak(pushed(lambda n: mix[n % 4], on=False), DAY) == (120_000, 48)
+    most, seconds = spread.peak(pushed(lambda n: mix[n % 4], on=True), DAY)
+    assert seconds == 48 * 60 and most <= 2_200  # measured: 2,089 (at 00:00)
+
+
+def test_the_herd_with_h():
+    """H minutes and hours spread the herd over the day, the seconds over each minute."""
+    assert spread.peak(pushed(lambda n: "H 0 * * *", on=False), DAY) == (2_757, 60)
+    assert spread.peak(pushed(lambda n: "H 0 * * *", on=True), DAY) == (83, 3_600)
+    assert spread.peak(pushed(lambda n: "H H(1-5) * * *", on=False), DAY) == (604, 300)
+    assert spread.peak(pushed(lambda n: "H H * * *", on=False), DAY) == (151, 1_440)
+    most, seconds = spread.peak(pushed(lambda n: "H H * * *", on=True), DAY)
+    assert most <= 15 and seconds > 70_000  # measured: 12 over 72,779 seconds
+
+
+def test_the_model_counts_days_and_leaves_out_what_has_no_second():
+    assert spread.crowd({"0 0 1 * *": 5}, DAY) == {}  # not the 1st
+    assert spread.crowd({"0 0 * * 3": 5}, DAY) == {0: 5}  # a Wednesday
+    assert spread.crowd({"0 0 1 * 3": 5}, DAY) == {0: 5}  # robfig ORs the days
+    assert spread.crowd({"0 0 1 12 *": 5}, DAY) == {}
+    assert spread.crowd([("@every 1h", 5), ("bad", 1)], DAY) == {}
+    assert spread.crowd({"5 */30 1 * * *": 2}, DAY) == {3605: 2, 5405: 2}
