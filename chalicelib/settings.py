@@ -73,6 +73,7 @@ class Settings:
     record_retention_days: int = setting(0, "RECORD_RETENTION_DAYS", minimum=0)
     notify_clock_skew_seconds: float = setting(600.0, "NOTIFY_CLOCK_SKEW_SECONDS", minimum=0)
     freshness_grace_seconds: float = setting(600.0, "FRESHNESS_GRACE_SECONDS", minimum=0)
+    spread_seconds: bool = setting(False, "SPREAD_SECONDS")
     alert_webhook_url: str = setting("", "ALERT_WEBHOOK_URL")
     removal_guard_percent: float = setting(20.0, "REMOVAL_GUARD_PERCENT", minimum=0)
     removal_confirm_runs: int = setting(3, "REMOVAL_CONFIRM_RUNS", minimum=1)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from chalicelib.core import cron
+from chalicelib.core import cron, spread
 from chalicelib.core.formats.inputs import KIB, load_json
 from chalicelib.core.idlewindow import HOLD, Load, matters
 from chalicelib.core.naming import MAX_VOLUME, is_volume_path
@@ -45,7 +45,11 @@ class Problem:
 
 class BackupItem(NamedTuple):
     """One valid entry of ``backup:``; ``schedule_ok``/``expire_ok`` say which jobs it may get.
-    (A tuple: one is built per item of every annotation of the cluster.)"""
+    (A tuple: one is built per item of every annotation of the cluster.)
+
+    ``schedule`` is the schedule its jobs are pushed with. Parsed from an annotation it is the one
+    written (an ``H`` in it is only checked); each instance's copy in the cluster has it resolved
+    for that instance (:mod:`chalicelib.core.spread`), the one written then kept in ``written``."""
 
     procname: str
     volume: str
@@ -56,6 +60,12 @@ class BackupItem(NamedTuple):
     post_run: str
     schedule_ok: bool = True
     expire_ok: bool = True
+    written: str = ""  # the schedule as written, when the one pushed differs (H, the spread)
+
+    @property
+    def schedule_written(self) -> str:
+        """The schedule as lain.yaml has it."""
+        return self.written or self.schedule
 
     @property
     def expire_mode(self) -> str:
@@ -143,11 +153,13 @@ def _parse_item(raw: Any, proc: str) -> tuple[BackupItem | None, list[tuple[str,
     problems = []
     schedule_error: str | None = None
     try:
-        schedule = cron.parse(fields["schedule"])
+        schedule = cron.parse(spread.check(fields["schedule"]))
     except cron.ScheduleError as e:
         schedule_error = str(e)
+        who = ("the controller cannot push it" if spread.has_h(fields["schedule"])
+               else "the daemon would drop this job")
         problems.append(("bad_schedule", f"schedule {fields['schedule']!r}: {schedule_error}; "
-                                         "the daemon would drop this job, so no backup runs"))
+                                         f"{who}, so no backup runs"))
     else:
         if matters(schedule) and Load().add(schedule).blocked:
             schedule_error = "busy"

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from chalicelib.core import cron
+from chalicelib.core import cron, spread
 from chalicelib.core.backupspec import BackupItem, Problem, parse_annotation
 from chalicelib.core.idlewindow import HOLD, Load, matters
 from chalicelib.core.naming import is_node_ip, is_proc_name
@@ -88,6 +88,24 @@ class Proc:
         return None
 
 
+def _pushed(item: BackupItem, app: str, proc: str, instance: int, spread_seconds: bool
+            ) -> BackupItem:
+    """``item`` of one instance with the schedule its jobs are pushed with (see
+    :mod:`chalicelib.core.spread`); the item itself when that is the schedule written."""
+    if not item.schedule_ok:
+        return item
+    pushed = spread.resolve(item.schedule, spread.item_hash(app, proc, item.volume, instance),
+                            spread=spread_seconds)
+    return item if pushed == item.schedule else item._replace(schedule=pushed, written=item.schedule)
+
+
+def _shown(item: BackupItem) -> str:
+    """The schedule of ``item`` as written, and as pushed when that differs."""
+    if item.written:
+        return f"{item.written!r} (pushed as {item.schedule!r})"
+    return repr(item.schedule)
+
+
 class _Unreadable(ValueError):
     """One proc's part of lainlet's answer has the wrong shape (that proc is skipped)."""
 
@@ -112,21 +130,25 @@ class Cluster:
     busy: set[tuple[str, str, int, str]] = field(default_factory=set)
 
     @classmethod
-    def from_backupspec(cls, data: Any) -> Cluster:
+    def from_backupspec(cls, data: Any, *, spread_seconds: bool = False) -> Cluster:
         """Build from lainlet's JSON; only an answer that is not an object raises (:class:`LainletError`).
 
         Anything wrong inside one proc (its pods' shape, an annotation, an item, a node IP) is a
-        problem of that proc: the other procs are unaffected.
+        problem of that proc: the other procs are unaffected. Every instance's items carry the
+        schedule its jobs are pushed with: ``H`` resolved for that instance and, with
+        ``spread_seconds`` (the ``SPREAD_SECONDS`` setting), a stable second added
+        (:mod:`chalicelib.core.spread`); everything built from the cluster (job lists and ids,
+        freshness, the idle-window check) uses that one.
         """
         if not isinstance(data, Mapping):
             raise LainletError("lainlet sent a backupspec that is not a JSON object")
         with gc_paused():
-            cluster = cls._build(data)
+            cluster = cls._build(data, spread_seconds)
             cluster._find_busy()
             return cluster
 
     @classmethod
-    def _build(cls, data: Mapping[str, Any]) -> Cluster:
+    def _build(cls, data: Mapping[str, Any], spread_seconds: bool) -> Cluster:
         cluster = cls()
         for key in sorted(data):
             parts = key.split(".")
@@ -137,7 +159,7 @@ class Cluster:
                             "proc name is not <app>.<type>.<proc>; its backups are ignored"))
                 continue
             try:
-                pods, problems = cls._pods(key, app, data[key])
+                pods, problems = cls._pods(key, app, data[key], spread_seconds)
             except Exception as e:  # one proc's garbage never stops the others
                 reason = str(e) if isinstance(e, _Unreadable) else f"cannot be read ({type(e).__name__})"
                 cluster.unreadable[key] = reason
@@ -153,20 +175,21 @@ class Cluster:
         return cluster
 
     @classmethod
-    def _pods(cls, proc: str, app: str, raw: Any) -> tuple[list[Pod], list[Problem]]:
+    def _pods(cls, proc: str, app: str, raw: Any, spread_seconds: bool
+              ) -> tuple[list[Pod], list[Problem]]:
         if raw is None:
             raw = []
         if not isinstance(raw, list):
             raise _Unreadable("its value is not a list of pods")
         pods, problems = [], []
         for pod_raw in raw:
-            pod, found = cls._pod(proc, app, pod_raw)
+            pod, found = cls._pod(proc, app, pod_raw, spread_seconds)
             pods.append(pod)
             problems.extend(found)
         return pods, problems
 
     @staticmethod
-    def _pod(proc: str, app: str, raw: Any) -> tuple[Pod, list[Problem]]:
+    def _pod(proc: str, app: str, raw: Any, spread_seconds: bool) -> tuple[Pod, list[Problem]]:
         """One pod, checked field by field. Written out flat (no generators, plain ``dict`` checked
         before the ABC): this runs for every pod and container of the cluster."""
         if type(raw) is not dict and not isinstance(raw, Mapping):
@@ -179,6 +202,8 @@ class Cluster:
             raise _Unreadable(f"a pod has no InstanceNo from 0 to {MAX_INSTANCE}, string "
                               "Annotation and Containers list")
         items, found = parse_annotation(annotation, app=app, proc=proc, instance=instance)
+        if items and (spread_seconds or any(spread.has_h(item.schedule) for item in items)):
+            items = tuple(_pushed(item, app, proc, instance, spread_seconds) for item in items)
         ids: list[str] = []
         node_ips: dict[str, None] = {}
         for c in containers_raw:
@@ -222,7 +247,7 @@ class Cluster:
                             self.busy.add(key)
                             self.problems.append(Problem(
                                 "busy_schedule", proc.app, proc.full_name, pod.instance_no,
-                                f"schedule {item.schedule!r}, with the others on {node}, would "
+                                f"schedule {_shown(item)}, with the others on {node}, would "
                                 f"leave its daemon no {HOLD} s without a job: no later job list "
                                 "could be pushed there, so this job is not pushed", item.volume))
                         else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ _FIELDS = (
     ("month", 1, 12, _MONTHS),
     ("day of week", 0, 6, _DAYS),
 )
+FIELDS = _FIELDS
 
 _DESCRIPTORS = {
     "@yearly": "0 0 0 1 1 *",
@@ -76,48 +77,75 @@ class Schedule:
     every_minute: bool = False  # minute, hour, day, month and weekday all unrestricted
     values: tuple[tuple[int, ...], ...] = ()  # each field's values, in robfig's 6-field order
     stars: tuple[bool, ...] = ()  # which fields were written as ``*`` or ``?``
-    # recent answers, (direction, asked) -> run: a cluster's items share few schedules and ask
-    # about nearly the same moments (now, now minus a grace and a run time)
-    _recent: dict[tuple[bool, datetime], datetime] = field(
-        default_factory=dict, compare=False, hash=False, repr=False)
+    # what croniter walks: ``expression``, or a schedule whose runs are this one's moved back by
+    # ``shift`` seconds (see :func:`_parse_cached`)
+    walk_expression: str = ""
+    shift: int = 0
 
     def next_after(self, when: datetime) -> datetime | None:
         """First run strictly after ``when`` (aware datetime), or None if the spec never fires."""
         if self.every is not None:
             return _truncate_seconds(when) + self.every
-        for (forward, asked), run in list(self._recent.items()):
-            if forward and asked <= when < run:  # no run in (asked, run): none in (when, run)
-                return run
-        return self._remember(True, when, self._walk(when, forward=True))
+        return self._run(when, forward=True)
 
     def prev_before(self, when: datetime) -> datetime | None:
         """Latest run strictly before ``when``. ``@every`` runs are counted from ``when`` itself."""
         if self.every is not None:
             return _truncate_seconds(when) - self.every
-        for (forward, asked), run in list(self._recent.items()):
-            if not forward and run < when <= asked:  # no run in (run, asked): none in (run, when)
-                return run
-        return self._remember(False, when, self._walk(when, forward=False))
+        return self._run(when, forward=False)
 
-    def _remember(self, forward: bool, asked: datetime, run: datetime | None) -> datetime | None:
-        if run is not None:
-            if len(self._recent) >= RECENT:
-                self._recent.clear()
-            self._recent[(forward, asked)] = run
-        return run
+    def _run(self, when: datetime, *, forward: bool) -> datetime | None:
+        shift = timedelta(seconds=self.shift)
+        asked = when.astimezone(UTC) - shift  # the question in the walked schedule's time
+        key = (self.walk_expression or self.expression, self.day_or, str(self.tz), forward)
+        with _WALKERS_LOCK:
+            run = _recall(key, asked)
+            if run is None:
+                run = self._walk(key[0], asked, forward=forward)
+                if run is not None:
+                    _remember(key, asked, run)
+        return None if run is None else run + shift
 
-    def _walk(self, when: datetime, *, forward: bool) -> datetime | None:
+    def _walk(self, expression: str, when: datetime, *, forward: bool) -> datetime | None:
         # imported here: validating a spec (every listing and job route) needs no croniter, only
         # evaluating one does (freshness, the retention floor), so only those pay for its import
         from croniter.croniter import CroniterBadDateError
 
-        with _WALKERS_LOCK:
-            walker = _walker(self.expression, self.day_or, when.astimezone(self.tz))
-            try:
-                found: datetime = walker.get_next(datetime) if forward else walker.get_prev(datetime)
-            except CroniterBadDateError:  # e.g. "0 0 30 2 *": valid for robfig, never fires
-                return _NEVER
+        walker = _walker(expression, self.day_or, when.astimezone(self.tz))
+        try:
+            found: datetime = walker.get_next(datetime) if forward else walker.get_prev(datetime)
+        except CroniterBadDateError:  # e.g. "0 0 30 2 *": valid for robfig, never fires
+            return _NEVER
         return found.astimezone(UTC)
+
+
+# Recent answers, per walked schedule and direction: [(asked, run)], meaning no run in (asked,
+# run) forward, in (run, asked) backward. A cluster's items share few walked schedules and ask
+# about nearly the same moments (now, now minus a grace and a run time, each moved by its shift).
+_MEMO: dict[tuple[str, bool, str, bool], list[tuple[datetime, datetime]]] = {}
+
+
+def _recall(key: tuple[str, bool, str, bool], asked: datetime) -> datetime | None:
+    forward = key[3]
+    for seen, run in _MEMO.get(key, ()):
+        if (seen <= asked < run) if forward else (run < asked <= seen):
+            return run
+    return None
+
+
+def _remember(key: tuple[str, bool, str, bool], asked: datetime, run: datetime) -> None:
+    memo = _MEMO.get(key)
+    if memo is None:
+        if len(_MEMO) >= MAX_WALKERS:
+            _MEMO.clear()
+        memo = _MEMO[key] = []
+    for index, (seen, known) in enumerate(memo):
+        if known == run:  # one interval per run, as wide as the questions made it
+            memo[index] = (min(seen, asked) if key[3] else max(seen, asked), run)
+            return
+    if len(memo) >= RECENT:
+        del memo[0]
+    memo.append((asked, run))
 
 
 # croniter parses its expression on every construction (our expressions list every value: 270 us
@@ -189,27 +217,45 @@ def _parse_cached(spec: str) -> Schedule:
         raise ScheduleError(f"Expected 5 or 6 fields, found {len(fields)}: {text[:60]}")
     if len(fields) == 5:
         fields = ["0", *fields]
-    parts, stars, all_values = [], [], []
-    for raw, (name, lo, hi, names) in zip(fields, _FIELDS, strict=True):
-        try:
-            values, star = _parse_field(raw, lo, hi, names)
-        except ScheduleError as e:
-            raise ScheduleError(f"{name} {raw[:20]!r}: {e}") from None
-        parts.append(",".join(str(v) for v in sorted(values)))
-        stars.append(star)
-        all_values.append(tuple(sorted(values)))
-    second, minute, hour, dom, month, dow = parts
+    parsed = [_field_cached(raw, index) for index, raw in enumerate(fields)]
+    values = tuple(p[0] for p in parsed)
+    stars = tuple(p[1] for p in parsed)
+    second, minute, hour, dom, month, dow = (p[2] for p in parsed)
+    walk_expression, shift = f"{minute} {hour} {dom} {month} {dow} {second}", 0
+    if tz is UTC and len(values[0]) == 1:
+        # one second (and, below, one time of day): the runs are those of the same days at
+        # 00:00:00 (or of the same minutes at second 0) moved by that time, so one croniter serves
+        # every schedule that differs only by it (a spread or hashed cluster has thousands)
+        shift = values[0][0]
+        walk_expression = f"{minute} {hour} {dom} {month} {dow} 0"
+        if len(values[1]) == 1 and len(values[2]) == 1:
+            shift += values[1][0] * 60 + values[2][0] * 3600
+            walk_expression = f"0 0 {dom} {month} {dow} 0"
     return Schedule(
         spec,
         tz,
         expression=f"{minute} {hour} {dom} {month} {dow} {second}",
         day_or=not (stars[3] or stars[5]),
-        seconds=frozenset(int(v) for v in second.split(",")),
-        every_minute=all(len(p.split(",")) == hi - lo + 1
-                         for p, (_, lo, hi, _) in zip(parts[1:], _FIELDS[1:], strict=True)),
-        values=tuple(all_values),
-        stars=tuple(stars),
+        seconds=frozenset(values[0]),
+        every_minute=all(len(v) == hi - lo + 1
+                         for v, (_, lo, hi, _) in zip(values[1:], _FIELDS[1:], strict=True)),
+        values=values,
+        stars=stars,
+        walk_expression=walk_expression,
+        shift=shift,
     )
+
+
+@lru_cache(maxsize=2048)
+def _field_cached(raw: str, index: int) -> tuple[tuple[int, ...], bool, str]:
+    """(sorted values, star, croniter text) of field ``index`` written ``raw``; few distinct."""
+    name, lo, hi, names = _FIELDS[index]
+    try:
+        values, star = _parse_field(raw, lo, hi, names)
+    except ScheduleError as e:
+        raise ScheduleError(f"{name} {raw[:20]!r}: {e}") from None
+    ordered = tuple(sorted(values))
+    return ordered, star, ",".join(map(str, ordered))
 
 
 def _parse_field(field: str, lo: int, hi: int, names: dict[str, int] | None) -> tuple[set[int], bool]:
@@ -245,6 +291,11 @@ def _parse_field(field: str, lo: int, hi: int, names: dict[str, int] | None) -> 
             raise ScheduleError(f"Beginning of range ({start}) beyond end of range ({end})")
         values.update(range(start, end + 1, step))
     return values, star
+
+
+def int_or_name(expr: str, names: dict[str, int] | None) -> int:
+    """A field's number or name as robfig reads it (:class:`ScheduleError` if it is neither)."""
+    return _int_or_name(expr, names)
 
 
 def _int_or_name(expr: str, names: dict[str, int] | None) -> int:

@@ -13,7 +13,9 @@ For every backup item of every instance (on each node it runs on) the status is,
 * ``late``     a run was due and nothing succeeded since.
 
 A run is *due* once its expected start plus the grace period (``FRESHNESS_GRACE_SECONDS``, plus the
-job's last run time) has passed: the daemons need time to run it.
+job's last run time) has passed: the daemons need time to run it. Due and next runs come from the
+schedule as pushed (its ``H`` resolved, its spread second: :mod:`chalicelib.core.spread`), the one
+the daemon runs; an item shows it (``schedule_pushed``) next to the one written (``schedule``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core import cron
+from chalicelib.core.backupspec import BackupItem
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats import cronwords
 from chalicelib.core.gotime import parse_go_time
@@ -55,10 +58,11 @@ class ItemStatus:
     last_success: dict[str, Any] | None = None
     pause: dict[str, str] | None = None  # until, reason: while a user has paused the job
     expiry_held: str = ""  # why its old backups are kept past their expire (the retention floor)
-    schedule_words: str = ""  # the schedule as the daemon reads it, in words
+    schedule_words: str = ""  # the schedule as the daemon reads it (the one pushed), in words
     next_run: str = ""  # when the daemon next starts it ("" when paused, invalid, ``@every``,
     # or its node's cron is stopped or its daemon does not answer)
     node_problems: tuple[str, ...] = ()  # what is wrong with its node, in words (the cause)
+    schedule_pushed: str = ""  # the schedule as pushed: H resolved, the spread ("" if invalid)
 
     @property
     def key(self) -> str:
@@ -95,7 +99,8 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
     start plus the grace (and the job's last run time) has passed: the daemons need time to
     run it; the due time answered is the last scheduled start before ``now``."""
     if p.job is None:
-        return "invalid", f"schedule {p.item.schedule!r} is invalid; the daemon drops this job", None
+        return "invalid", (f"schedule {p.item.schedule_written!r} is invalid; the daemon drops this "
+                           "job"), None
     last = latest.get("last")
     newest = latest.get("success")
     success = latest.get("good") or (None if newest and newest.get("suspect") else newest)
@@ -107,7 +112,7 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
     schedule = cron.parse(p.item.schedule)
     scheduled = schedule.prev_before(now)
     if scheduled is None:
-        return "invalid", f"schedule {p.item.schedule!r} never fires", None
+        return "invalid", f"schedule {p.item.schedule_written!r} never fires", None
     run_time = timedelta(0)
     ended, started = _when(success, "end"), _when(success)
     if ended and started:
@@ -185,22 +190,23 @@ def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
         shown_pause = pause if pause and not _ended(pause, now) else None
         schedule_words, next_run = _words(words, p.item.schedule, now, status)
         out.append(ItemStatus(p.proc.app, p.proc.full_name, p.pod.instance_no, p.item.volume,
-                              p.item.mode or "full", p.item.schedule, p.node, job_id, status,
+                              p.item.mode or "full", p.item.schedule_written, p.node, job_id, status,
                               reason, _iso(due), _brief(job_latest.get("last")),
                               _brief(job_latest.get("success")),
                               {"until": shown_pause.until, "reason": shown_pause.reason}
                               if shown_pause else None,
                               (expiry_held or {}).get((p.node, p.path), ""),
                               schedule_words, "" if stopped else next_run,
-                              tuple(pr.words() for pr in on_node)))
+                              tuple(pr.words() for pr in on_node), _pushed(p.item)))
     for proc in cluster.procs.values():  # items of instances with no valid node IP get no job
         for pod in proc.pods:
             if pod.items and not pod.node_ips:
                 for item in pod.items:
                     out.append(ItemStatus(proc.app, proc.full_name, pod.instance_no, item.volume,
-                                          item.mode or "full", item.schedule, "", "", "invalid",
-                                          "no container of this instance has a valid node IP",
-                                          schedule_words=cronwords.describe(item.schedule)))
+                                          item.mode or "full", item.schedule_written, "", "",
+                                          "invalid", "no container of this instance has a valid "
+                                          "node IP", schedule_words=cronwords.describe(item.schedule),
+                                          schedule_pushed=_pushed(item)))
     return out
 
 
@@ -229,6 +235,11 @@ def _words(cache: dict[str, tuple[str, str]], spec: str, now: datetime, status: 
         cache[spec] = (cronwords.describe(spec), _iso(nxt))
     words, nxt_iso = cache[spec]
     return words, "" if status in ("paused", "invalid") else nxt_iso
+
+
+def _pushed(item: BackupItem) -> str:
+    """The schedule ``item``'s jobs are pushed with, "" when it has none (invalid)."""
+    return item.schedule if item.schedule_ok else ""
 
 
 def counts(items: list[ItemStatus]) -> dict[str, int]:

@@ -96,7 +96,8 @@ def _bounded(resp: urllib3.BaseHTTPResponse, settings: Settings) -> bytes:
 
 def fetch_cluster(settings: Settings, appname: str | None = None) -> Cluster:
     """The cluster (or one app of it) as lainlet sees it now."""
-    cluster = Cluster.from_backupspec(fetch_backupspec(settings, appname))
+    cluster = Cluster.from_backupspec(fetch_backupspec(settings, appname),
+                                      spread_seconds=settings.spread_seconds)
     if appname is not None:
         # lainlet filters by prefix; keep only this app so no other app's proc can be addressed.
         cluster.procs = {k: p for k, p in cluster.procs.items() if p.app == appname}

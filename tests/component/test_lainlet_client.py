@@ -83,3 +83,19 @@ def test_a_spec_too_large_is_refused_and_the_next_fetch_is_whole(lainlet, settin
         assert e.value.status == 502
         lainlet.raw_body = None
         assert "hello.web.web" in lainlet_client.fetch_cluster(settings).procs
+
+
+def test_spread_seconds_reaches_every_cluster_fetched(lainlet, settings):
+    """SPREAD_SECONDS is applied where the cluster is built, so every route (the reconcile's
+    push, the status, an app's jobs and its job-id check) sees the same schedules and ids."""
+    from chalicelib.core.jobs import generate
+
+    spread = dataclasses.replace(settings, spread_seconds=True)
+    whole, one_app = generate(lainlet_client.fetch_cluster(spread)), generate(
+        lainlet_client.fetch_cluster(spread, "hello"))
+    ids = {j["id"]: j["spec"] for node_jobs in whole.values() for j in node_jobs if j["id"]}
+    app_ids = {j["id"]: j["spec"] for node_jobs in one_app.values() for j in node_jobs if j["id"]}
+    assert app_ids and app_ids.items() <= ids.items()
+    assert all(len(spec.split()) == 6 for spec in app_ids.values())
+    plain = generate(lainlet_client.fetch_cluster(settings, "hello"))
+    assert not {j["id"] for js in plain.values() for j in js if j["id"]} & app_ids.keys()

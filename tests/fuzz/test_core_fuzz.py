@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.core import cron
+from chalicelib.core import cron, spread
 from chalicelib.core.backupspec import parse_annotation
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats.recordschema import parse_record
@@ -31,7 +31,9 @@ field_text = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["0 3 * * *", "*/2 * * * * *", "@every 2s", "@every 99999999999999999999h",
                      "² * * * *", "TZ=Asia/Shanghai 0 3 * * *", "0 0 5 0 0", "1000000000d", "7d",
-                     "0d", "-1d", "/data", "/../etc", "full", "increment", "", "@daily"]),
+                     "0d", "-1d", "/data", "/../etc", "full", "increment", "", "@daily",
+                     "H 3 * * *", "H H(1-5) * * *", "H/15 * * * *", "H(5-1) * * * *", "H/0 * * * *",
+                     "HH * * * *", "H/2 * * * * *", "H * * * * *", "0 0 H * THU", "TZ=Asia/Hong_Kong H"]),
 )
 items = st.fixed_dictionaries({}, optional={
     name: st.one_of(field_text, json_values)
@@ -81,16 +83,19 @@ pods = st.fixed_dictionaries({
     st.sampled_from(["a.web.web", "b.web.web", "c.worker.w", "bad", "x/y.web.web"]),
     st.one_of(st.lists(pods, max_size=3), json_values), max_size=4)))
 def test_any_backupspec_builds_a_cluster_or_is_refused_whole(data):
-    try:
-        cluster = Cluster.from_backupspec(data)
-    except LainletError:
-        assert not isinstance(data, dict)
-        return
-    lists = generate(cluster)
-    assert all(j["id"] == "" or j["id"][:8] in ("0a000001", "0a000002")
-               for node_jobs in lists.values() for j in node_jobs)
-    assess(cluster, first_seen={}, paused={}, latest={}, now=datetime(2026, 11, 25, tzinfo=UTC),
-           grace=timedelta(minutes=10))
+    for spread_seconds in (False, True):
+        try:
+            cluster = Cluster.from_backupspec(data, spread_seconds=spread_seconds)
+        except LainletError:
+            assert not isinstance(data, dict)
+            return
+        lists = generate(cluster)
+        assert all(j["id"] == "" or j["id"][:8] in ("0a000001", "0a000002")
+                   for node_jobs in lists.values() for j in node_jobs)
+        assert all(cron.validate(j["spec"]) is None and not spread.has_h(j["spec"])
+                   for node_jobs in lists.values() for j in node_jobs if j["id"])
+        assess(cluster, first_seen={}, paused={}, latest={},
+               now=datetime(2026, 11, 25, tzinfo=UTC), grace=timedelta(minutes=10))
 
 
 records = st.fixed_dictionaries({}, optional={
@@ -137,16 +142,48 @@ def test_the_backup_digest_is_the_generic_job_id(spec, args):
         "127.0.0.11", spec, "backup", args)
 
 
+def _croniter_run(schedule, when, *, forward):
+    """What croniter answers for ``schedule`` itself: no shifted twin, no memory, a new iterator."""
+    from croniter import croniter
+    from croniter.croniter import CroniterBadDateError
+
+    walker = croniter(schedule.expression, when.astimezone(schedule.tz), day_or=schedule.day_or)
+    try:
+        found = walker.get_next(datetime) if forward else walker.get_prev(datetime)
+    except CroniterBadDateError:
+        return None
+    return found.astimezone(UTC)
+
+
 @FAST
 @given(spec=st.sampled_from(["0 3 * * *", "*/7 * * * *", "0 0 1 * * 1", "30 2 29 2 *",
-                             "TZ=Asia/Shanghai 0 0 3 * * *", "0 0 0 30 2 *", "5 4 * * SUN"]),
+                             "TZ=Asia/Shanghai 0 0 3 * * *", "0 0 0 30 2 *", "5 4 * * SUN",
+                             # spread and hashed shapes: one second, one time of day, or neither
+                             "57 0 3 * * *", "13 41 17 * * *", "59 59 23 31 12 *", "7 */30 * * * *",
+                             "42 11-59/15 * * * *", "3 41 3 * * 4", "9 0 0 29 2 *",
+                             "TZ=Europe/Berlin 30 30 2 * * *", "TZ=America/New_York 45 0 1 * * 0"]),
        offsets=st.lists(st.integers(-10**7, 10**7), min_size=1, max_size=25))
 def test_remembered_runs_are_the_runs_croniter_finds(spec, offsets):
-    """Schedules remember recent answers and reuse one croniter per expression; any sequence of
-    questions gets what a fresh schedule (and iterator state) would answer."""
+    """Schedules share one croniter per walked expression (one second, or one time of day, moved
+    away: a spread or hashed cluster's schedules share a few) and remember recent answers; any
+    sequence of questions gets what croniter answers for the schedule itself."""
     shared = cron.parse(spec)
     for offset in offsets:
         when = datetime(2026, 11, 25, 12, tzinfo=UTC) + timedelta(seconds=offset)
-        fresh = cron._parse_cached.__wrapped__(spec)
-        assert shared.prev_before(when) == fresh.prev_before(when), when
-        assert shared.next_after(when) == fresh.next_after(when), when
+        assert shared.prev_before(when) == _croniter_run(shared, when, forward=False), when
+        assert shared.next_after(when) == _croniter_run(shared, when, forward=True), when
+
+
+@FAST
+@given(second=st.integers(0, 59), minute=st.integers(0, 59), hour=st.integers(0, 23),
+       days=st.sampled_from(["* * *", "1 * *", "* * 0", "29 2 *", "1,15 * 1-5", "31 * *"]),
+       offsets=st.lists(st.integers(-10**8, 10**8), min_size=1, max_size=10))
+def test_shifted_walks_are_exact_for_every_time_of_day(second, minute, hour, days, offsets):
+    """Every time of day, the run found through the shared midnight schedule is croniter's."""
+    schedule = cron.parse(f"{second} {minute} {hour} {days}")
+    assert schedule.walk_expression.startswith("0 0 ") and schedule.shift == (
+        hour * 3600 + minute * 60 + second)
+    for offset in offsets:
+        when = datetime(2026, 11, 25, 12, tzinfo=UTC) + timedelta(seconds=offset, microseconds=offset % 7)
+        assert schedule.prev_before(when) == _croniter_run(schedule, when, forward=False), when
+        assert schedule.next_after(when) == _croniter_run(schedule, when, forward=True), when

@@ -34,3 +34,22 @@ def test_schedule_in_words(spec, words):
 def test_an_invalid_spec_reads_as_the_reason_the_daemon_drops_it():
     assert describe("61 * * * *") == "invalid: minute '61': End of range (61) above maximum (59)"
     assert describe("@every 10ms").startswith("invalid: Delays of less than a second")
+
+
+@pytest.mark.parametrize(("spec", "words"), [  # schedules as the spread and H make them
+    ("57 0 0 * * *", "every day at 00:00:57 UTC"),
+    ("57 0 * * * *", "every hour at :00:57"),
+    ("57 */30 * * * *", "every 30 minutes at second 57"),
+    ("57 11-59/15 * * * *", "every hour at :11:57, :26:57, :41:57, :56:57"),
+    ("2 24 3 * * 4", "on Thu at 03:24:02 UTC"),
+    ("TZ=Europe/Berlin 57 0 0 * * *", "every day at 00:00:57 Europe/Berlin"),
+])
+def test_a_pushed_schedule_in_words(spec, words):
+    assert describe(spec) == words
+
+
+def test_a_schedule_with_h_reads_as_chosen_per_item_or_as_why_it_cannot_be_resolved():
+    assert describe("H 3 * * *").startswith("H: a time chosen per item")
+    assert describe("H(40-20) 3 * * *") == (
+        "invalid: minute 'H(40-20)': Beginning of range (40) beyond end of range (20)")
+    assert describe("H 24 * * *") == "invalid: hour '24': End of range (24) above maximum (23)"

@@ -232,3 +232,52 @@ def test_ok_says_what_it_rests_on():
     assert item.status == "ok"
     assert item.reason.startswith("succeeded at 2026-11-22T03:00:00")
     assert f"no run was due since the job reached {NODE}" in item.reason
+
+
+# -- schedules as pushed: H resolved, the spread -----------------------------------------------------
+# the item a.web.web /data instance 1: sha256("a/a.web.web//data/1") gives the spread's second 2
+# and an H minute 24 (tests/unit/test_jobs.py works them out with hashlib alone)
+
+def spread_cluster(schedule="0 3 * * *", on=True):
+    item = {"procname": "a.web.web", "volume": "/data", "schedule": schedule, "expire": "7d",
+            "mode": "full"}
+    return Cluster.from_backupspec({"a.web.web": [{
+        "Annotation": json.dumps({"backup": [item]}), "InstanceNo": 1,
+        "Containers": [{"Id": "c1", "Ip": "x", "NodeIp": NODE, "NodeName": "n"}]}]},
+        spread_seconds=on)
+
+
+def test_an_item_shows_its_schedule_as_written_and_as_pushed():
+    item = assess(spread_cluster())
+    assert (item.schedule, item.schedule_pushed) == ("0 3 * * *", "2 0 3 * * *")
+    assert item.schedule_words == "every day at 03:00:02 UTC"
+    assert item.next_run == "2026-11-26T03:00:02Z"
+    plain = assess()
+    assert (plain.schedule, plain.schedule_pushed) == ("0 3 * * *", "0 3 * * *")
+    hashed = assess(spread_cluster("H 3 * * *", on=False))
+    assert (hashed.schedule, hashed.schedule_pushed) == ("H 3 * * *", "24 3 * * *")
+    assert (hashed.schedule_words, hashed.next_run) == ("every day at 03:24 UTC",
+                                                         "2026-11-26T03:24:00Z")
+
+
+def test_due_times_come_from_the_schedule_as_pushed():
+    """The daemon runs the pushed schedule: its run at 03:24:02 is on time, and a run is due at
+    03:24:02 (not at 03:00, as the schedule without its H would say, nor at 03:24:00)."""
+    c = spread_cluster("H 3 * * *")
+    on_time = record("success", TODAY_3AM + timedelta(minutes=24, seconds=2))
+    item = assess(c, last=on_time, success=on_time)
+    assert (item.status, item.due) == ("ok", "2026-11-25T03:24:02Z")
+    yesterday = record("success", TODAY_3AM - timedelta(days=1) + timedelta(minutes=24, seconds=2))
+    assert assess(c, last=yesterday, success=yesterday,
+                  now=TODAY_3AM + timedelta(minutes=24 + 9)).status == "ok"  # within the grace
+    late = assess(c, last=yesterday, success=yesterday, now=TODAY_3AM + timedelta(minutes=24 + 11))
+    assert (late.status, late.due) == ("late", "2026-11-25T03:24:02Z")
+    assert late.reason.startswith("a run was due at 2026-11-25T03:24:02Z")
+
+
+def test_an_h_that_cannot_be_resolved_is_invalid_with_its_reason_in_words():
+    item = assess(spread_cluster("H(5-1) 3 * * *"))
+    assert (item.status, item.schedule, item.schedule_pushed) == ("invalid", "H(5-1) 3 * * *", "")
+    assert item.schedule_words == ("invalid: minute 'H(5-1)': Beginning of range (5) beyond end of "
+                                   "range (1)")
+    assert item.next_run == "" and "'H(5-1) 3 * * *' is invalid" in item.reason

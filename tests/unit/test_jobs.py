@@ -172,3 +172,115 @@ def test_two_containers_of_one_pod_on_one_node_give_one_job():
     generated = jobs.generate(Cluster.from_backupspec({"a.web.web": [pod]}))
     backups = [j for j in generated["10.0.0.1"] if j["id"]]
     assert len(backups) == 1 and backups[0]["args"]["containers"] == ["c1", "c2"]
+
+
+BEFORE_SPREAD = reference.REFERENCE / "jobs-generated-before-spread.json"
+SCHEDULES_SPEC = reference.REFERENCE / "lainlet-backupspec-schedules.json"
+
+
+@pytest.mark.parametrize("name", ["reference", "schedules"])
+def test_every_job_is_byte_identical_to_the_lists_captured_before_the_spread(name):
+    """The job lists generated before schedules could be resolved (H) or spread, captured into
+    ``tests/fixtures/jobs-generated-before-spread.json``: the reference cluster, and a cluster with
+    every schedule form the daemon reads (5 and 6 fields, descriptors, ``@every``, ``TZ=``, names,
+    odd spacing, invalid and busy ones). With no ``H`` in a spec and the spread off, every list is
+    still the same, byte for byte, in the same order."""
+    before = json.loads(BEFORE_SPREAD.read_text())[name]
+    spec = reference.backupspec() if name == "reference" else json.loads(SCHEDULES_SPEC.read_text())
+    now = generated(spec)
+    assert list(now) == list(before)
+    for node, node_jobs in now.items():
+        assert [json.dumps(j, sort_keys=True) for j in node_jobs] == \
+            [json.dumps(j, sort_keys=True) for j in before[node]], node
+        assert jobs.list_version(node_jobs) == jobs.list_version(before[node])
+
+
+def _written_and_pushed(spec, on):
+    """[(node, job as generated with the spread on/off, the schedule its item has written)]."""
+    from chalicelib.core.jobs import placements
+
+    cluster = Cluster.from_backupspec(spec, spread_seconds=on)
+    return [(p.node, p.job, p.item.schedule_written) for p in placements(cluster) if p.job]
+
+
+@pytest.mark.parametrize("name", ["reference", "schedules"])
+def test_with_the_spread_a_job_is_the_job_of_its_schedule_as_pushed(name):
+    """The daemon computes nothing: a job's id is the original's GenerateID of the job with the
+    schedule the controller pushes, and only a job whose schedule changes changes its id."""
+    from chalicelib.core import spread
+
+    before = json.loads(BEFORE_SPREAD.read_text())[name]
+    spec = reference.backupspec() if name == "reference" else json.loads(SCHEDULES_SPEC.read_text())
+    now = generated_with_spread = jobs.generate(Cluster.from_backupspec(spec, spread_seconds=True))
+    assert list(now) == list(before)
+    changed = 0
+    for node, node_jobs in generated_with_spread.items():
+        assert len(node_jobs) == len(before[node])
+        for job, old in zip(node_jobs, before[node], strict=True):
+            assert job["args"] == old["args"]  # app, proc, volume, instanceNo: the item, kept
+            if job["action"] == jobs.EXPIRE_ACTION:
+                assert job == old
+                continue
+            args = job["args"]
+            item = spread.item_hash(args["app"], args["proc"], args["volume"], args["instanceNo"])
+            assert job["spec"] == spread.resolve(old["spec"], item, spread=True)
+            assert job["id"] == jobs.job_id(node, job["spec"], "backup", args)
+            assert (job["id"] == old["id"]) == (job["spec"] == old["spec"])
+            changed += job["spec"] != old["spec"]
+    # reference: hello's 4 jobs (mysql's schedule has its seconds); schedules: 21 of the 33 items
+    # of each of 4 instances on 2 nodes (not: seconds chosen, @every, every minute, invalid, busy)
+    assert changed == (4 if name == "reference" else 21 * 4 * 2)
+    for node, job, written in _written_and_pushed(spec, True):
+        assert job in now[node] and written in {j["spec"] for j in before[node]}
+
+
+def test_h_is_resolved_per_instance_the_same_on_every_node_of_the_instance():
+    spec = {"a.web.web": [pod("a", schedule="H H(1-5) * * *", instance=i, containers=("c1", "c2"))
+                          for i in (1, 2, 3)]}
+    for i, p in enumerate(spec["a.web.web"]):
+        p["Containers"][1]["NodeIp"] = f"127.0.0.{20 + i}"
+    placed = _written_and_pushed(spec, False)
+    by_instance = {}
+    for node, job, written in placed:
+        assert written == "H H(1-5) * * *"
+        assert job["id"] == jobs.job_id(node, job["spec"], "backup", job["args"])
+        by_instance.setdefault(job["args"]["instanceNo"], set()).add(job["spec"])
+    assert all(len(specs) == 1 for specs in by_instance.values())  # one schedule an instance
+    # u_i = bytes 4i..4i+4 of sha256("a/a.web.web//data/<instance>"): minute u_1 % 60, hour
+    # 1 + u_2 % 5, the spread's second u_0 % 60 (worked out with hashlib alone)
+    assert by_instance == {1: {"24 3 * * *"}, 2: {"17 1 * * *"}, 3: {"5 2 * * *"}}
+    assert {j["spec"] for _, j, _ in _written_and_pushed(spec, True)} == {
+        "2 24 3 * * *", "41 17 1 * * *", "54 5 2 * * *"}
+
+
+def test_an_h_that_cannot_be_resolved_gets_no_job_but_its_dir_is_still_expired():
+    by_node = generated({"a.web.web": [pod("a", schedule="H(30-20) * * * *")]})
+    assert [j["action"] for j in by_node["127.0.0.11"]] == ["backup_expire"]
+    problems = Cluster.from_backupspec({"a.web.web": [pod("a", schedule="H(30-20) * * * *")]}).problems
+    assert [(p.kind, p.volume) for p in problems] == [("bad_schedule", "/data")]
+    assert "Beginning of range (30) beyond end of range (20)" in problems[0].reason
+
+
+def test_the_spread_and_h_take_no_schedule_into_the_busy_ones():
+    """A node's every-minute schedules are not spread: 15 of them stay at second 0 (with the
+    expire job), not at 15 seconds that would leave the daemon no idle moment."""
+    spec = {"a.web.web": [pod("a", volume=f"/v{n}", schedule="* * * * *", instance=n)
+                          for n in range(1, 16)]}
+    for on in (False, True):
+        cluster = Cluster.from_backupspec(spec, spread_seconds=on)
+        assert not cluster.busy and not cluster.problems
+        assert {j["spec"] for j in jobs.generate(cluster)["127.0.0.11"]} == {"* * * * *"}
+    # H seconds are the schedules' own: resolved, the node's check sees each at its second
+    from chalicelib.core import cron
+    from chalicelib.core.idlewindow import Load
+
+    hashed = {"a.web.web": [pod("a", volume=f"/v{n}", schedule="H * * * * *", instance=n)
+                            for n in range(1, 61)]}
+    cluster = Cluster.from_backupspec(hashed)
+    assert cluster.busy and {p.kind for p in cluster.problems} == {"busy_schedule"}
+    assert "'H * * * * *' (pushed as '" in cluster.problems[0].reason
+    kept = [j["spec"] for j in jobs.generate(cluster)["127.0.0.11"] if j["id"]]
+    load = Load()
+    for spec in kept:
+        load = load.add(cron.parse(spec))
+    assert len(kept) + len(cluster.busy) == 60 and not load.blocked

@@ -31,3 +31,10 @@ def test_bad_values_name_the_variable(env, words):
     with pytest.raises(SettingsError, match=words.replace("(", r"\(")) as e:
         Settings.from_env(env)
     assert e.value.status == 500 and e.value.code == "bad_setting"
+
+
+def test_the_spread_is_off_unless_asked():
+    assert Settings.from_env({}).spread_seconds is False
+    assert Settings.from_env({"SPREAD_SECONDS": "true"}).spread_seconds is True
+    with pytest.raises(SettingsError, match="SPREAD_SECONDS='sometimes' is not true or false"):
+        Settings.from_env({"SPREAD_SECONDS": "sometimes"})

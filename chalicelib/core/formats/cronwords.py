@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta
 
-from chalicelib.core import cron
+from chalicelib.core import cron, spread
 
 _DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -17,11 +17,15 @@ MAX_LISTED = 6  # longer lists of times are summarised
 
 
 def describe(spec: str) -> str:
-    """The schedule ``spec`` in words ("invalid: <why>" when the daemon would drop it)."""
+    """The schedule ``spec`` in words ("invalid: <why>" when the daemon would drop it, or when an
+    ``H`` in it cannot be resolved). ``H`` is resolved per item (:mod:`chalicelib.core.spread`):
+    the words of an item's schedule are those of the schedule pushed for it."""
     try:
-        schedule = cron.parse(spec)
+        schedule = cron.parse(spread.check(spec))
     except cron.ScheduleError as e:
         return f"invalid: {e}"
+    if spread.has_h(spec):
+        return "H: a time chosen per item (each item's schedule as pushed says which)"
     if schedule.every is not None:
         return f"every {_duration(schedule.every)}, counted from when the daemon loaded the job"
     second, minute, hour, dom, month, dow = schedule.values
