@@ -38,6 +38,7 @@ class JobRecord(TypedDict):
     reason: NotRequired[str]
     suspect: NotRequired[str]  # the controller's judgment: why a success is not trusted
     gone: NotRequired[str]  # the controller's knowledge: why its archive no longer exists
+    recovered: NotRequired[str]  # made from the daemon's archive: its record never came
 
 
 Latest = dict[str, dict[str, JobRecord]]  # job id -> "last"/"success"/"good" -> that record
@@ -81,6 +82,7 @@ class ReconcileSummary(TypedDict, total=False):
     alerts: int
     operations_moved: int
     node_problems: int
+    records_recovered: int
     duration_ms: int
 
 

@@ -121,7 +121,8 @@
     return cell(label, el("span", { class: `status status-${s}` }, str(record.state) || "?"), " ",
       ...(timeBits(record.start, now) || [str(record.start)]),
       record.reason ? el("span", { class: "reason" }, str(record.reason)) : "",
-      record.suspect ? el("span", { class: "reason" }, `suspect: ${brief(record.suspect)}`) : "");
+      record.suspect ? el("span", { class: "reason" }, `suspect: ${brief(record.suspect)}`) : "",
+      record.recovered ? el("span", { class: "reason" }, `recovered ${brief(record.recovered)}`) : "");
   }
 
   // ---- the apps ----

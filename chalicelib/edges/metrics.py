@@ -65,6 +65,7 @@ class Metrics:
             "NodesHeld": len(summary.get("held", {})),
             "NodesUnchanged": summary.get("unchanged", 0),
             "Problems": summary.get("problems", 0),
+            "RecordsRecovered": summary.get("records_recovered", 0),
             "RunDuration": summary.get("duration_ms", 0),
             **(item_values(items) if items is not None else {}),
         }
@@ -79,6 +80,7 @@ class Metrics:
                 "pauses_reapplied": sum(map(len, summary.get("pauses_reapplied", {}).values())),
                 "alerts": summary.get("alerts", 0),
                 "operations_moved": summary.get("operations_moved", 0),
+                "records_recovered": summary.get("records_recovered", 0),
                 "duration_ms": summary.get("duration_ms", 0)}
         event(log, "reconcile", **said, **emf.document(self.namespace, values,
                                                        {"RunDuration": "Milliseconds"}, self.clock()))

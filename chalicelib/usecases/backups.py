@@ -23,7 +23,7 @@ from chalicelib.core.types import BackupEntity
 from chalicelib.deps import Deps
 from chalicelib.edges import fleet
 from chalicelib.edges.backupd import BackupdClient, BackupdError, dirs_query
-from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound, UpstreamError
+from chalicelib.errors import BadRequest, Conflict, NotFound, UpstreamError
 from chalicelib.logs import event, log
 
 ENTITY_FIELDS = ("volume", "name", "size", "created", "instanceNo")  # the original's BackupEntity
@@ -46,7 +46,7 @@ def _owned(p: Proc, name: str) -> str:
 
 def list_backups(deps: Deps, app: str, proc: str, volumes: list[str] | None) -> Partial:
     """Backups of the given volumes (None: every declared volume) on every node of the proc."""
-    cluster, p = _proc(deps, app, proc)
+    _, p = _proc(deps, app, proc)
     wanted = p.volumes if volumes is None else [check_volume(v) for v in volumes]
     undeclared = [v for v in wanted if p.item(v) is None]
     if undeclared:
@@ -58,34 +58,7 @@ def list_backups(deps: Deps, app: str, proc: str, volumes: list[str] | None) -> 
     result = deps.fan_out(p.node_ips, lambda c: c.backups(query))
     body = [_entity(e) for entities in result.results.values() for e in entities
             if made_from(p.app, p.full_name, e)]
-    _note_deleted(deps, cluster, p, set(wanted), result.results)
     return Partial(body, result.unreachable)
-
-
-def _note_deleted(deps: Deps, cluster: Cluster, p: Proc, volumes: set[str],
-                  listed: Mapping[str, list[dict[str, Any]]]) -> None:
-    """A job's newest good backup that its node's answer no longer lists was deleted outside
-    the controller: mark it gone, so the retention floor stops counting it. Never fails the
-    listing (DynamoDB down: logged, and the next listing looks again)."""
-    jobs = {pl.job["id"]: pl.node for pl in placements(cluster)
-            if pl.job and pl.node in listed and pl.proc.full_name == p.full_name
-            and pl.item.volume in volumes}
-    if not jobs:
-        return
-    try:
-        for job_id, good in deps.records.goods(list(jobs)).items():
-            file, node = archive_of(good), jobs[job_id]
-            if not file or good.get("gone") or file in {e["name"] for e in listed[node]}:
-                continue
-            why = f"{node} no longer listed it at {format_time(deps.clock())}"
-            if deps.records.mark_gone(job_id, file, why):
-                event(log, "good_backup_gone", level=WARNING, app=p.app, proc=p.full_name,
-                      job=job_id, file=file, node=node,
-                      detail="deleted outside the controller: its dir has no good backup on "
-                             "record until the next one (the retention floor holds it)")
-    except ControllerError as e:
-        event(log, "good_backup_check_failed", level=WARNING, app=p.app, proc=p.full_name,
-              error=e.message)
 
 
 def backup_info(deps: Deps, app: str, proc: str, name: str) -> BackupEntity:

@@ -16,12 +16,11 @@ from typing import Any
 
 from chalicelib.core.formats.recordschema import parse_record, record_app
 from chalicelib.core.jobs import BACKUP_ACTION, node_of_job_id
-from chalicelib.core.sizes import Baseline, Judgment, judge
 from chalicelib.core.types import JobRecord
 from chalicelib.deps import Deps
 from chalicelib.errors import ControllerError
 from chalicelib.logs import event, log
-from chalicelib.usecases import alerts, operations
+from chalicelib.usecases import alerts, operations, records
 
 
 def notify(deps: Deps, body: bytes | str | None) -> dict[str, Any]:
@@ -30,10 +29,13 @@ def notify(deps: Deps, body: bytes | str | None) -> dict[str, Any]:
         record = parse_record(body, now=deps.clock(),
                               skew=timedelta(seconds=deps.settings.notify_clock_skew_seconds))
         operations.check_record(deps, record)  # a forged record of an operation's run: refused
-        stored = store(deps, record)
+        kept = records.store(deps, record)
     except ControllerError:
         deps.metrics.notify(accepted=False)
         raise
+    stored = kept.stored
+    if kept.rebaseline:
+        alerts.size_rebaselined(deps, record, *kept.rebaseline)
     failed = record["state"] == "failed"
     deps.metrics.notify(accepted=True, level=WARNING if failed and stored else INFO,
                         **_said(record, stored))
@@ -58,22 +60,3 @@ def _said(record: JobRecord, stored: bool) -> dict[str, Any]:
     if record["state"] == "failed":
         said["reason"] = str(record.get("reason", ""))[:500]
     return said
-
-
-def store(deps: Deps, record: JobRecord) -> bool:
-    """Judge a backup's success by its size, store the record with that judgment, and say once
-    when the job's size got a new baseline; whether the record changed anything."""
-    baseline, judgment = _judgment(deps, record)
-    stored = deps.records.put(record, judgment)
-    if stored and judgment is not None and judgment.rebaselined:
-        alerts.size_rebaselined(deps, record, baseline, judgment)
-    return stored
-
-
-def _judgment(deps: Deps, record: JobRecord) -> tuple[Baseline, Judgment | None]:
-    """A backup job's success judged against the job's recent sizes (other records: none)."""
-    if record["action"] != BACKUP_ACTION or not record["id"] or record["state"] != "success":
-        return Baseline(), None
-    baseline = deps.records.baseline(record["id"])
-    return baseline, judge(record, baseline, deps.settings.suspect_size_percent,
-                           deps.settings.size_rebaseline_runs)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from chalicelib.core.formats.answers import Partial
 from chalicelib.core.formats.inputs import bounded_int
+from chalicelib.core.jobs import BACKUP_ACTION
+from chalicelib.core.sizes import Baseline, Judgment, judge
 from chalicelib.core.types import STATES, JobRecord
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest
@@ -58,3 +61,24 @@ def audit(deps: Deps, app: str | None, total: str, before: str) -> Partial:
     entries = (deps.audit.of_app(app, count, before) if app
                else deps.audit.of_system(count, deps.clock(), before))
     return Partial(entries, next=entries[-1]["cursor"] if len(entries) == count else "")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What storing a record did: whether it changed anything, and the new size baseline it
+    made (what it was judged against, and the judgment) for the composer to announce."""
+
+    stored: bool
+    rebaseline: tuple[Baseline, Judgment] | None = None
+
+
+def store(deps: Deps, record: JobRecord) -> Stored:
+    """Judge a backup job's success by its archive's size (:func:`chalicelib.core.sizes.judge`,
+    against the job's recent good sizes) and store the record with that judgment."""
+    if record["action"] != BACKUP_ACTION or not record["id"] or record["state"] != "success":
+        return Stored(deps.records.put(record))
+    baseline = deps.records.baseline(record["id"])
+    judgment = judge(record, baseline, deps.settings.suspect_size_percent,
+                     deps.settings.size_rebaseline_runs)
+    stored = deps.records.put(record, judgment)
+    return Stored(stored, (baseline, judgment) if stored and judgment.rebaselined else None)

@@ -2,7 +2,9 @@
 /api/v2/system/reconcile``), in order.
 
 the reconcile pushes what changed (:mod:`reconcile`) → every item's status is assessed from what
-the run read (:mod:`health`) → what went bad or came back is logged and told (:mod:`alerts`) → the
+the run read (:mod:`health`) → the archives on the nodes of the late and never items (and of a
+rotating slice) recover the records a lost post left out (:mod:`archives`, stored through
+:mod:`records`; then assessed again) → what went bad or came back is logged and told (:mod:`alerts`) → the
 restore operations under way are looked at (:mod:`operations`) → the run's one line goes out: its
 summary with its metrics (EMF). Each step is a concern of its own; one that fails is logged and
 the next ones still run, and the line goes out whatever happened.
@@ -14,11 +16,12 @@ from logging import WARNING
 from typing import Any
 
 from chalicelib.core.freshness import ItemStatus
-from chalicelib.core.types import ReconcileSummary
+from chalicelib.core.gotime import format_time
+from chalicelib.core.types import JobRecord, ReconcileSummary
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest, Conflict, ControllerError
 from chalicelib.logs import event, log
-from chalicelib.usecases import alerts, health, operations, reconcile
+from chalicelib.usecases import alerts, archives, health, operations, reconcile, records
 
 CONFIRMATIONS = ("removals",)
 
@@ -54,12 +57,13 @@ def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
                                    f"internal error ({type(e).__name__}: {str(e)[:200]})",
                                    unexpected=not isinstance(e, ControllerError))
         raise
-    try:
-        items: list[ItemStatus] | None = health.assess(deps, done.cluster, done.states,
-                                                       done.pauses, done.latest)
-    except ControllerError as e:
-        event(log, "status_not_assessed", level=WARNING, error=e.message)
-        items = None
+    items = _assess(deps, done)
+    if items is not None:
+        recovered = _archives(deps, done, items)
+        done.summary["records_recovered"] = recovered
+        if recovered:  # what the archives proved changes the status: assess again
+            done.latest = deps.records.latest_by_job()
+            items = _assess(deps, done)
     done.summary["alerts"] = alerts.check(deps, items, done.pauses) if items is not None else 0
     try:  # tick never raises by design; this guards the summary and metrics against a bug in it
         done.summary["operations_moved"] = operations.tick(deps)
@@ -68,3 +72,54 @@ def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
         done.summary["operations_moved"] = 0
     deps.metrics.reconcile_run(done.summary, items)
     return done.summary
+
+
+def _assess(deps: Deps, done: reconcile.Run) -> list[ItemStatus] | None:
+    try:
+        return health.assess(deps, done.cluster, done.states, done.pauses, done.latest)
+    except ControllerError as e:
+        event(log, "status_not_assessed", level=WARNING, error=e.message)
+        return None
+
+
+def _archives(deps: Deps, done: reconcile.Run, items: list[ItemStatus]) -> int:
+    """The archives on the nodes against the records (:mod:`archives`): the success records a
+    lost post left out are recovered from the archives and stored as notify stores a record;
+    a good backup deleted outside the controller stops counting. How many were recovered."""
+    try:
+        found = archives.check(deps, done.cluster, items, done.latest)
+    except ControllerError as e:  # the run is done; the next one reads the archives again
+        event(log, "archives_not_checked", level=WARNING, error=e.message)
+        return 0
+    recovered: list[tuple[str, JobRecord]] = []
+    for node, record in found.recovered:
+        try:
+            kept = records.store(deps, record)
+        except ControllerError as e:
+            event(log, "record_not_recovered", level=WARNING, node=node, rid=record["rid"],
+                  job=record["id"], error=e.message)
+            continue
+        if kept.stored:
+            recovered.append((node, record))
+        if kept.rebaseline:
+            alerts.size_rebaselined(deps, record, *kept.rebaseline)
+    if recovered:
+        event(log, "records_recovered", level=WARNING, records=len(recovered),
+              nodes=sorted({node for node, _ in recovered}),
+              sample=[r.get("recovered", "") for _, r in recovered[:5]],
+              detail="runs whose record never reached the controller (an outage longer than "
+                     "the daemons' retries): recovered from their archives")
+    for p, file in found.gone:
+        assert p.job is not None
+        why = f"{p.node} no longer listed it at {format_time(deps.clock())}"
+        try:
+            marked = deps.records.mark_gone(p.job["id"], file, why)
+        except ControllerError as e:
+            event(log, "good_backup_check_failed", level=WARNING, job=p.job["id"], error=e.message)
+            continue
+        if marked:
+            event(log, "good_backup_gone", level=WARNING, app=p.proc.app, proc=p.proc.full_name,
+                  volume=p.item.volume, job=p.job["id"], file=file, node=p.node,
+                  detail="deleted outside the controller: its dir has no good backup on record "
+                         "until the next one (the retention floor holds it)")
+    return len(recovered)

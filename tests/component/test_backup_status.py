@@ -9,8 +9,8 @@ import pytest
 
 from chalicelib.deps import Deps
 from chalicelib.edges.state import Seen
-from chalicelib.usecases import notify as notify_flow
 from chalicelib.usecases import reconcile, schedule
+from chalicelib.usecases import records as records_flow
 from scripts.simcluster.server import Recorded, Reply, StandIn
 from tests import reference
 
@@ -48,7 +48,7 @@ class Clock:
 def post(deps, state, start, reason=""):
     """A run of hello's /data job on 127.0.0.11, stored as notify stores it."""
     job = reference.job(HELLO_DATA)
-    notify_flow.store(deps, reference.record_of(job, state, start, reason=reason,
+    records_flow.store(deps, reference.record_of(job, state, start, reason=reason,
                                          result={"file": "f", "size": 5} if state == "success" else None))
 
 

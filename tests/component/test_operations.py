@@ -19,6 +19,7 @@ from chalicelib.errors import Conflict, StoreUnavailable
 from chalicelib.settings import get_settings
 from chalicelib.usecases import notify as notify_flow
 from chalicelib.usecases import operations
+from chalicelib.usecases import records as records_flow
 from tests import reference
 from tests.component.apiclient import error_of, post_form
 from tests.component.test_backup_status import Clock
@@ -224,7 +225,7 @@ def test_a_suspect_snapshot_is_no_undo(api, ddb, deps, pushed):
     """Ten good backups of ~1 MB: a 1 KB snapshot is judged suspect, and no restore follows."""
     for n in range(10):
         start = datetime.now(UTC) - timedelta(days=10 - n)
-        notify_flow.store(deps, reference.record_of(reference.job(HELLO_DATA), "success", start,
+        records_flow.store(deps, reference.record_of(reference.job(HELLO_DATA), "success", start,
                                              result={"file": f"x-{n}", "size": 1_000_000}))
     op = recover(api)
     notify(api, snapshot_done(op["snapshot"]["rid"], size=1000))

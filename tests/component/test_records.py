@@ -12,7 +12,7 @@ from chalicelib.deps import Deps
 from chalicelib.edges.records import RecordStore, record_item
 from chalicelib.errors import Conflict
 from chalicelib.settings import Settings
-from chalicelib.usecases import notify as notify_flow
+from chalicelib.usecases import records as records_flow
 from chalicelib.usecases.records import month_query
 from tests import reference
 from tests.component.apiclient import error_of
@@ -333,12 +333,12 @@ def test_suspicious_successes_are_flagged_and_never_count_as_good(api, ddb):
     deps = Deps(Settings(suspect_size_percent=10), table=ddb)
     store = deps.records
     for day, size in enumerate([1000, 1100, 900]):
-        notify_flow.store(deps, reference.record_of(job, "success", base + timedelta(days=day),
+        records_flow.store(deps, reference.record_of(job, "success", base + timedelta(days=day),
                                                     result={"file": f"f{day}", "size": size}))
     tiny = reference.record_of(job, "success", base + timedelta(days=3), result={"file": "t", "size": 50})
-    notify_flow.store(deps, tiny)
+    records_flow.store(deps, tiny)
     zero = reference.record_of(job, "success", base + timedelta(days=4), result={"file": "z", "size": 0})
-    notify_flow.store(deps, zero)
+    records_flow.store(deps, zero)
     latest = store.latest_by_job()[job["id"]]
     assert latest["last"]["rid"] == zero["rid"] and latest["last"]["suspect"] == "the archive is 0 bytes"
     assert latest["good"]["rid"] != tiny["rid"] and latest["good"]["result"]["size"] == 900

@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.deps import Deps
-from chalicelib.usecases import notify as notify_flow
 from chalicelib.usecases import reconcile
+from chalicelib.usecases import records as records_flow
 from scripts.simcluster.worker import WorkingBackupd
 from tests import reference
 
@@ -54,7 +54,7 @@ class Sim:
             record = reference.record_of(job, "success", self.now, result=result)
         else:
             record = reference.record_of(job, "failed", self.now, reason="disk full")
-        notify_flow.store(self.deps, record)
+        records_flow.store(self.deps, record)
 
     def expire(self) -> None:
         """What the daemon's every-minute expire job does, with the list it holds now."""

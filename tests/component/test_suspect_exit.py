@@ -12,7 +12,7 @@ import pytest
 from chalicelib.deps import Deps
 from chalicelib.settings import get_settings
 from chalicelib.usecases import health, reconcile
-from chalicelib.usecases import notify as notify_flow
+from chalicelib.usecases import records as records_flow
 from tests import reference
 from tests.component.apiclient import error_of, post_form
 from tests.component.test_backup_status import Clock, Receiver
@@ -105,7 +105,7 @@ def test_the_retention_floor_lets_go_once_the_new_size_is_the_baseline(settings,
         job = reference.job(HELLO_DATA)
         for day, size in enumerate([1_000_000] * 3 + [50_000] * 12):
             clock.now = datetime(2026, 11, 1, 3, 0, tzinfo=UTC) + timedelta(days=day)
-            notify_flow.store(deps, reference.record_of(job, "success", clock.now,
+            records_flow.store(deps, reference.record_of(job, "success", clock.now,
                                                  result={"file": f"f{day}", "size": size}))
         clock.now += timedelta(hours=1)
         seen = reconcile.observe(deps, check_restarts=False)
