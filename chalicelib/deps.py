@@ -73,7 +73,7 @@ class Deps:
     def operations(self) -> OperationStore:
         from chalicelib.edges.operations import OperationStore
 
-        return OperationStore(self.table)
+        return OperationStore(self.table, self.settings.undo_days)
 
     @cached_property
     def audit(self) -> AuditStore:

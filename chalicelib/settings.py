@@ -86,6 +86,7 @@ class Settings:
     size_rebaseline_runs: int = setting(3, "SIZE_REBASELINE_RUNS", minimum=0)
     operation_phase_minutes: float = setting(360.0, "OPERATION_PHASE_MINUTES", minimum=1)
     verify_size_percent: float = setting(10.0, "VERIFY_SIZE_PERCENT", minimum=0)
+    undo_days: float = setting(7.0, "UNDO_DAYS", minimum=0)
     allow_cross_node_restore: bool = setting(False, "ALLOW_CROSS_NODE_RESTORE")
     audit_retention_days: int = setting(400, "AUDIT_RETENTION_DAYS", minimum=0)
     reconcile_lease_seconds: float = setting(300.0, "RECONCILE_LEASE_SECONDS", minimum=10)

@@ -50,10 +50,11 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
+from chalicelib.core.cron import ScheduleError, parse_expire
 from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.jobs import node_of_job_id
 
@@ -112,6 +113,7 @@ class RestorePlan:
     file_sizes: dict[str, int] = field(default_factory=dict)
     target_job: str = ""
     target_archive: str = ""
+    target_expire: str = ""  # the target volume's expire: how long its backups (the snapshot) last
 
     @property
     def target_dir(self) -> str:
@@ -652,6 +654,31 @@ def _undo_hint(op: Operation) -> str:
     return ""
 
 
+def snapshot_taken(op: Operation) -> datetime | None:
+    """When the pre-restore snapshot was made: the second in its archive's name (the daemon
+    names a full backup by the time its run began)."""
+    second = _name_second(op.snapshot.file) if op.snapshot and op.snapshot.file else None
+    return datetime.fromtimestamp(second, UTC) if second is not None else None
+
+
+def snapshot_kept(op: Operation, undo: timedelta) -> tuple[datetime | None, str]:
+    """Until when the snapshot (the undo) is kept, and why: the target volume's ``expire`` (its
+    expire job deletes it then), but never before ``undo`` after it was made (the retention
+    floor holds the dir until then). (None, why) when no expiry applies or it is unknown."""
+    taken = snapshot_taken(op)
+    if taken is None:
+        return None, "no snapshot"
+    try:
+        expire = parse_expire(op.plan.target_expire)
+    except ScheduleError:
+        return None, (f"kept until deleted: {op.plan.volume} has no valid expire, so its expire "
+                      "job never deletes it")
+    if expire >= undo:
+        return taken + expire, f"{op.plan.volume}'s expire {op.plan.target_expire}"
+    return taken + undo, (f"held past {op.plan.volume}'s expire {op.plan.target_expire} until "
+                          f"UNDO_DAYS ({undo / timedelta(days=1):g}) after it was made")
+
+
 def _name_second(file: str) -> int | None:
     """The unix second in a full backup's name ``<archive>-<seconds>.tar.gz``."""
     stem = file.removesuffix(".tar.gz")
@@ -704,7 +731,8 @@ def _plan(data: Mapping[str, Any]) -> RestorePlan:
                        volume=text("volume"), dest_dir=text("dest_dir"),
                        source_dir=text("source_dir"), created=text("created"), size=size,
                        file_sizes={str(k): int(v) for k, v in sizes.items()},
-                       target_job=text("target_job"), target_archive=text("target_archive"))
+                       target_job=text("target_job"), target_archive=text("target_archive"),
+                       target_expire=text("target_expire"))
 
 
 def _run(data: Any) -> Run | None:

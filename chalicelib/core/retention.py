@@ -6,15 +6,17 @@ age alone: when a volume's backups keep failing for longer than that, every copy
 whose newest *good* backup (a success that is not suspect) is at risk, that is older than its
 expire minus ``EXPIRY_HOLD_MARGIN_PERCENT`` of it, or that has no good backup recorded at all (its
 newest one deleted by hand counts as none), is held out of its node's expire job until a new good
-backup exists. Backup jobs (and their IDs) are
-untouched; only what the expire job lists changes. Increment dirs are never expired by the daemons.
+backup exists. A dir is held too while a restore operation's pre-restore snapshot in it (the
+operation's undo) would expire before ``UNDO_DAYS`` after it was made. Backup jobs (and their IDs)
+are untouched; only what the expire job lists changes. Increment dirs are never expired by the
+daemons.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.core import cron
 from chalicelib.core.cluster import Cluster
@@ -23,6 +25,18 @@ from chalicelib.core.jobs import placements
 from chalicelib.core.types import JobRecord, Latest
 
 NO_GOOD_YET = "no good backup recorded yet"  # an item's state (never), not a problem of the spec
+
+
+class Undo(NamedTuple):
+    """A restore operation's pre-restore snapshot, kept until ``until``."""
+
+    node: str
+    dir: str
+    file: str
+    taken: datetime
+    until: datetime
+    app: str
+    op_id: str
 
 
 def good_success(latest: dict[str, JobRecord]) -> JobRecord | None:
@@ -43,14 +57,25 @@ def archive_of(record: Mapping[str, Any]) -> str:
     return file.rpartition("/")[2] if isinstance(file, str) else ""
 
 
-def held_dirs(cluster: Cluster, latest: Latest, now: datetime, margin_percent: float
-              ) -> dict[tuple[str, str], str]:
+def held_dirs(cluster: Cluster, latest: Latest, now: datetime, margin_percent: float,
+              undos: Sequence[Undo] = ()) -> dict[tuple[str, str], str]:
     """``{(node, volume dir): why}`` for every full-backup dir the expire job must skip now."""
     held: dict[tuple[str, str], str] = {}
+    undo_of: dict[tuple[str, str], list[Undo]] = {}
+    for u in undos:
+        undo_of.setdefault((u.node, u.dir), []).append(u)
     for p in placements(cluster):
         if not p.item.expire_ok or p.item.expire_mode != "full" or (p.node, p.path) in held:
             continue
         expire = cron.parse_expire(p.item.expire)
+        for u in undo_of.get((p.node, p.path), ()):
+            if u.until > now and now - u.taken >= expire * (1 - margin_percent / 100):
+                held[(p.node, p.path)] = (
+                    f"the pre-restore snapshot {u.file} (the undo of operation {u.op_id}) would "
+                    f"expire (expire {p.item.expire}) before {u.until:%Y-%m-%dT%H:%M:%SZ}, "
+                    "UNDO_DAYS after it was made")
+        if (p.node, p.path) in held:
+            continue
         job_latest: dict[str, JobRecord] = latest.get(p.job["id"], {}) if p.job else {}
         good = good_success(job_latest)
         if good is None:

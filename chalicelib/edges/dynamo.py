@@ -195,17 +195,19 @@ class Dynamo:
         self._call("delete_item", Key=key)
 
     def query(self, partition: str, *, index: str | None = None, newest_first: bool = False,
-              limit: int | None = None, state: str | None = None, before: str = ""
-              ) -> Iterator[dict[str, Any]]:
+              limit: int | None = None, state: str | None = None, before: str = "",
+              after: str = "") -> Iterator[dict[str, Any]]:
         """Items of one partition (of the table or of ``index``), in sort-key order: the one paging
         loop. ``limit`` stops after that many items; ``state`` keeps only items in that state;
-        ``before`` keeps only sort keys below it (a cursor)."""
+        ``before`` keeps only sort keys below it (a cursor), ``after`` only those above it."""
         from boto3.dynamodb.conditions import Attr, Key
 
         key = f"{index}pk" if index else "pk"
         condition = Key(key).eq(partition)
         if before:
             condition = condition & Key(f"{index}sk" if index else "sk").lt(before)
+        elif after:
+            condition = condition & Key(f"{index}sk" if index else "sk").gt(after)
         kwargs: dict[str, Any] = {"KeyConditionExpression": condition,
                                   "ScanIndexForward": not newest_first}
         if index:

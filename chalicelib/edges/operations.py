@@ -6,6 +6,9 @@ one lock per target so that at most one operation restores into a dir at a time.
 * by run      ``OPRID#<rid>`` / ``OP`` → the operation's app and id, and what the run is for
 * open ones   ``OPOPEN`` / ``<app>#<id>`` while it is not finished (the schedule looks at these)
 * target lock ``OPLOCK#<node>#<dir>`` / ``LOCK`` → the open operation restoring into that dir
+* undo        ``UNDO`` / ``<made>#<node>#<dir>#<app>#<id>`` → an operation's pre-restore snapshot,
+              kept ``UNDO_DAYS`` (as set now) after it was made by the retention floor, which
+              reads the ones made since then: one Query a run; gone by TTL with the operation
 
 Creating an operation (its item, its open marker and its lock) and finishing one (its item, the
 marker and the lock gone) are each one transaction: a lock is never left behind by a crash
@@ -19,12 +22,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.core.operation import Operation, parse
+from chalicelib.core.gotime import format_time, parse_go_time
+from chalicelib.core.operation import Operation, parse, snapshot_taken
+from chalicelib.core.retention import Undo
 from chalicelib.edges.dynamo import Dynamo, Write
 from chalicelib.edges.table import TTL_ATTRIBUTE
 
 RETENTION_DAYS = 400
 OPEN = "OPOPEN"
+UNDO = "UNDO"
 
 
 class Unreadable(ValueError):
@@ -48,8 +54,9 @@ def lock_key(node: str, target_dir: str) -> dict[str, str]:
 
 
 class OperationStore:
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, undo_days: float = 0) -> None:
         self.db = Dynamo(table)
+        self.undo = timedelta(days=undo_days)
 
     @staticmethod
     def _key(app: str, op_id: str) -> dict[str, str]:
@@ -95,6 +102,22 @@ class OperationStore:
             out.append((app, op_id))
         return out
 
+    def undos(self, now: datetime) -> list[Undo]:
+        """The pre-restore snapshots still to be kept: made less than ``UNDO_DAYS`` ago."""
+        if not self.undo:
+            return []
+        out = []
+        for item in self.db.query(UNDO, after=format_time(now - self.undo)):
+            try:
+                made, node, rest = item["sk"].split("#", 2)
+                target, app, op_id = rest.rsplit("#", 2)
+                taken = parse_go_time(made)[0]
+            except (KeyError, ValueError):
+                continue  # not one this controller wrote: nothing to keep for it
+            out.append(Undo(node, target, str(item.get("file", "")), taken, taken + self.undo,
+                            app, op_id))
+        return out
+
     def by_run(self, rid: str) -> tuple[str, str] | None:
         """(app, id) of the operation that asked for the daemon run ``rid``."""
         item = self.db.get({"pk": f"OPRID#{rid}", "sk": "OP"})
@@ -120,6 +143,12 @@ class OperationStore:
                 writes.append(Write("put", {"pk": f"OPRID#{run.rid}", "sk": "OP", "app": after.app,
                                             "op_id": after.id, "purpose": purpose,
                                             TTL_ATTRIBUTE: _expires(now)}))
+        taken = snapshot_taken(after)
+        if taken is not None and not (before.snapshot and before.snapshot.file):
+            writes.append(Write("put", {
+                "pk": UNDO, "sk": f"{format_time(taken)}#{after.plan.node}#{after.plan.target_dir}"
+                                  f"#{after.app}#{after.id}",
+                "file": after.snapshot.file if after.snapshot else "", TTL_ATTRIBUTE: _expires(now)}))
         if after.finished:
             writes += self._release(after.app, after.id, lock_key(after.plan.node,
                                                                   after.plan.target_dir)["pk"])

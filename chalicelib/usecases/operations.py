@@ -27,8 +27,8 @@ from typing import Any
 from chalicelib.core import operation as machine
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats.inputs import bounded_int
-from chalicelib.core.gotime import parse_go_time
-from chalicelib.core.jobs import placements
+from chalicelib.core.gotime import format_time, parse_go_time
+from chalicelib.core.jobs import Placement, placements
 from chalicelib.core.naming import check_files, check_volume, owned_backup
 from chalicelib.core.operation import (
     Accepted,
@@ -49,7 +49,7 @@ from chalicelib.core.operation import (
     Unanswered,
 )
 from chalicelib.core.paths import volume_dir
-from chalicelib.core.types import Job, JobRecord
+from chalicelib.core.types import JobRecord
 from chalicelib.deps import Deps
 from chalicelib.edges import fleet
 from chalicelib.edges.backupd import may_have_acted
@@ -121,22 +121,24 @@ def plan_restore(deps: Deps, app: str, proc: str, name: str, files: list[str],
             f"instance on {namespace} (instances there: {', '.join(map(str, here)) or 'none'}), "
             "or set ALLOW_CROSS_NODE_RESTORE=true if this cluster's daemons are fixed",
             code="cross_node_restore")
-    target = _target_job(cluster, p.full_name, instance, target_volume, node)
+    target = _target(cluster, p.full_name, instance, target_volume, node)
     return RestorePlan(
         app=p.app, proc=p.full_name, kind="migrate" if to is not None else "recover", name=name,
         increment=increment, files=list(files), namespace=namespace, node=node, instance=instance,
         volume=target_volume, dest_dir=dest_dir, source_dir=source_dir,
         created=str(entity.get("created", "")), size=int(entity.get("size") or 0),
         file_sizes=_file_sizes(deps, namespace, name, files) if increment else {},
-        target_job=target["id"] if target else "",
-        target_archive=str(target["args"].get("archive", "")) if target else "")
+        target_job=target.job["id"] if target and target.job else "",
+        target_archive=str(target.job["args"].get("archive", "")) if target and target.job else "",
+        target_expire=target.item.expire if target and target.item.expire_ok else "")
 
 
-def _target_job(cluster: Cluster, proc: str, instance: int, volume: str, node: str) -> Job | None:
-    """The target volume's own backup job on its node (run once: the snapshot, the verification)."""
+def _target(cluster: Cluster, proc: str, instance: int, volume: str, node: str) -> Placement | None:
+    """The target volume on its node: its own backup job (run once: the snapshot, the
+    verification) and its expire (how long the snapshot lasts)."""
     for p in placements(cluster):
         if (p.proc.full_name, p.pod.instance_no, p.item.volume, p.node) == (proc, instance, volume, node):
-            return p.job
+            return p
     return None
 
 
@@ -196,7 +198,7 @@ def start(deps: Deps, plan: RestorePlan, *, snapshot: bool = True, dry_run: bool
         raise error
     event(log, "operation", id=op.id, app=op.app, phase=op.phase, kind=plan.kind,
           backup=plan.name, node=plan.node, target=plan.target_dir)
-    return answer(op)
+    return answer(op, deps.settings.undo_days)
 
 
 def _claim(deps: Deps, op: Operation, now: datetime) -> None:
@@ -413,32 +415,41 @@ def get(deps: Deps, app: str, op_id: str) -> dict[str, Any]:
         return _unreadable_answer(e)
     if op is None:
         raise NotFound(f"operation {op_id!r} of app {app!r} not found", code="unknown_operation")
-    return answer(op)
+    return answer(op, deps.settings.undo_days)
 
 
 def of_app(deps: Deps, app: str, total: str) -> list[dict[str, Any]]:
     """The app's operations, newest first."""
     count = bounded_int(total or "50", "total", 1, 1000)
-    return [_unreadable_answer(o) if isinstance(o, Unreadable) else answer(o)
+    return [_unreadable_answer(o) if isinstance(o, Unreadable) else answer(o, deps.settings.undo_days)
             for o in deps.operations.of_app(app, count)]
 
 
-def answer(op: Operation) -> dict[str, Any]:
-    """What a user sees of an operation: its phase and why, its runs, how to undo it."""
+def answer(op: Operation, undo_days: float) -> dict[str, Any]:
+    """What a user sees of an operation: its phase and why, its runs, how to undo it and until
+    when that undo is kept."""
     plan = op.plan
+    kept, why = machine.snapshot_kept(op, timedelta(days=undo_days))
 
     def run(r: machine.Run | None, *keys: str) -> dict[str, Any] | None:
         return {k: getattr(r, k) for k in keys} if r else None
+
+    snapshot = run(op.snapshot, "job", "rid", "file", "size")
+    if snapshot is not None and op.snapshot and op.snapshot.file:
+        snapshot["kept_until"] = format_time(kept) if kept else None
+        snapshot["kept"] = why
 
     return {"operation": op.id, "id": op.id, "app": op.app, "proc": plan.proc, "kind": plan.kind,
             "phase": op.phase.value, "created": op.created, "updated": op.updated, "since": op.since,
             "node": plan.node, "source_backup": plan.name, "source_node": plan.namespace,
             "target_dir": plan.target_dir, "instance": plan.instance, "files": plan.files or "all",
-            "snapshot": run(op.snapshot, "job", "rid", "file", "size"),
+            "snapshot": snapshot,
             "restore": run(op.restore, "rid"),
             "verify": run(op.verify, "job", "rid", "file", "size"),
             "verified": op.verified, "verification": op.verification,
-            "undo": _undo(plan, op.snapshot is not None, op.snapshot.file if op.snapshot else ""),
+            "undo": _undo(plan, op.snapshot is not None, op.snapshot.file if op.snapshot else "")
+            + (f" (kept until {kept:%Y-%m-%d %H:%M} UTC: {why})" if kept else
+               f" ({why})" if op.snapshot and op.snapshot.file else ""),
             "error": op.error, "url": f"/api/v2/app/{op.app}/operations/{op.id}"}
 
 

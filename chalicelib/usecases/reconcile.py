@@ -94,7 +94,8 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
     cluster = cluster or deps.cluster()
     latest = deps.records.latest_by_job()
     expiry_held = retention.held_dirs(cluster, latest, deps.clock(),
-                                      settings.expiry_hold_margin_percent)
+                                      settings.expiry_hold_margin_percent,
+                                      deps.operations.undos(deps.clock()))
     generated = generate(cluster, set(expiry_held))
     states = deps.state.states()
     if not confirm:

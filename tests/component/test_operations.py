@@ -103,8 +103,12 @@ def test_a_restore_followed_from_request_to_verified_across_a_restart(api, ddb, 
     restoring = operation(api, op["operation"])
     assert restoring["phase"] == "Restoring"
     assert restoring["snapshot"] == {"job": HELLO_DATA, "rid": op["snapshot"]["rid"],
-                                     "file": SNAPSHOT_FILE, "size": 99}
+                                     "file": SNAPSHOT_FILE, "size": 99,
+                                     # made at 1795600000 (its name), hello /data expires in 7d
+                                     "kept_until": "2026-12-02T09:46:40.000000Z",
+                                     "kept": "/data's expire 7d"}
     assert SNAPSHOT_FILE in restoring["undo"] and "snapshot=false" in restoring["undo"]
+    assert "(kept until 2026-12-02 09:46 UTC: /data's expire 7d)" in restoring["undo"]
     [call] = daemon.received(RECOVERS)
     assert call.path.endswith(FULL) and call.form["namespace"] == ["127.0.0.11"]
     restart()
@@ -533,3 +537,33 @@ def test_an_operation_written_by_the_previous_version_is_carried_on(api, ddb, pu
     notify(api, snapshot_done(rid))
     moved = operation(api, old["id"])
     assert moved["phase"] == "Restoring" and len(daemon.received(RECOVERS)) == 1
+
+
+def test_the_undo_is_kept_as_long_as_the_operation_can_be_undone(api, ddb, pushed, monkeypatch):
+    """hello /data expires in 7d; its snapshot was made 2026-11-25. With UNDO_DAYS 30 the dir is
+    held out of the expire job until 2026-12-25, and the answer says so; past that, it is not."""
+    monkeypatch.setenv("UNDO_DAYS", "30")
+    restart()
+    op = recover(api)
+    notify(api, snapshot_done(op["snapshot"]["rid"]))
+    kept = operation(api, op["operation"])
+    assert kept["snapshot"]["kept_until"] == "2026-12-25T09:46:40.000000Z"
+    assert kept["snapshot"]["kept"] == ("held past /data's expire 7d until UNDO_DAYS (30) after "
+                                        "it was made")
+    assert "(kept until 2026-12-25 09:46 UTC: held past" in kept["undo"]
+
+    def held() -> dict:
+        plan = api.http.get("/api/v2/system/reconcile/plan").json_body
+        return {(h["node"], h["dir"]): h["reason"] for h in plan["expiry_held"]}
+
+    reason = held()[("127.0.0.11", TARGET)]
+    assert f"the pre-restore snapshot {SNAPSHOT_FILE} (the undo of operation {op['operation']})" \
+        in reason and "before 2026-12-25T09:46:40Z" in reason
+    assert api.http.post("/api/v2/system/reconcile").status_code == 200
+    [expire] = [j for j in pushed["127.0.0.11"].jobs if j["action"] == "backup_expire"]
+    assert TARGET not in expire["args"]["info"]  # the daemon's expire job leaves it alone
+    monkeypatch.setenv("UNDO_DAYS", "7")  # the undo was kept until 2026-12-02: that has passed
+    restart()
+    assert ("127.0.0.11", TARGET) not in held()
+    assert operation(api, op["operation"])["snapshot"]["kept_until"] == \
+        "2026-12-02T09:46:40.000000Z"

@@ -72,6 +72,23 @@ def at(minutes: float) -> datetime:
 
 # -- the moves, one by one ---------------------------------------------------------------------
 
+def test_the_snapshot_is_kept_for_its_volumes_expire_and_never_less_than_the_undo_days():
+    made = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    snap = m.Run(job=JOB, rid="r", asked=True, file=f"{ARCHIVE}-{int(made.timestamp())}.tar.gz")
+    op = replace(started(), snapshot=snap, plan=replace(plan(), target_expire="30d"))
+    assert m.snapshot_taken(op) == made
+    assert m.snapshot_kept(op, timedelta(days=7)) == (made + timedelta(days=30),
+                                                       "/data's expire 30d")
+    short = replace(op, plan=replace(op.plan, target_expire="2d"))
+    assert m.snapshot_kept(short, timedelta(days=7)) == (
+        made + timedelta(days=7), "held past /data's expire 2d until UNDO_DAYS (7) after it was made")
+    none = replace(op, plan=replace(op.plan, target_expire=""))
+    assert m.snapshot_kept(none, timedelta(days=7))[0] is None
+    assert "never deletes it" in m.snapshot_kept(none, timedelta(days=7))[1]
+    assert m.snapshot_kept(started(), timedelta(days=7)) == (None, "no snapshot")
+
+
+
 def test_a_trusted_snapshot_asks_the_restore_once():
     op = started()
     op = m.step(op, Accepted("snapshot", "r1", at(1)), RULES).op
