@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # mypy checks every handler's call against the real modules .
     from chalicelib.deps import Deps
     from chalicelib.usecases import (
         backups,
+        drills,
         health,
         jobs,
         nodes,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # mypy checks every handler's call against the real modules .
 else:  # ... which each route imports on first use (cold start pays only for what it calls)
     backups = LazyModule("chalicelib.usecases.backups")
     dashboard_page = LazyModule("chalicelib.usecases.dashboard")
+    drills = LazyModule("chalicelib.usecases.drills")
     health = LazyModule("chalicelib.usecases.health")
     jobs = LazyModule("chalicelib.usecases.jobs")
     nodes = LazyModule("chalicelib.usecases.nodes")
@@ -140,6 +142,20 @@ def v1_migrate(app_name: str, proc: str, name: str) -> Any:
     form = r.form()
     return operations.restore(deps(), app_name, proc, name, [], to=form.get_int("to"),
                               volume=form.get("volume"), **r.restore_options())
+
+
+@r.route(V2 + "/app/{app_name}/proc/{proc}/backups/{name}/actions/drill", method="POST",
+         mutating=True, query=("dry_run",))
+def v2_drill(app_name: str, proc: str, name: str) -> Any:
+    """Prove a backup restores: restore it into its node's drill area (never a volume), checked."""
+    return operations.start(deps(), drills.plan(deps(), app_name, proc, name),
+                            dry_run=r.flag("dry_run", False))
+
+
+@r.route(V2 + "/system/drills/setup")
+def v2_drills_setup() -> Any:
+    """The drill dirs each node needs under DRILL_ROOT, and the mkdir that makes them."""
+    return drills.setup(deps())
 
 
 @r.route(V2 + "/app/{app_name}/operations", query=("total",))

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.edges import table as table_schema  # noqa: E402
 from chalicelib.logs import redact  # noqa: E402
-from scripts.simcluster.cluster import NODES, SimCluster  # noqa: E402
+from scripts.simcluster.cluster import DRILL_ROOT, NODES, SimCluster  # noqa: E402
 from scripts.simcluster.server import free_port  # noqa: E402
 
 LOCAL_TABLE = "backupctl-local"  # the local stage's TABLE_NAME (.chalice/config.json)
@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             sim = SimCluster(data, args.daemon_port, job_seconds=args.job_seconds).start()
             cleanup.callback(sim.stop)
             env["LAINLET_URL"] = sim.lainlet.url
+            env.setdefault("DRILL_ROOT", DRILL_ROOT)  # its nodes have their drill area
             where = (f"lainlet      {sim.lainlet.url} (simulated)\n"
                      f"daemons      {', '.join(f'{n}:{args.daemon_port}' for n in NODES)}"
                      f" (simulated; files under {data})")

@@ -63,6 +63,7 @@ class ItemStatus:
     # or its node's cron is stopped or its daemon does not answer)
     node_problems: tuple[str, ...] = ()  # what is wrong with its node, in words (the cause)
     schedule_pushed: str = ""  # the schedule as pushed: H resolved, the spread ("" if invalid)
+    verification: dict[str, Any] | None = None  # its restore drills (core/drill.py), when on
 
     @property
     def key(self) -> str:

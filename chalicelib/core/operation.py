@@ -54,12 +54,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
+from chalicelib.core import drill as drills
 from chalicelib.core.cron import ScheduleError, parse_expire
 from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.jobs import node_of_job_id
 
 SCHEMA = 2  # 1: the untyped operations written before this module (read and upgraded)
 BACKUP, RECOVER = "backup", "backup_recover"
+DRILL = "drill"  # a restore into a node's drill area, to prove a backup restores (core/drill.py)
 NAME_SECOND_GAP = 2  # seconds between two backups of one volume, so their names (by the second) differ
 
 
@@ -120,6 +122,16 @@ class RestorePlan:
         return self.dest_dir or self.source_dir
 
     @property
+    def is_drill(self) -> bool:
+        return self.kind == DRILL
+
+    @property
+    def lock_dir(self) -> str:
+        """The dir whose lock the operation holds: its target; a drill, its node's drill root
+        (one drill per node at a time)."""
+        return posixpath.dirname(self.dest_dir) if self.is_drill else self.target_dir
+
+    @property
     def in_place(self) -> bool:
         return not self.dest_dir or self.dest_dir == self.source_dir
 
@@ -140,6 +152,7 @@ class Run:
     asked: bool = False  # the request went out (or was claimed for going out): never asked twice
     file: str = ""
     size: int | None = None
+    seconds: float | None = None  # how long the run took, by its record (the restore's: the RTO)
 
 
 @dataclass(frozen=True)
@@ -161,6 +174,8 @@ class Operation:
     verified: dict[str, int] | str | None = None  # sizes compared, or "inconclusive"/"skipped"
     verification: str = ""  # in words: what was proven, or why nothing could be
     error: str = ""
+    # a drill's outcome: verified | verify_failed | drill_area_missing | unproven, fault, bytes, seconds
+    drill: dict[str, Any] | None = None
     schema: int = SCHEMA
 
     @property
@@ -291,8 +306,16 @@ class Step:
 
 def begin(plan: RestorePlan, op_id: str, now: datetime, *, snapshot: bool, verify: bool) -> Step:
     """A new operation for ``plan`` and its first effect: the snapshot when one is wanted (full
-    restores with the target's backup job), else the restore itself."""
+    restores with the target's backup job), else the restore itself. A drill asks nothing yet:
+    its proof job reaches the node with the next push, and the schedule's next look starts it."""
     at = format_time(now)
+    if plan.is_drill:
+        baseline = not plan.increment  # a full drill's proof job runs before the restore too
+        return Step(Operation(
+            id=op_id, app=plan.app, plan=plan,
+            phase=Phase.SNAPSHOTTING if baseline else Phase.RESTORING, created=at, updated=at,
+            since=at, snapshot=Run(job=plan.target_job, asked=False) if baseline else None,
+            restore=None if baseline else Run(asked=False), verify=Run(job=plan.target_job)))
     take_snapshot = snapshot and not plan.increment and bool(plan.target_job)
     op = Operation(id=op_id, app=plan.app, plan=plan,
                    phase=Phase.SNAPSHOTTING if take_snapshot else Phase.RESTORING,
@@ -323,11 +346,44 @@ def step(op: Operation, event: Event, rules: Rules) -> Step:
     if isinstance(event, Broken):
         return _fail(op, event.now, f"the operation could not be handled: {event.reason}")
     if isinstance(event, Tick) and _overdue(op, event.now, rules):
-        return _stuck(op, event.now, rules)
+        return _drilled(_stuck(op, event.now, rules), event)
     move = MOVES.get((op.phase, type(event)))
     if move is None:
         return Step(op, ignored=f"{type(event).__name__} means nothing in {op.phase}")
-    return move(op, event, rules)
+    return _drilled(move(op, event, rules), event)
+
+
+def _drilled(done: Step, event: Event) -> Step:
+    """A drill that just finished gets its outcome (:mod:`chalicelib.core.drill`): verified,
+    unproven, verify_failed (with whose fault) or drill_area_missing."""
+    op = done.op
+    if not op.plan.is_drill or not op.finished or op.drill is not None:
+        return done
+    reason, rid = "", None
+    if isinstance(event, RecordArrived) and event.record.get("state") == "failed":
+        reason, rid = str(event.record.get("reason") or ""), event.record.get("rid")
+    plan, words = op.plan, op.error or op.verification
+    if reason and drills.area_missing(reason, plan.dest_dir):
+        outcome, fault = drills.AREA_MISSING, drills.NODE_FAULT
+        words = (f"the drill dir {plan.dest_dir} (or its parent) is missing on {plan.node} "
+                 f"({reason}): create it once (GET /api/v2/system/drills/setup); nothing was "
+                 "restored anywhere")
+    elif op.phase is Phase.COMPLETED and isinstance(op.verified, dict):
+        outcome, fault = drills.VERIFIED, ""
+    elif reason and op.restore is not None and op.restore.rid == rid:
+        fault = drills.fault(reason)
+        outcome = drills.VERIFY_FAILED
+        whose = ("the archive could not be read or extracted: the backup is bad"
+                 if fault == drills.ARCHIVE_FAULT else
+                 "a fault of the node (disk, dirs, a busy path), not of the backup")
+        words = (f"the restore of {plan.name} into {plan.dest_dir} on {plan.node} failed: "
+                 f"{reason} ({whose})")
+    else:
+        outcome, fault = drills.UNPROVEN, drills.NODE_FAULT
+    restore = op.restore
+    result = {"outcome": outcome, "fault": fault, "why": words, "bytes": plan.size,
+              "seconds": restore.seconds if restore else None, "at": op.updated}
+    return replace(done, op=replace(op, drill=result))
 
 
 def _overdue(op: Operation, now: datetime, rules: Rules) -> bool:
@@ -352,6 +408,19 @@ def _stuck(op: Operation, now: datetime, rules: Rules) -> Step:
     return _fail(op, now, f"stuck in {op.phase} since {op.since}, {limit}: {why}")
 
 
+def _on_first_tick(op: Operation, event: Tick, rules: Rules) -> Step:
+    """A drill's first run, on the schedule's first look after it was made (its proof job was
+    pushed by then): the proof run before the restore, or the restore of an increment drill."""
+    at = format_time(event.now)
+    if op.phase is Phase.SNAPSHOTTING and op.snapshot and not op.snapshot.asked:
+        return Step(replace(op, snapshot=replace(op.snapshot, asked=True), updated=at),
+                    (RunJob("snapshot", op.plan.node, op.snapshot.job),))
+    if op.phase is Phase.RESTORING and op.restore and not op.restore.asked:
+        return Step(replace(op, restore=replace(op.restore, asked=True), updated=at),
+                    (AskRestore(op.plan),))
+    return Step(op, ignored=f"the {op.phase} run is asked already")
+
+
 def _on_accepted(op: Operation, event: Accepted, rules: Rules) -> Step:
     run = _run_of(op, event.purpose)
     if run is None or run.rid or not _phase_waits_for(op.phase, event.purpose):
@@ -364,6 +433,12 @@ def _on_refused(op: Operation, event: Refused | Unanswered, rules: Rules) -> Ste
         return Step(op, ignored=f"{event.purpose} refused, but the operation is {op.phase}")
     node = op.plan.node
     unanswered = isinstance(event, Unanswered)
+    if op.plan.is_drill and event.purpose == "snapshot" and op.snapshot is not None:
+        # its proof job may not be on the node yet (pushed by the next reconcile): next look
+        return Step(replace(op, snapshot=replace(op.snapshot, asked=False, rid=""),
+                            updated=format_time(event.now),
+                            error=f"the daemon on {node} did not run the drill's proof job "
+                                  f"({event.reason}); asked again on the next look"))
     if event.purpose == "snapshot":
         what = "did not answer the pre-restore snapshot in time" if unanswered else \
             "did not start the pre-restore snapshot"
@@ -392,6 +467,8 @@ def _on_snapshot_record(op: Operation, event: RecordArrived, rules: Rules) -> St
         return Step(op, ignored=why)
     assert op.snapshot is not None  # foreign() matched the snapshot's rid
     target = op.plan.target_dir
+    if op.plan.is_drill:
+        return _on_drill_baseline(op, event)
     if record.get("state") == "failed":
         reason = str(record.get("reason") or "no reason given")
         if "not exist" in reason:
@@ -413,6 +490,24 @@ def _on_snapshot_record(op: Operation, event: RecordArrived, rules: Rules) -> St
     return Step(moved, (AskRestore(op.plan),))
 
 
+def _on_drill_baseline(op: Operation, event: RecordArrived) -> Step:
+    """A drill's proof run before the restore: what the drill dir holds now (its size is all
+    that matters: no trust is needed, nothing is undone with it); a failed one means the dir
+    cannot be read and nothing is restored."""
+    assert op.snapshot is not None
+    record, plan = event.record, op.plan
+    if record.get("state") == "failed":
+        reason = record.get("reason") or "no reason given"
+        return _fail(op, event.now, f"the drill dir {plan.dest_dir} on {plan.node} could not be "
+                                    f"archived before the restore ({reason}); nothing was restored")
+    result = record.get("result")
+    result = result if isinstance(result, Mapping) else {}
+    taken = replace(op.snapshot, file=str(result.get("file") or ""), size=_size(result.get("size")))
+    moved = replace(op, phase=Phase.RESTORING, snapshot=taken, restore=Run(asked=True), error="",
+                    updated=format_time(event.now), since=format_time(event.now))
+    return Step(moved, (AskRestore(plan),))
+
+
 def _retry_restore(op: Operation, event: Tick, rules: Rules) -> Step:
     moved = replace(op, phase=Phase.RESTORING, restore=Run(asked=True), error="",
                     updated=format_time(event.now))  # ``since`` kept: a retry never resets the clock
@@ -427,6 +522,8 @@ def _on_restore_record(op: Operation, event: RecordArrived, rules: Rules) -> Ste
     if record.get("state") == "failed":
         return _fail(op, event.now, f"the restore failed: {record.get('reason') or 'no reason given'}"
                                     f"{_undo_hint(op)}")
+    if op.restore is not None:
+        op = replace(op, restore=replace(op.restore, seconds=_seconds(record)))
     if op.verify is None:
         return _complete(op, event.now, op.verified, op.verification)
     moved = replace(op, phase=Phase.VERIFYING, updated=format_time(event.now),
@@ -468,7 +565,45 @@ def _on_verify_record(op: Operation, event: RecordArrived, rules: Rules) -> Step
     op = replace(op, verify=checked, updated=format_time(event.now))
     if op.plan.increment:
         return Step(op, (ListFiles(op.plan.node, op.plan.target_archive),))
+    if op.plan.is_drill:
+        return _judge_drill(op, event.now, rules)
     return _judge_sizes(op, event.now, rules)
+
+
+def _judge_drill(op: Operation, now: datetime, rules: Rules) -> Step:
+    """A full drill: the drill dir archived after the restore is near the source backup's size
+    (the archive was downloaded, extracted completely and copied into place), or it is near what
+    the dir held before and not the source (the daemon's copy failed and it put the dir back)."""
+    assert op.verify is not None
+    after, source = op.verify.size, op.plan.size
+    before = op.snapshot.size if op.snapshot else None
+    tolerance = rules.verify_tolerance_percent
+
+    def near(a: int, b: int) -> bool:
+        return abs(a - b) * 100 <= tolerance * max(a, b)
+
+    sizes = {"source_size": source, "after_size": after or 0,
+             **({"before_size": before} if before is not None else {})}
+    if not after or source <= 0:
+        return _complete(op, now, "inconclusive", "the drill dir's archive or the source backup "
+                                                  "has no size: nothing could be compared", sizes)
+    if near(after, source):
+        also = (f"; the dir held {before} bytes before, as close: a copy of this backup from an "
+                "earlier drill" if before is not None and near(before, source) else
+                f"; it held {before} bytes before" if before is not None else "")
+        return _complete(op, now, sizes, (
+            f"restored {op.plan.name} into {op.plan.dest_dir} on {op.plan.node}: the daemon "
+            f"downloaded and extracted the whole archive, and the dir archived after it is {after} "
+            f"bytes, the backup {source} (within {tolerance:g}%){also}. Proven: the backup "
+            "restores with this daemon; not proven: that the app can use the data"))
+    if before is not None and near(after, before):
+        return _complete(op, now, "inconclusive", (
+            f"the daemon reported success but the drill dir holds what it held before ({after} "
+            f"bytes, {before} before, the backup {source}): the copy into place failed (a full "
+            "disk?) and the daemon put the dir back; the archive itself extracted"), sizes)
+    return _complete(op, now, "inconclusive", (
+        f"the drill dir archived after the restore is {after} bytes, the backup {source}: "
+        "they differ by more than the tolerance"), sizes)
 
 
 def _judge_sizes(op: Operation, now: datetime, rules: Rules) -> Step:
@@ -534,6 +669,8 @@ def _on_listed(op: Operation, event: Listed, rules: Rules) -> Step:
 # Every legal move: (phase, event) → the function that makes it. Anything else changes nothing.
 type Move = Callable[[Operation, Any, Rules], Step]
 MOVES: dict[tuple[Phase, type], Move] = {
+    (Phase.SNAPSHOTTING, Tick): _on_first_tick,
+    (Phase.RESTORING, Tick): _on_first_tick,
     (Phase.SNAPSHOTTING, Accepted): _on_accepted,
     (Phase.SNAPSHOTTING, Refused): _on_refused,
     (Phase.SNAPSHOTTING, Unanswered): _on_refused,
@@ -740,9 +877,23 @@ def _run(data: Any) -> Run | None:
         return None
     if not isinstance(data, Mapping):
         raise TypeError("a run is not an object")
+    seconds = data.get("seconds")
     return Run(job=str(data.get("job") or ""), rid=str(data.get("rid") or ""),
                asked=bool(data.get("asked", True)), file=str(data.get("file") or ""),
-               size=_size(data.get("size")))
+               size=_size(data.get("size")),
+               seconds=float(seconds) if isinstance(seconds, (int, float)) and
+               not isinstance(seconds, bool) else None)
+
+
+def _seconds(record: Mapping[str, Any]) -> float | None:
+    """How long a run took by its record's ``start`` and ``end``."""
+    try:
+        (start, start_ns), (end, end_ns) = (parse_go_time(str(record["start"])),
+                                            parse_go_time(str(record["end"])))
+    except (KeyError, ValueError):
+        return None
+    took = (end - start).total_seconds() + (end_ns - start_ns) / 1e9
+    return round(took, 3) if took >= 0 else None
 
 
 def _size(value: Any) -> int | None:
@@ -759,7 +910,8 @@ def _parse(data: Mapping[str, Any]) -> Operation:
         since=str(data["since"]), version=int(data.get("version", 0)),
         snapshot=_run(data.get("snapshot")), restore=_run(data.get("restore")),
         verify=_run(data.get("verify")), verified=verified,
-        verification=str(data.get("verification") or ""), error=str(data.get("error") or ""))
+        verification=str(data.get("verification") or ""), error=str(data.get("error") or ""),
+        drill=dict(data["drill"]) if isinstance(data.get("drill"), Mapping) else None)
 
 
 def _parse_v1(data: Mapping[str, Any]) -> Operation:

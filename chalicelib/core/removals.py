@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.core.drill import PROOF_SPEC
 from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, expire_job
 from chalicelib.core.types import Job
 
@@ -60,7 +61,9 @@ class Verdict:
 
 
 def _backups(jobs: Iterable[Job]) -> list[Job]:
-    return [j for j in jobs if j.get("action") == BACKUP_ACTION and j.get("id")]
+    """The volumes' backup jobs (a drill's proof job comes and goes with its drill: not one)."""
+    return [j for j in jobs if j.get("action") == BACKUP_ACTION and j.get("id")
+            and j.get("spec") != PROOF_SPEC]
 
 
 def _path(job: Job) -> str:

@@ -83,6 +83,8 @@ class ReconcileSummary(TypedDict, total=False):
     operations_moved: int
     node_problems: int
     records_recovered: int
+    drills_started: int
+    drill_uncoverable: list[dict[str, Any]]
     duration_ms: int
 
 

@@ -9,6 +9,13 @@ one lock per target so that at most one operation restores into a dir at a time.
 * undo        ``UNDO`` / ``<made>#<node>#<dir>#<app>#<id>`` → an operation's pre-restore snapshot,
               kept ``UNDO_DAYS`` (as set now) after it was made by the retention floor, which
               reads the ones made since then: one Query a run; gone by TTL with the operation
+* drill job   ``DRILLJOB`` / ``<app>#<id>`` → an open drill's proof job and its node: the reconcile
+              adds it to that node's list (one Query a run); gone with the drill's lock
+* drilled     ``DRILLED`` / ``<app>#<proc>#<volume>#<instance>`` → the item's newest drill result
+              and when a drill last verified it (one Query for every status)
+* budget      ``DRILLBUDGET`` / ``<night>`` → bytes the scheduler's drills took that night
+
+A drill's lock is its node's drill root (:attr:`RestorePlan.lock_dir`): one drill per node.
 
 Creating an operation (its item, its open marker and its lock) and finishing one (its item, the
 marker and the lock gone) are each one transaction: a lock is never left behind by a crash
@@ -22,15 +29,18 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.core import drill
 from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.operation import Operation, parse, snapshot_taken
 from chalicelib.core.retention import Undo
+from chalicelib.core.types import Job
 from chalicelib.edges.dynamo import Dynamo, Write
 from chalicelib.edges.table import TTL_ATTRIBUTE
 
 RETENTION_DAYS = 400
 OPEN = "OPOPEN"
 UNDO = "UNDO"
+DRILL_JOBS, DRILLED, BUDGET = "DRILLJOB", "DRILLED", "DRILLBUDGET"
 
 
 class Unreadable(ValueError):
@@ -64,18 +74,25 @@ class OperationStore:
 
     def _item(self, op: Operation, now: datetime) -> dict[str, Any]:
         return {**self._key(op.app, op.id), "op": json.dumps(op.to_dict()), "phase": op.phase.value,
-                "version": op.version, "lock": lock_key(op.plan.node, op.plan.target_dir)["pk"],
+                "version": op.version, "lock": lock_key(op.plan.node, op.plan.lock_dir)["pk"],
                 TTL_ATTRIBUTE: _expires(now)}
 
     def create(self, op: Operation, now: datetime) -> None:
         """Store a new operation with its open marker and its target's lock, all or nothing;
         :class:`LockHeld` naming the holder when another open operation has the lock."""
-        lock = lock_key(op.plan.node, op.plan.target_dir)
-        failed = self.db.transact([
+        lock = lock_key(op.plan.node, op.plan.lock_dir)
+        writes = [
             Write("put", {**lock, "app": op.app, "op_id": op.id}, "attribute_not_exists(pk)"),
             Write("put", self._item(op, now)),
             Write("put", {"pk": OPEN, "sk": f"{op.app}#{op.id}"}),
-        ])
+        ]
+        if op.plan.is_drill:
+            p = op.plan
+            job = drill.proof_job(p.node, p.app, p.proc, p.instance, p.volume, p.target_archive,
+                                  p.dest_dir, p.increment)
+            writes.append(Write("put", {"pk": DRILL_JOBS, "sk": f"{op.app}#{op.id}", "node": p.node,
+                                        "job": json.dumps(job), TTL_ATTRIBUTE: _expires(now)}))
+        failed = self.db.transact(writes)
         if failed is not None:
             holder = self.db.get(lock, consistent=True) or {}
             raise LockHeld(str(holder.get("app", "")), str(holder.get("op_id", "")))
@@ -118,6 +135,47 @@ class OperationStore:
                             app, op_id))
         return out
 
+    def drill_jobs(self) -> dict[str, list[Job]]:
+        """The proof jobs of the open drills, per node (in the order the drills were made)."""
+        out: dict[str, list[Job]] = {}
+        for item in self.db.query(DRILL_JOBS):
+            try:
+                out.setdefault(str(item["node"]), []).append(json.loads(item["job"]))
+            except (KeyError, TypeError, ValueError):
+                continue  # not one this controller wrote: nothing to push for it
+        return out
+
+    def drilled(self) -> dict[str, drill.Result]:
+        """Every item's newest drill result, by its key."""
+        out = {}
+        for item in self.db.query(DRILLED):
+            try:
+                out[str(item["sk"])] = drill.Result(**json.loads(item["result"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
+
+    def remember_drill(self, key: str, result: drill.Result) -> drill.Result:
+        """Keep ``result`` as the item's newest drill, carrying when it was last verified."""
+        before = self.db.get({"pk": DRILLED, "sk": key}, consistent=True)
+        verified_at = result.at if result.outcome == drill.VERIFIED else ""
+        if not verified_at and before:
+            try:
+                verified_at = str(json.loads(before["result"]).get("verified_at") or "")
+            except (KeyError, TypeError, ValueError):
+                verified_at = ""
+        kept = replace(result, verified_at=verified_at)
+        self.db.put({"pk": DRILLED, "sk": key, "result": json.dumps(_result_fields(kept))})
+        return kept
+
+    def spent(self, night: str) -> int:
+        item = self.db.get({"pk": BUDGET, "sk": night}, consistent=True)
+        return int(item.get("bytes", 0)) if item else 0
+
+    def spend(self, night: str, size: int, now: datetime) -> None:
+        self.db.put({"pk": BUDGET, "sk": night, "bytes": self.spent(night) + size,
+                     TTL_ATTRIBUTE: int((now + timedelta(days=30)).timestamp())})
+
     def by_run(self, rid: str) -> tuple[str, str] | None:
         """(app, id) of the operation that asked for the daemon run ``rid``."""
         item = self.db.get({"pk": f"OPRID#{rid}", "sk": "OP"})
@@ -143,7 +201,7 @@ class OperationStore:
                 writes.append(Write("put", {"pk": f"OPRID#{run.rid}", "sk": "OP", "app": after.app,
                                             "op_id": after.id, "purpose": purpose,
                                             TTL_ATTRIBUTE: _expires(now)}))
-        taken = snapshot_taken(after)
+        taken = None if after.plan.is_drill else snapshot_taken(after)  # a drill undoes nothing
         if taken is not None and not (before.snapshot and before.snapshot.file):
             writes.append(Write("put", {
                 "pk": UNDO, "sk": f"{format_time(taken)}#{after.plan.node}#{after.plan.target_dir}"
@@ -151,7 +209,7 @@ class OperationStore:
                 "file": after.snapshot.file if after.snapshot else "", TTL_ATTRIBUTE: _expires(now)}))
         if after.finished:
             writes += self._release(after.app, after.id, lock_key(after.plan.node,
-                                                                  after.plan.target_dir)["pk"])
+                                                                  after.plan.lock_dir)["pk"])
         return stored if self.db.transact(writes) is None else None
 
     def forget_open(self, app: str, op_id: str) -> None:
@@ -173,11 +231,17 @@ class OperationStore:
             is None
 
     def _release(self, app: str, op_id: str, lock_pk: str) -> list[Write]:
-        writes = [Write("delete", {"pk": OPEN, "sk": f"{app}#{op_id}"})]
+        writes = [Write("delete", {"pk": OPEN, "sk": f"{app}#{op_id}"}),
+                  Write("delete", {"pk": DRILL_JOBS, "sk": f"{app}#{op_id}"})]  # a drill's, if any
         if lock_pk:
             writes.append(Write("delete", {"pk": lock_pk, "sk": "LOCK"},
                                 "attribute_not_exists(pk) OR op_id = :me", {":me": op_id}))
         return writes
+
+
+def _result_fields(result: drill.Result) -> dict[str, Any]:
+    """A drill result as stored: its fields, not what is derived from them."""
+    return {k: v for k, v in result.to_dict().items() if k != "throughput"}
 
 
 def _expires(now: datetime) -> int:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import __version__
-from chalicelib.core import freshness, nodehealth, retention
+from chalicelib.core import drill, freshness, nodehealth, retention
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats import prometheus
 from chalicelib.core.formats.answers import Partial, Text
@@ -32,7 +32,7 @@ def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = N
     first_seen = {(node, job_id): when for node, state in states.items()
                   for job_id, when in state.first_seen}
     now = deps.clock()
-    return freshness.assess(cluster, first_seen=first_seen,
+    items = freshness.assess(cluster, first_seen=first_seen,
                             paused=deps.state.pauses() if pauses is None else pauses,
                             latest=latest, now=now,
                             grace=timedelta(seconds=deps.settings.freshness_grace_seconds),
@@ -40,6 +40,17 @@ def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = N
                                 cluster, latest, now, deps.settings.expiry_hold_margin_percent),
                             node_problems={node: nodehealth.problems(node, state.problems)
                                            for node, state in states.items() if state.problems})
+    return _verified(deps, items, now) if deps.settings.drill_root else items
+
+
+def _verified(deps: Deps, items: list[freshness.ItemStatus], now: datetime
+              ) -> list[freshness.ItemStatus]:
+    """Each item with its restore drills' verification (one Query)."""
+    drilled = deps.operations.drilled()
+    cycle = timedelta(days=deps.settings.drill_cycle_days)
+    return [dataclasses.replace(i, verification=drill.verification(
+        drilled.get(drill.item_key(i.app, i.proc, i.volume, i.instance)), now, cycle))
+        for i in items]
 
 
 def _answer(items: list[freshness.ItemStatus]) -> dict[str, Any]:

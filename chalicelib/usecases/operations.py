@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from logging import INFO, WARNING
 from typing import Any
 
+from chalicelib.core import drill as drills
 from chalicelib.core import operation as machine
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats.inputs import bounded_int
@@ -51,7 +52,7 @@ from chalicelib.core.operation import (
 from chalicelib.core.paths import volume_dir
 from chalicelib.core.types import JobRecord
 from chalicelib.deps import Deps
-from chalicelib.edges import fleet
+from chalicelib.edges import fleet, webhook
 from chalicelib.edges.backupd import may_have_acted
 from chalicelib.edges.operations import LockHeld, Unreadable
 from chalicelib.errors import BadRequest, Conflict, ControllerError, NotFound, StoreUnavailable, UpstreamError
@@ -166,6 +167,8 @@ def start(deps: Deps, plan: RestorePlan, *, snapshot: bool = True, dry_run: bool
           verify: bool = True) -> dict[str, Any]:
     """Begin the restore ``plan`` (or, ``dry_run``, say what it would do)."""
     now = deps.clock()
+    if plan.is_drill:
+        return _start_drill(deps, plan, now, dry_run)
     with_snapshot = snapshot and not plan.increment
     if with_snapshot and not plan.target_job:
         raise BadRequest(f"{plan.volume} of {plan.proc} instance {plan.instance} has no backup job "
@@ -201,6 +204,23 @@ def start(deps: Deps, plan: RestorePlan, *, snapshot: bool = True, dry_run: bool
     return answer(op, deps.settings.undo_days)
 
 
+def _start_drill(deps: Deps, plan: RestorePlan, now: datetime, dry_run: bool) -> dict[str, Any]:
+    """A drill waits for the schedule's next look (its proof job goes out with the next push)."""
+    if dry_run:
+        return {"dry_run": True, "would_drill": {
+            "node": plan.node, "source_backup": plan.name, "target_dir": plan.dest_dir,
+            "instance": plan.instance, "files": plan.files or "all", "proof_job": plan.target_job,
+            "detail": f"restores {plan.name} into {plan.dest_dir} on {plan.node} (the drill "
+                      "area, never a volume), after and before archiving that dir once with a "
+                      "one-off job pushed with the node's list; nothing else on the node changes"}}
+    op = machine.begin(plan, f"{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}", now, snapshot=False,
+                       verify=True).op
+    _claim(deps, op, now)
+    event(log, "operation", id=op.id, app=op.app, phase=op.phase, kind=plan.kind,
+          backup=plan.name, node=plan.node, target=plan.dest_dir)
+    return answer(op, deps.settings.undo_days)
+
+
 def _claim(deps: Deps, op: Operation, now: datetime) -> None:
     """Store the new operation with its target's lock: a 409 naming the operation already
     restoring into that dir."""
@@ -211,6 +231,11 @@ def _claim(deps: Deps, op: Operation, now: datetime) -> None:
 
 
 def _held_message(deps: Deps, op: Operation, held: LockHeld) -> str:
+    if op.plan.is_drill:
+        return (f"a drill on {op.plan.node} is under way (one drill per node at a time): try again "
+                "once it is Completed or Failed" + (
+                    f"; follow it at /api/v2/app/{op.app}/operations/{held.op_id}"
+                    if held.app == op.app else ""))
     where = f"{op.plan.target_dir} on {op.plan.node}"
     if held.app != op.app:  # another app's operation: not named
         return (f"another restore into {where} is under way (another app's operation); one "
@@ -244,6 +269,8 @@ def _drive(deps: Deps, op: Operation, step: Step) -> Operation:
                 event(log, "operation_moved_elsewhere", id=op.id, app=op.app, phase=op.phase)
                 return op
             _log_move(op, stored)
+            if stored.finished and stored.plan.is_drill:
+                _drill_done(deps, stored)
             waited, op = op.waiting_for(), stored
             if not step.effects and op.waiting_for() not in (None, waited):
                 record = _finished_record(deps, op)
@@ -296,6 +323,45 @@ def _log_move(before: Operation, after: Operation) -> None:
         if after.phase is Phase.COMPLETED else {}
     event(log, "operation", level=WARNING if failed else INFO, id=after.id, app=after.app,
           phase=after.phase, was=before.phase, error=after.error, **done)
+
+
+def _drill_done(deps: Deps, op: Operation) -> None:
+    """A drill finished: its result kept with its item, its proof archives deleted, and the
+    operator told when it proved nothing (a log line always; chat when a webhook is set)."""
+    plan, outcome = op.plan, op.drill or {}
+    result = drills.Result(
+        outcome=str(outcome.get("outcome") or drills.UNPROVEN), at=op.updated,
+        why=str(outcome.get("why") or op.error or op.verification), fault=str(outcome.get("fault") or ""),
+        bytes=plan.size, seconds=op.restore.seconds if op.restore else None, operation=op.id)
+    key = drills.item_key(plan.app, plan.proc, plan.volume, plan.instance)
+    where: dict[str, Any] = {"app": plan.app, "proc": plan.proc, "volume": plan.volume,
+                             "instance": plan.instance, "node": plan.node}
+    try:
+        deps.operations.remember_drill(key, result)
+    except ControllerError as e:
+        event(log, "drill_not_remembered", level=WARNING, id=op.id, error=e.message, **where)
+    proofs = [r.file for r in (op.snapshot, op.verify) if r and r.file]
+    if plan.increment and op.verify and op.verify.rid:
+        proofs.append(plan.target_archive)
+    try:
+        if proofs:
+            deps.daemon(plan.node).delete(proofs)
+    except ControllerError as e:
+        event(log, "drill_proof_left", level=WARNING, id=op.id, files=proofs, error=e.message,
+              **where)
+    good = result.outcome == drills.VERIFIED
+    event(log, "drill", level=INFO if good else WARNING, id=op.id, outcome=result.outcome,
+          fault=result.fault, backup=plan.name, seconds=result.seconds, bytes=result.bytes,
+          why=result.why, **where)
+    if not good and deps.settings.alert_webhook_url:
+        text = (f"restore drill of {plan.app} {plan.proc} instance {plan.instance} volume "
+                f"{plan.volume} on {plan.node}: {result.outcome}"
+                + (f" ({result.fault} fault)" if result.fault else "") + f": {result.why}")
+        error = webhook.post(deps.settings.alert_webhook_url, {
+            "text": text, "event": "drill", "outcome": result.outcome, "item": where,
+            "operation": op.id})
+        if error:
+            event(log, "alert_failed", level=WARNING, kind="drill", id=op.id, error=error)
 
 
 # -- records from notify --------------------------------------------------------------------------
@@ -397,7 +463,10 @@ def _broken(deps: Deps, app: str, op_id: str, error: Exception) -> int:
         if op is None:
             return 0
         failed = machine.step(op, machine.Broken(reason, deps.clock()), _rules(deps)).op
-        return int(deps.operations.move(op, failed, deps.clock()) is not None)
+        stored = deps.operations.move(op, failed, deps.clock())
+        if stored is not None and stored.plan.is_drill:
+            _drill_done(deps, stored)
+        return int(stored is not None)
     except Unreadable as e:
         return int(deps.operations.fail_unreadable(e, deps.clock()))
     except Exception as e:  # even failing it failed: the operator hears of it
@@ -439,6 +508,19 @@ def answer(op: Operation, undo_days: float) -> dict[str, Any]:
         snapshot["kept_until"] = format_time(kept) if kept else None
         snapshot["kept"] = why
 
+    if plan.is_drill:
+        return {"operation": op.id, "id": op.id, "app": op.app, "proc": plan.proc,
+                "kind": plan.kind, "phase": op.phase.value, "created": op.created,
+                "updated": op.updated, "since": op.since, "node": plan.node,
+                "source_backup": plan.name, "target_dir": plan.dest_dir, "instance": plan.instance,
+                "volume": plan.volume, "files": plan.files or "all",
+                "proof": {"job": plan.target_job,
+                          "before": run(op.snapshot, "rid", "file", "size"),
+                          "after": run(op.verify, "rid", "file", "size")},
+                "restore": run(op.restore, "rid", "seconds"), "drill": op.drill,
+                "verified": op.verified, "verification": op.verification, "error": op.error,
+                "undo": "nothing to undo: a drill restores into the drill area, never a volume",
+                "url": f"/api/v2/app/{op.app}/operations/{op.id}"}
     return {"operation": op.id, "id": op.id, "app": op.app, "proc": plan.proc, "kind": plan.kind,
             "phase": op.phase.value, "created": op.created, "updated": op.updated, "since": op.since,
             "node": plan.node, "source_backup": plan.name, "source_node": plan.namespace,

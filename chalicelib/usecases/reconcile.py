@@ -97,6 +97,7 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
                                       settings.expiry_hold_margin_percent,
                                       deps.operations.undos(deps.clock()))
     generated = generate(cluster, set(expiry_held))
+    _with_proof_jobs(generated, deps.operations.drill_jobs() if settings.drill_root else {})
     states = deps.state.states()
     if not confirm:
         _refuse_to_clear_everything(generated, states)
@@ -114,6 +115,16 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
                        held.verdict, held.runs, held.applying, forgotten, expiry_held, latest,
                        {n: str(d.get("crond_status", "")) for n, d in debug.results.items()}
                        if debug else {})
+
+
+def _with_proof_jobs(generated: dict[str, list[Job]], proofs: dict[str, list[Job]]) -> None:
+    """The open drills' proof jobs join their nodes' lists (before the expire job), while the
+    drill is open: a drill's proof runs are asked of the daemon by id."""
+    for node, jobs in proofs.items():
+        if node in generated:
+            tail = generated[node][-1:] if generated[node] and not generated[node][-1]["id"] else []
+            head = generated[node][:len(generated[node]) - len(tail)]
+            generated[node] = head + [j for j in jobs if j not in head] + tail
 
 
 def _refuse_to_clear_everything(generated: dict[str, list[Job]], states: dict[str, NodeState]

@@ -5,7 +5,8 @@ the reconcile pushes what changed (:mod:`reconcile`) → every item's status is 
 the run read (:mod:`health`) → the archives on the nodes of the late and never items (and of a
 rotating slice) recover the records a lost post left out (:mod:`archives`, stored through
 :mod:`records`; then assessed again) → what went bad or came back is logged and told (:mod:`alerts`) → the
-restore operations under way are looked at (:mod:`operations`) → the run's one line goes out: its
+restore operations under way are looked at (:mod:`operations`) → the restore drills due are
+started (:mod:`drills`, as operations) → the run's one line goes out: its
 summary with its metrics (EMF). Each step is a concern of its own; one that fails is logged and
 the next ones still run, and the line goes out whatever happened.
 """
@@ -21,7 +22,7 @@ from chalicelib.core.types import JobRecord, ReconcileSummary
 from chalicelib.deps import Deps
 from chalicelib.errors import BadRequest, Conflict, ControllerError
 from chalicelib.logs import event, log
-from chalicelib.usecases import alerts, archives, health, operations, reconcile, records
+from chalicelib.usecases import alerts, archives, drills, health, operations, reconcile, records
 
 CONFIRMATIONS = ("removals",)
 
@@ -70,8 +71,30 @@ def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
     except Exception as e:
         event(log, "operations_not_ticked", level=WARNING, exc=True, error=type(e).__name__)
         done.summary["operations_moved"] = 0
+    done.summary["drills_started"] = _drills(deps, done)
     deps.metrics.reconcile_run(done.summary, items)
     return done.summary
+
+
+def _drills(deps: Deps, done: reconcile.Run) -> int:
+    """The restore drills due now (:mod:`drills`) started as operations (:mod:`operations`);
+    their first run waits for the next push of their proof job. How many started."""
+    try:
+        plans, seen = drills.due(deps, done.cluster, done.latest)
+    except ControllerError as e:
+        event(log, "drills_not_scheduled", level=WARNING, error=e.message)
+        return 0
+    started = 0
+    for plan in plans:
+        try:
+            operations.start(deps, plan)
+            started += 1
+        except ControllerError as e:  # a drill on that node already, a store outage: next run
+            event(log, "drill_not_started", level=WARNING, node=plan.node, backup=plan.name,
+                  error=e.message)
+    if seen.get("drill_uncoverable"):
+        done.summary["drill_uncoverable"] = seen["drill_uncoverable"]
+    return started
 
 
 def _assess(deps: Deps, done: reconcile.Run) -> list[ItemStatus] | None:

@@ -12,6 +12,7 @@ from scripts.simcluster.minicron import volume_path
 from scripts.simcluster.worker import WorkingBackupd
 
 NODES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+DRILL_ROOT = "/data/lain/drills"  # the local runner's DRILL_ROOT: every node's drill area exists
 
 
 def _item(proc: str, volume: str, schedule: str, expire: str, mode: str = "full",
@@ -56,17 +57,22 @@ class SimCluster:
         self.root = Path(root)
         self.lainlet = LainletStandIn(backupspec(), port=lainlet_port)
         self.daemons = {ip: WorkingBackupd(ip, daemon_port, self.root, job_seconds) for ip in NODES}
+        for daemon in self.daemons.values():
+            daemon.private_dirs = (DRILL_ROOT,)
 
     def seed_volumes(self) -> None:
         for proc, pods, _, files in APPS:
             app = proc.split(".")[0]
-            for n, _node in pods:
+            for n, node in pods:
                 for volume, contents in files.items():
                     directory = self.root / "fs" / volume_path(app, proc, n, volume).lstrip("/")
                     directory.mkdir(parents=True, exist_ok=True)
                     for name, text in contents.items():
                         if not (directory / name).exists():
                             (directory / name).write_text(text.format(n=n))
+                    # the drill area, provisioned as GET /system/drills/setup says
+                    drill_dir = f"{DRILL_ROOT}/{volume.rstrip('/').rsplit('/', 1)[-1]}"
+                    self.daemons[node].fs(drill_dir).mkdir(parents=True, exist_ok=True)
 
     def start(self) -> SimCluster:
         self.seed_volumes()

@@ -77,6 +77,7 @@ class WorkingBackupd(BackupdStandIn):
         self.notify_timeout_seconds = 5.0  # Go's client waits forever; a test must not
         self.cross_node_fixed = False  # True: a restore from another node's namespace works
         self.copy_fails = False  # True: a full restore's copy over its target fails (disk full)
+        self.private_dirs: tuple[str, ...] = ()  # dirs each node has its own of (see fs())
         self.daemon_log: list[str] = []  # what the daemon logs and never reports (tar's words)
         self._work_lock = threading.RLock()  # the metadata: backups, files, .meta
         self._busy_dirs: set[str] = set()  # the daemon's bstats: dirs being backed up or restored
@@ -91,6 +92,10 @@ class WorkingBackupd(BackupdStandIn):
 
     # -- paths ---------------------------------------------------------------------------------
     def fs(self, path: str) -> Path:
+        """Where a node path lives: the nodes share one tree (volume paths never collide), but
+        each has its own copy of :attr:`private_dirs` (drill areas, which would)."""
+        if any(path == d or path.startswith(d.rstrip("/") + "/") for d in self.private_dirs):
+            return self.root / "nodes" / self.host / path.lstrip("/")
         return self.root / "fs" / path.lstrip("/")
 
     def storage(self, namespace: str | None = None) -> Path:

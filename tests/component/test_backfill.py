@@ -131,8 +131,10 @@ def test_a_run_whose_record_never_came_is_recovered_from_its_archive(sim, contro
     sim.recorded_run()
     controller.down()
     lost = sim.lost_run()
-    refused = [line for line in sim.daemon.daemon_log if "return 503" in line]
-    assert len(refused) == 6  # its running and success posts, three attempts each
+    # its running and success posts, three attempts each: 503, or a timeout when the machine is busy
+    refused = [line for line in sim.daemon.daemon_log if line.startswith("Fail to notify")]
+    assert len(refused) == 6, refused
+    assert sum("return 503" in line for line in refused) >= 1
     controller.up()
     sim.now += timedelta(minutes=11)  # past the run's grace
     assert sim.item()["status"] == "late"  # without the archive: no success since the due run

@@ -545,7 +545,8 @@ def test_the_undo_is_kept_as_long_as_the_operation_can_be_undone(api, ddb, pushe
     monkeypatch.setenv("UNDO_DAYS", "30")
     restart()
     op = recover(api)
-    notify(api, snapshot_done(op["snapshot"]["rid"]))
+    pushed["127.0.0.11"].add_backup("hello", "hello.web.web", 1, "/data", created=1795600000)
+    notify(api, snapshot_done(op["snapshot"]["rid"]))  # the snapshot, on the node and recorded
     kept = operation(api, op["operation"])
     assert kept["snapshot"]["kept_until"] == "2026-12-25T09:46:40.000000Z"
     assert kept["snapshot"]["kept"] == ("held past /data's expire 7d until UNDO_DAYS (30) after "
@@ -564,6 +565,6 @@ def test_the_undo_is_kept_as_long_as_the_operation_can_be_undone(api, ddb, pushe
     assert TARGET not in expire["args"]["info"]  # the daemon's expire job leaves it alone
     monkeypatch.setenv("UNDO_DAYS", "7")  # the undo was kept until 2026-12-02: that has passed
     restart()
-    assert ("127.0.0.11", TARGET) not in held()
+    assert ("127.0.0.11", TARGET) not in held(), held().get(("127.0.0.11", TARGET))
     assert operation(api, op["operation"])["snapshot"]["kept_until"] == \
         "2026-12-02T09:46:40.000000Z"

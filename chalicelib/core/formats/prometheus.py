@@ -7,6 +7,8 @@ state with a ``status`` label, ``backupctl_`` as the prefix), like Velero's
 * ``backupctl_backup_status{app,proc,volume,instance,node,status} 1`` per backup item;
 * ``backupctl_backup_last_success_timestamp_seconds{app,proc,volume,instance,node}`` and
   ``backupctl_backup_last_run_timestamp_seconds{…}`` where a run was recorded;
+* with restore drills on: ``backupctl_backup_last_verified_timestamp_seconds{…}``,
+  ``backupctl_backup_verification{…,state}`` and ``backupctl_backup_restore_bytes_per_second{…}``;
 * ``backupctl_backup_items{status}``, ``backupctl_backup_expiry_held_items``, ``backupctl_spec_problems``;
 * ``backupctl_reconcile_last_run_timestamp_seconds``, ``…_last_success_timestamp_seconds``,
   ``…_last_run_success``, ``…_consecutive_failures``, ``…_last_run_duration_seconds``,
@@ -68,6 +70,7 @@ def render(items: list[ItemStatus], runs: list[dict[str, Any]], problems: int, v
                    if (when := _seconds(getattr(i, field))) is not None]
         _family(out, f"backupctl_backup_{name}_timestamp_seconds",
                 f"start of {what} of each backup item (Unix time)", samples)
+    _verification(out, item_labels)
     counts = {s: 0 for s in STATUSES}
     for i in items:
         counts[i.status] += 1
@@ -82,6 +85,26 @@ def render(items: list[ItemStatus], runs: list[dict[str, Any]], problems: int, v
     _family(out, "backupctl_build_info", "the controller's version",
             [(_labels([("version", version)]), 1)])
     return "\n".join(out) + "\n"
+
+
+def _verification(out: list[str], item_labels: list[tuple[ItemStatus, str]]) -> None:
+    """Restore drills (when on): when a drill last verified each item, its newest drill's state,
+    and the restore throughput it measured."""
+    drilled = [(i.verification, labels) for i, labels in item_labels if i.verification]
+    if not drilled:
+        return
+    _family(out, "backupctl_backup_last_verified_timestamp_seconds",
+            "when a restore drill last verified each backup item (Unix time)",
+            [(labels, when) for v, labels in drilled
+             if (when := _seconds({"start": v.get("verified_at")})) is not None])
+    _family(out, "backupctl_backup_verification",
+            "1 for the verification state of each backup item (verified, unverified, unproven, "
+            "verify_failed, drill_area_missing)",
+            [(labels[:-1] + f',state="{escape(str(v.get("state")))}"}}', 1) for v, labels in drilled])
+    _family(out, "backupctl_backup_restore_bytes_per_second",
+            "restore throughput the newest verified drill of each item measured",
+            [(labels, float(v["throughput"])) for v, labels in drilled
+             if v.get("state") == "verified" and v.get("throughput")])
 
 
 def _reconcile(out: list[str], runs: list[dict[str, Any]]) -> None:

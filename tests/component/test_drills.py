@@ -1,0 +1,239 @@
+"""Restore drills end to end: the app served on loopback as `chalice local` serves it, a working
+stand-in daemon that restores as backupd does (``.recovering``, ``.bak``, the copy put back when
+it fails, tar's exit status for a bad archive) and posts its records to the app, and the schedule
+run by hand. A good backup is verified (with the restore's time and throughput), a truncated one
+fails as the archive's fault (one alert), a daemon that reports success without restoring is not
+verified, a missing drill dir restores nothing, and one node never runs two drills at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from chalicelib.deps import Deps
+from chalicelib.settings import get_settings
+from chalicelib.usecases import health, schedule
+from chalicelib.usecases import records as records_flow
+from scripts.simcluster.worker import WorkingBackupd
+from tests import reference
+from tests.component.test_backfill import Controller
+from tests.component.test_retention import DIR, NODE, spec
+
+ROOT = "/data/lain/drills"
+AREA = f"{ROOT}/data"  # the drill dir of /data volumes: the root + the volume's base name
+DRILL = "/api/v2/app/db/proc/web/backups/{name}/actions/drill"
+
+
+class Chat:
+    """A webhook listener: every message the controller posts."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        chat = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                chat.messages.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+class Sim:
+    """One node's working daemon posting to the served app; the schedule run by hand."""
+
+    def __init__(self, settings, ddb, lainlet, daemon_port, tmp_path, controller, chat) -> None:
+        lainlet.spec = spec(NODE)
+        settings = dataclasses.replace(settings, advertise_url=controller.url, drill_root=ROOT,
+                                       node_check_minutes=60, alert_webhook_url=chat.url)
+        self.deps = Deps(settings, table=ddb)
+        self.url = controller.url
+        self.daemon = WorkingBackupd(NODE, daemon_port, tmp_path, job_seconds=0.2)  # a restore's time
+        self.daemon.fs(DIR).mkdir(parents=True)
+        (self.daemon.fs(DIR) / "rows").write_bytes(os.urandom(20_000))  # 20 kB that never shrink
+        self.daemon.fs(AREA).mkdir(parents=True)
+        self.daemon.start()
+
+    def job(self) -> dict:
+        return next(j for j in self.daemon.jobs if j["id"] and j["args"]["path"] == DIR)
+
+    def good_backup(self) -> str:
+        """A run of the volume's job and its record, as notify stores it: its archive's name."""
+        schedule._run(self.deps)  # the job reaches the daemon
+        result = self.daemon._do_backup(self.job()["args"])
+        records_flow.store(self.deps, reference.record_of(self.job(), "success",
+                                                          datetime.now(UTC), result=result))
+        return result["file"]
+
+    def drill(self, name: str, query: str = "") -> requests.Response:
+        return requests.post(self.url + DRILL.format(name=name) + query, timeout=10)
+
+    def finish(self, op_id: str, seconds: float = 20) -> dict:
+        """Run the schedule until the drill is finished; its answer."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            answer = requests.get(f"{self.url}/api/v2/app/db/operations/{op_id}", timeout=5).json()
+            if answer["phase"] in ("Completed", "Failed"):
+                return answer
+            schedule._run(self.deps)
+            time.sleep(0.3)
+        raise AssertionError(f"drill {op_id} did not finish: {answer}")
+
+    def stored(self) -> set[str]:
+        return {b["name"] for b in self.daemon.backups}
+
+
+@pytest.fixture
+def chat() -> Iterator[Chat]:
+    c = Chat()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def sim(settings, ddb, lainlet, daemon_port, tmp_path, monkeypatch, env, chat) -> Iterator[Sim]:
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", chat.url)
+    monkeypatch.setenv("DRILL_ROOT", ROOT)
+    get_settings.cache_clear()
+    controller = Controller(monkeypatch)
+    s = Sim(settings, ddb, lainlet, daemon_port, tmp_path, controller, chat)
+    yield s
+    s.daemon.stop()
+    controller.stop()
+
+
+def test_a_good_backup_is_verified_with_its_restore_time_and_the_proofs_are_gone(sim, chat, logs):
+    name = sim.good_backup()
+    before = sim.stored()
+    resp = sim.drill(name)
+    assert resp.status_code == 200, resp.text
+    op = resp.json()
+    assert op["kind"] == "drill" and op["target_dir"] == AREA and op["node"] == NODE
+    assert "never a volume" in op["undo"]
+    done = sim.finish(op["operation"])
+    assert done["phase"] == "Completed", done
+    drill = done["drill"]
+    assert drill["outcome"] == "verified" and drill["fault"] == ""
+    assert drill["seconds"] is not None and drill["bytes"] > 20_000
+    assert "Proven: the backup restores" in drill["why"]
+    assert (sim.daemon.fs(AREA) / "rows").read_bytes() == (sim.daemon.fs(DIR) / "rows").read_bytes()
+    assert sim.stored() == before  # both proof archives deleted again
+    schedule._run(sim.deps)  # the next push leaves the proof job out again
+    assert [j["args"]["path"] for j in sim.daemon.jobs if j["id"]] == [DIR]
+    [item] = health.app_status(sim.deps, "db")["items"]
+    assert item["verification"]["state"] == "verified"
+    assert item["verification"]["throughput"] > 0
+    metrics = requests.get(sim.url + "/api/v2/system/metrics", timeout=5).text
+    assert 'backupctl_backup_verification{app="db"' in metrics and 'state="verified"' in metrics
+    assert "backupctl_backup_last_verified_timestamp_seconds{" in metrics
+    assert chat.messages == []  # a verified drill is no news
+
+
+def test_a_truncated_archive_fails_as_the_archive_s_fault_with_one_alert(sim, chat):
+    name = sim.good_backup()
+    archive = sim.daemon.storage() / name
+    archive.write_bytes(archive.read_bytes()[:2_000])  # cut short: gzip's length check fails
+    done = sim.finish(sim.drill(name).json()["operation"])
+    assert done["phase"] == "Failed"
+    assert done["drill"]["outcome"] == "verify_failed" and done["drill"]["fault"] == "archive"
+    assert "the backup is bad" in done["drill"]["why"]
+    [message] = chat.messages
+    assert message["event"] == "drill" and message["outcome"] == "verify_failed"
+    assert "db" in message["text"] and "/data" in message["text"] and NODE in message["text"]
+    [item] = health.app_status(sim.deps, "db")["items"]
+    assert item["verification"]["state"] == "verify_failed"
+
+
+def test_a_daemon_that_reports_success_without_restoring_is_not_verified(sim, chat):
+    name = sim.good_backup()
+    sim.daemon.copy_fails = True  # the copy into place fails; the daemon puts the dir back
+    done = sim.finish(sim.drill(name).json()["operation"])
+    assert done["drill"]["outcome"] == "unproven", done
+    assert "holds what it held before" in done["drill"]["why"]
+    assert not (sim.daemon.fs(AREA) / "rows").exists()
+    [message] = chat.messages
+    assert message["outcome"] == "unproven"
+
+
+def test_a_missing_drill_dir_restores_nothing_anywhere(sim):
+    name = sim.good_backup()
+    sim.daemon.fs(AREA).rmdir()
+    done = sim.finish(sim.drill(name).json()["operation"])
+    assert done["drill"]["outcome"] == "drill_area_missing", done
+    assert AREA in done["drill"]["why"] and NODE in done["drill"]["why"]
+    assert "verify_failed" not in json.dumps(done)
+    assert not any(task for task in sim.daemon.runs if task[1] == "")  # no restore was asked
+    assert not sim.daemon.fs(AREA).exists()
+
+
+def test_one_drill_per_node_at_a_time_under_concurrency(sim):
+    name = sim.good_backup()
+    answers: list[requests.Response] = []
+    threads = [threading.Thread(target=lambda: answers.append(sim.drill(name))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200, 409, 409, 409], [a.text for a in answers]
+    refused = next(a.json() for a in answers if a.status_code == 409)
+    assert "one drill per node" in refused["error"]
+    schedule._run(sim.deps)  # the scheduler sees the node busy: no second drill there
+    assert len([o for o in requests.get(sim.url + "/api/v2/app/db/operations",
+                                        timeout=5).json() if o["kind"] == "drill"]) == 1
+
+
+def test_a_dry_run_says_where_and_the_setup_names_every_dir(sim):
+    name = sim.good_backup()
+    dry = sim.drill(name, "?dry_run=true").json()
+    assert dry["would_drill"]["target_dir"] == AREA and dry["would_drill"]["node"] == NODE
+    assert requests.get(sim.url + "/api/v2/app/db/operations", timeout=5).json() == []
+    setup = requests.get(sim.url + "/api/v2/system/drills/setup", timeout=5).json()
+    assert setup["nodes"] == {NODE: {"dirs": [AREA], "command": f"mkdir -p {AREA}"}}
+    assert setup["script"] == f"ssh {NODE} 'mkdir -p {AREA}'"
+
+
+def test_the_scheduler_drills_an_item_never_verified_and_not_again_within_half_a_cycle(sim):
+    sim.good_backup()
+    schedule._run(sim.deps)
+    [op] = requests.get(sim.url + "/api/v2/app/db/operations", timeout=5).json()
+    assert op["kind"] == "drill" and op["phase"] == "Snapshotting"
+    done = sim.finish(op["operation"])
+    assert done["drill"]["outcome"] == "verified", done
+    summary = schedule._run(sim.deps)
+    assert summary["drills_started"] == 0  # verified now: due again in DRILL_CYCLE_DAYS / 2
+    later = Deps(sim.deps.settings, lambda: datetime.now(UTC) + timedelta(days=4), sim.deps.table)
+    [item] = health.app_status(later, "db")["items"]
+    assert item["verification"]["state"] == "verified"  # 4 days < the 7-day cycle
+    much_later = Deps(sim.deps.settings, lambda: datetime.now(UTC) + timedelta(days=8),
+                      sim.deps.table)
+    [item] = health.app_status(much_later, "db")["items"]
+    assert item["verification"]["state"] == "unverified"
+
+
+def test_drills_off_is_a_clear_400(sim, monkeypatch):
+    name = sim.good_backup()
+    monkeypatch.setenv("DRILL_ROOT", "")
+    get_settings.cache_clear()
+    resp = sim.drill(name)
+    assert resp.status_code == 400 and resp.json()["code"] == "drills_off"
+    assert "DRILL_ROOT" in resp.json()["error"]
