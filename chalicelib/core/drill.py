@@ -236,8 +236,9 @@ def choose(candidates: Iterable[Candidate], busy_nodes: set[str], budget_left: i
     """Pure: the drills to start now: of the items due (:meth:`Candidate.due`), those verified
     longest ago first (never-verified ones first of all, then the smaller), at most one per node
     and none on a busy node (a drill open there, or tasks running), within what is left of
-    tonight's byte budget. Items the budget can never fit within the cycle are named, the
-    largest first: the cycle is impossible for them."""
+    tonight's byte budget, strictly in that order (an item that does not fit tonight stops the
+    night: younger ones never take its place night after night). Items the budget can never fit
+    within the cycle are named, the largest first: the cycle is impossible for them."""
     cycle = timedelta(days=cycle_days)
     every = list(candidates)
     pool = sorted((c for c in every if c.due(now, cycle)),
@@ -261,9 +262,13 @@ def choose(candidates: Iterable[Candidate], busy_nodes: set[str], budget_left: i
     start: list[Candidate] = []
     taken = set(busy_nodes)
     left = budget_left
+    never = {c.key for c, _ in uncoverable if budget_per_night is not None
+             and c.size > budget_per_night}
     for c in pool:
-        if c.node in taken or (left is not None and c.size > left):
+        if c.key in never or c.node in taken:
             continue
+        if left is not None and c.size > left:
+            break  # the oldest first, strictly: what is left tonight is not spent on younger ones
         start.append(c)
         taken.add(c.node)
         if left is not None:
