@@ -129,9 +129,22 @@
 
   const ITEM_FIELDS = new Set(["app", "proc", "instance", "volume", "mode", "schedule", "node",
     "job_id", "status", "reason", "due", "last_run", "last_success", "pause", "expiry_held",
-    "schedule_words", "next_run"]);
+    "schedule_words", "next_run", "verification"]);
   const HEADINGS = ["item", "status", "last due run", "last run", "last success", "schedule",
     "next run", "pause"];
+
+  // the item's restore drills (when DRILL_ROOT is set): what the newest one proved
+  function drillNote(v, now) {
+    if (!isObject(v)) return "";
+    const state = str(v.state);
+    const good = state === "verified";
+    const speed = good && Number(v.throughput) > 0
+      ? ` at ${(Number(v.throughput) / 1048576).toFixed(1)} MiB/s` : "";
+    const when = v.at ? (timeBits(v.at, now) || [str(v.at)]) : [];
+    return el("span", { class: "reason drill", "data-drill": state },
+      `restore drill: ${state.replaceAll("_", " ")}${v.fault ? ` (${str(v.fault)} fault)` : ""}${speed} `,
+      ...when, good ? "" : el("span", { class: "reason" }, str(v.why)));
+  }
 
   function itemRow(item, now) {
     const pause = isObject(item.pause)
@@ -146,6 +159,7 @@
         el("span", { class: "sub" }, where)),
       el("td", { class: "why" }, badge(item.status),
         item.reason ? el("span", { class: "reason" }, str(item.reason)) : "",
+        drillNote(item.verification, now),
         ...extras(item, ITEM_FIELDS)),
       timeCell("last due run", item.due, now), recordCell("last run", item.last_run, now),
       recordCell("last success", item.last_success, now),

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from logging import INFO, WARNING
 from typing import Any
 
-from chalicelib.core import nodehealth, pausecheck, removals, retention
+from chalicelib.core import drill, nodehealth, pausecheck, removals, retention
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats.answers import Partial
 from chalicelib.core.formats.inputs import bounded_int
@@ -653,6 +653,7 @@ def all_problems(deps: Deps) -> list[dict[str, Any]]:
          "instance": None, "volume": "", "reason": p.words()}
         for node, state in sorted(states.items()) for p in nodehealth.problems(node, state.problems)]
     found += [p.to_dict() for p in cluster.problems] + _paused_on_node(deps, cluster)
+    found += _drill_problems(deps)
     try:
         seen = observe(deps, cluster=cluster, check_restarts=False)
     except EmptySpecRefused as e:
@@ -678,6 +679,24 @@ def all_problems(deps: Deps) -> list[dict[str, Any]]:
                              "/api/v2/system/reconcile?confirm=removals applies it now)"}
                   for r in seen.verdict.held]
     return found
+
+
+def _drill_problems(deps: Deps) -> list[dict[str, Any]]:
+    """The items whose newest restore drill proved nothing (with restore drills on)."""
+    if not deps.settings.drill_root:
+        return []
+    out = []
+    for key, result in sorted(deps.operations.drilled().items()):
+        if result.outcome == drill.VERIFIED:
+            continue
+        app, proc, rest = [*key.split("#", 2), "", ""][:3]
+        volume, _, instance = rest.rpartition("#")
+        out.append({"kind": "drill", "problem": result.outcome, "app": app, "proc": proc,
+                    "instance": int(instance) if instance.isdigit() else None, "volume": volume,
+                    "since": result.at, "reason": f"restore drill {result.operation}: "
+                    f"{result.outcome}{f' ({result.fault} fault)' if result.fault else ''}: "
+                    f"{result.why}"})
+    return out
 
 
 def _paused_on_node(deps: Deps, cluster: Cluster) -> list[dict[str, Any]]:

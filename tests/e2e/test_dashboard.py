@@ -321,7 +321,7 @@ def with_unknown_fields(route: Any) -> None:
     fields missing, a status it does not know, and names too long for a phone's line."""
     body = route.fetch().json()
     first = body["items"][0]
-    first["verification"] = {"state": "verified", "at": "2026-01-01T00:00:00Z"}
+    first["attestation"] = {"state": "signed", "at": "2026-01-01T00:00:00Z"}
     first["node_problem"] = {"node": first["node"], "reason": "docker unreachable",
                              "since": "2026-01-01T00:00:00Z"}
     long = "x" * 300
@@ -353,7 +353,7 @@ def test_fields_the_page_does_not_know_or_misses_are_shown_as_text_on_a_phone(ru
         assert unknown.get_attribute("open") is not None  # a status it does not know: open
         assert unknown.locator("tr[data-status=quarantined]").count() == 1
         apps = page.inner_text("#apps")
-        assert "verification: state: verified" in apps and "docker unreachable" in apps
+        assert "attestation: state: signed" in apps and "docker unreachable" in apps
         problems = page.inner_text("#problems")
         assert "node 127.0.0.99" in problems and "the node did not answer for 3 runs" in problems
         assert "brand new" in problems and "a field of its own" in problems
@@ -439,3 +439,30 @@ def test_five_thousand_items_stay_readable(big_cluster: str) -> None:
         page.fill("#filter", "app042")
         expect(page.locator("details.app")).to_have_count(1)
         expect(page.locator("tr[data-status=pending]")).to_have_count(2 * INSTANCES)
+
+
+def with_drills(route: Any) -> None:
+    """The status with restore drills on: one item's drill failed on a bad archive, one verified."""
+    body = route.fetch().json()
+    body["items"][0]["verification"] = {
+        "state": "verify_failed", "fault": "archive", "at": "2026-01-01T02:00:00Z",
+        "why": "the restore failed: exit status 2 (the archive could not be read)"}
+    body["items"][1]["verification"] = {
+        "state": "verified", "fault": "", "at": "2026-01-01T02:00:00Z", "throughput": 52428800,
+        "why": "restored"}
+    route.fulfill(json=body)
+
+
+def test_each_item_says_what_its_restore_drill_proved(runner: Runner) -> None:
+    with dashboard(runner.url("/?refresh=100000"), viewport=PHONE,
+                   prepare=lambda page: page.route(STATUS_ROUTE, with_drills)) as page:
+        for details in page.locator("details.app").all():
+            if details.get_attribute("open") is None:
+                details.locator("summary").first.click()
+        notes = page.locator("[data-drill]").all_inner_texts()
+        assert any("restore drill: verify failed (archive fault)" in n and "exit status 2" in n
+                   for n in notes), notes
+        assert any("restore drill: verified at 50.0 MiB/s" in n for n in notes), notes
+        width, window = layout_width(page)
+        assert width <= window == PHONE[0]
+        screenshot(page, "dashboard-drills-390.png")

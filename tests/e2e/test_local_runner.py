@@ -220,3 +220,25 @@ def test_the_warning_comes_first_when_the_runner_starts():
     assert "WARNING: the nodes' records will not reach this controller" in warning
     assert "--advertise" in warning and "--host 0.0.0.0" in warning
     assert last.startswith("local.py: DynamoDB at") and "Traceback" not in done.stderr
+
+
+def test_a_newcomer_sees_a_verified_restore_drill(runner):
+    """The runner's nodes have their drill area: once a volume has a good backup, the schedule
+    drills it (the test runs the schedule, as the minute would) and the status says verified."""
+    run_job(runner, hello_job(runner, "/data", 2))  # instance 2 on 127.0.0.12: a node of its own
+
+    def drilled() -> dict | None:
+        requests.post(runner.url("/api/v2/system/reconcile"), timeout=30)
+        ops = requests.get(runner.url("/api/v2/app/hello/operations"), timeout=10).json()
+        done = [o for o in ops if o["kind"] == "drill" and o["instance"] == 2
+                and o["phase"] in ("Completed", "Failed")]
+        return done[0] if done else None
+
+    op = runner.wait(drilled, seconds=60, every=1.0)
+    assert op["drill"]["outcome"] == "verified", op
+    assert op["target_dir"] == "/data/lain/drills/data" and op["node"] == "127.0.0.12"
+    status = requests.get(runner.url("/api/v2/app/hello/backups/status"), timeout=10).json()
+    [item] = [i for i in status["items"] if i["volume"] == "/data" and i["instance"] == 2]
+    assert item["verification"]["state"] == "verified"
+    setup = requests.get(runner.url("/api/v2/system/drills/setup"), timeout=10).json()
+    assert setup["root"] == "/data/lain/drills" and "127.0.0.12" in setup["nodes"]
