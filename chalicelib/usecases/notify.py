@@ -43,7 +43,8 @@ def notify(deps: Deps, body: bytes | str | None) -> dict[str, Any]:
         operations.advance(deps, record)
     except Exception as e:  # the record is kept; the schedule picks the operation up again
         event(log, "operation_not_advanced", level=WARNING, rid=record["rid"],
-              error=getattr(e, "message", f"{type(e).__name__}: {str(e)[:200]}"))
+              error=getattr(e, "message", f"{type(e).__name__}: {str(e)[:200]}"),
+              exc=not isinstance(e, ControllerError))  # a bug's traceback goes with it
     return {"rid": record["rid"], "stored": stored}
 
 
