@@ -161,6 +161,7 @@ class Operation:
     verified: dict[str, int] | str | None = None  # sizes compared, or "inconclusive"/"skipped"
     verification: str = ""  # in words: what was proven, or why nothing could be
     error: str = ""
+    drill: dict[str, Any] | None = None  # a drill's outcome: verified | verify_failed | drill_area_missing | unproven, fault, bytes, seconds
     schema: int = SCHEMA
 
     @property
@@ -759,7 +760,14 @@ def _parse(data: Mapping[str, Any]) -> Operation:
         since=str(data["since"]), version=int(data.get("version", 0)),
         snapshot=_run(data.get("snapshot")), restore=_run(data.get("restore")),
         verify=_run(data.get("verify")), verified=verified,
-        verification=str(data.get("verification") or ""), error=str(data.get("error") or ""))
+        verification=str(data.get("verification") or ""), error=str(data.get("error") or ""),
+        drill=_drill(data.get("drill")))
+
+
+def _drill(data: Any) -> dict[str, Any] | None:
+    """A drill's outcome as stored, or None (not a drill, or not finished); never fails the
+    operation's reading: it is kept as written, an object or nothing."""
+    return dict(data) if isinstance(data, Mapping) else None
 
 
 def _parse_v1(data: Mapping[str, Any]) -> Operation:
