@@ -6,9 +6,9 @@ For every declared volume × instance (app, proc, volume, instance) over a windo
 * the **target RPO** its schedule implies: the largest interval between two consecutive runs of
   the schedule as pushed (a weekday schedule at 02:00 implies 3 days, Friday to Monday);
 * the **achieved RPO**: the largest gap between consecutive good backups (successes not judged
-  suspect) in the window, counting the window's start (or when the job first reached its node,
-  if later) to the first one and the last one to ``now``; and, apart, ``now`` minus the newest
-  good backup (which may be older than the window);
+  suspect) in the window, counting the window's start (or, if later, when the job first reached
+  its node, or its first run if that came earlier still) to the first one and the last one to
+  ``now``; and, apart, ``now`` minus the newest good backup (which may be older than the window);
 * the **share of due runs that succeeded**: each run the schedule made due in the window (from
   its start, or the job's first push, to ``now`` minus the grace) counts as met when a good
   backup started in its slot (from its due time to the next one, a few seconds of clock skew
@@ -146,6 +146,7 @@ class AppInputs:
     unreadable: Sequence[tuple[str, str]] = ()  # (operation id, why) of operations not readable
     callers: Mapping[str, str] = field(default_factory=dict)  # operation id → who asked for it
     targets: Targets = Targets()
+    problems: Sequence[str] = ()  # why (part of) the app could not be evaluated
 
 
 # -- time ------------------------------------------------------------------------------------------
@@ -362,6 +363,8 @@ def item_report(d: Declared, runs: Sequence[Run], newest_good: Run | None,
     runs = sorted(runs, key=lambda r: (r.start, r.rid))
     goods = [r for r in runs if r.good]
     first_seen = _parse(d.first_seen)
+    if first_seen is not None and runs:  # a run before its recorded first push: the job existed
+        first_seen = min(first_seen, runs[0].start)  # (the node states were made afresh since)
     counted_from = max(start, first_seen) if first_seen else start
     schedule = None
     if d.pushed:
@@ -520,6 +523,8 @@ def app_report(inputs: AppInputs, *, now: datetime, days: int, grace: int) -> di
                                + (f" ({op.error})" if op.error else ""),
                      "by": inputs.callers.get(op.id, "unknown")}
             own.get(key, loose).append(entry)
+    for why in inputs.problems:
+        loose.append({"kind": "not_evaluated", "at": "", "detail": why})
     for op_id, why in inputs.unreadable:
         loose.append({"kind": "operation_unreadable", "at": "", "operation": op_id, "detail": why})
     loose.sort(key=lambda e: (e["at"], e["kind"], json.dumps(e, sort_keys=True)))

@@ -291,3 +291,11 @@ def test_a_fixed_rpo_target_replaces_the_schedule_one():
     item = only_item(build(inputs(history(skip=range(40, 44)), targets=Targets(rpo_hours=36))))
     assert item["controls"]["rpo"]["status"] == "pass"
     assert json.loads(evidence.canonical(item))["target_rpo"]["hours"] == 6.0
+
+
+def test_a_malformed_per_app_target_setting_fails_naming_the_variable():
+    from chalicelib.settings import Settings, SettingsError
+
+    assert Settings.from_env({"EVIDENCE_APP_TARGETS": "mysql:rto_minutes=30"}).evidence_app_targets
+    with pytest.raises(SettingsError, match="EVIDENCE_APP_TARGETS: 'rto=30': the key is one of"):
+        Settings.from_env({"EVIDENCE_APP_TARGETS": "mysql:rto=30"})
