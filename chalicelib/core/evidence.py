@@ -49,6 +49,8 @@ SKEW = 5  # seconds: daemon clocks and a run's expected start may differ a littl
 MAX_DUE = 100_000  # due runs counted per item (every minute for 69 days); more: the share is unknown
 MAX_WALK = 5_000  # runs of a schedule with a time zone walked one by one (croniter, ~0.1 ms each)
 HORIZON_DAYS = 4 * 366  # the target RPO looks this far each side of now: a Feb 29 schedule fires
+MAX_EXCEPTIONS = 200  # entries listed per item (newest kept; all counted in exception_counts)
+STREAKS = ("failed_run", "suspect_run")  # consecutive ones with the same reason: one entry
 CONTROLS = ("rpo", "success_share", "drill", "rto")
 RESTORE_KINDS = ("recover", "migrate")
 DRILL_KIND = "drill"
@@ -413,7 +415,8 @@ def item_report(d: Declared, runs: Sequence[Run], newest_good: Run | None,
             exceptions.append({"kind": "drill_not_verified", "at": x["at"], "operation": x["operation"],
                                "detail": f"{x['outcome']}" + (f" ({x['fault']} fault)" if x["fault"]
                                                               else "")})
-    exceptions.sort(key=lambda e: (e["at"], e["kind"], json.dumps(e, sort_keys=True)))
+    counted = _counts(exceptions)
+    exceptions, omitted = bounded(exceptions)
 
     target = targets.rpo_hours * 3600 if targets.rpo_hours else (implied + grace if implied else None)
     rto_ok = rto is not None and rto <= targets.rto_minutes * 60
@@ -455,8 +458,37 @@ def item_report(d: Declared, runs: Sequence[Run], newest_good: Run | None,
         "predicted_rto": {"seconds": rto, "minutes": round(rto / 60, 1), "bytes": size}
         if rto is not None else None,
         "exceptions": exceptions,
+        "exception_counts": counted,
+        "exceptions_omitted": omitted,
         "controls": controls,
     }
+
+
+def _counts(exceptions: list[dict[str, Any]]) -> dict[str, int]:
+    """How many exceptions of each kind (a run of failures is as many as it has runs)."""
+    out: dict[str, int] = {}
+    for e in exceptions:
+        out[e["kind"]] = out.get(e["kind"], 0) + 1
+    return dict(sorted(out.items()))
+
+
+def bounded(exceptions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The exceptions oldest first, each streak of runs that failed (or were suspect) for the
+    same reason one entry (``count``, from ``at`` to ``last``), and only the newest
+    :data:`MAX_EXCEPTIONS` of those: a job failing every 30 minutes for a year is one line, and
+    an answer stays under Lambda's size. Also how many older entries were left out."""
+    ordered = sorted(exceptions, key=lambda e: (e["at"], e["kind"], json.dumps(e, sort_keys=True)))
+    out: list[dict[str, Any]] = []
+    for e in ordered:
+        last = out[-1] if out else None
+        if (last is not None and e["kind"] in STREAKS and last["kind"] == e["kind"]
+                and last["detail"] == e["detail"]):
+            last["count"] = last.get("count", 1) + 1
+            last["last"] = e["at"]
+        else:
+            out.append(dict(e))
+    omitted = max(0, len(out) - MAX_EXCEPTIONS)
+    return out[omitted:], omitted
 
 
 def _drill_control(verified: list[dict[str, Any]], last: dict[str, Any] | None, now: int,
@@ -527,7 +559,7 @@ def app_report(inputs: AppInputs, *, now: datetime, days: int, grace: int) -> di
         loose.append({"kind": "not_evaluated", "at": "", "detail": why})
     for op_id, why in inputs.unreadable:
         loose.append({"kind": "operation_unreadable", "at": "", "operation": op_id, "detail": why})
-    loose.sort(key=lambda e: (e["at"], e["kind"], json.dumps(e, sort_keys=True)))
+    loose, _ = bounded(loose)
 
     items = [item_report(d, runs.get(d.key, []), newest_good.get(d.key), drills[d.key], own[d.key],
                          now=end, start=start, grace=grace, targets=inputs.targets)

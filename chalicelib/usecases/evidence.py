@@ -8,11 +8,14 @@ backup (one BatchGetItem), the audit trail of the window (who paused, who restor
 record and the first push of each job (one Query each, shared by every app), and the app's newest
 :data:`MAX_OPERATIONS` operations (restores and drills).
 
-Bounded: one app's report reads at most :data:`MAX_RECORDS` records (more is a 413 that says to
-ask for fewer days); the system report is cut into pages of whole apps, in name order, each page
-ending after :data:`PAGE_APPS` apps or after the app whose records take the page past
-:data:`PAGE_RECORDS`; the next page is asked with ``?next=<app>`` (the ``X-Backupctl-Next``
-header, and the report's ``page.next``). Each page is a report of its own, with its own sha256.
+Bounded: one app's report reads at most :data:`MAX_RECORDS` records and answers at most
+:data:`MAX_BYTES` of JSON (more is a 413 that says to ask for fewer days; each item lists its
+newest exceptions only, streaks of the same failure as one). The system report is cut into pages
+of whole apps, in name order, each page ending after :data:`PAGE_APPS` apps, after the app whose
+records take it past :data:`PAGE_RECORDS`, or before the app that would take it past
+:data:`MAX_BYTES`; the next page is asked with ``?next=<app>`` (the ``X-Backupctl-Next`` header,
+and the report's ``page.next``). Each page is a report of its own, with its own sha256; an app too
+large for any page is listed as not evaluated, saying why.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from chalicelib.core.evidence import AppInputs, Declared, PauseSeen, Targets
 from chalicelib.core.formats import evidence as render
 from chalicelib.core.formats.answers import Text
 from chalicelib.core.formats.inputs import bounded_int, preview
+from chalicelib.core.formats.pages import MAX_PAGE_BYTES
 from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.jobs import placements
 from chalicelib.core.naming import check_name
@@ -48,6 +52,7 @@ PAGE_RECORDS = 20_000  # a system page ends after the app that takes it past thi
 PAGE_APPS = 25
 MAX_OPERATIONS = 1000
 MAX_AUDIT = 2000
+MAX_BYTES = MAX_PAGE_BYTES // 2  # of JSON per answer: the page of the same report is larger
 NEXT_HEADER = "X-Backupctl-Next"  # the router's header of the next page (the web layer's name)
 SHA_HEADER = "X-Backupctl-Sha256"
 
@@ -75,8 +80,12 @@ def app_evidence(deps: Deps, app: str, days: str = "", fmt: str = "") -> Text:
         raise PayloadTooLarge(f"app {app} has more than {MAX_RECORDS:,} job records in the last "
                               f"{window} days, more than one report reads: ask for fewer days "
                               "(?days=)", code="too_large")
-    body = evidence.report([evidence.app_report(inputs, now=now, days=window, grace=_grace(deps))],
-                           scope=app, now=now, days=window, grace=_grace(deps))
+    report = evidence.app_report(inputs, now=now, days=window, grace=_grace(deps))
+    if _size(report) > MAX_BYTES:
+        raise PayloadTooLarge(f"the evidence of app {app} over {window} days is "
+                              f"{_size(report):,} bytes of JSON, more than one answer carries "
+                              f"({MAX_BYTES:,}): ask for fewer days (?days=)", code="too_large")
+    body = evidence.report([report], scope=app, now=now, days=window, grace=_grace(deps))
     return _answer(body, form, window, app)
 
 
@@ -90,18 +99,28 @@ def system_evidence(deps: Deps, days: str = "", fmt: str = "", next_app: str = "
     shared = _Shared(deps.state.states(), deps.state.pauses())
     apps = [a for a in sorted(cluster.apps()) if a >= next_app]
     done: list[dict[str, Any]] = []
-    read, following = 0, ""
+    read, size, following = 0, 0, ""
     for app in apps:
         if done and (read >= PAGE_RECORDS or len(done) >= PAGE_APPS):
             following = app
             break
         inputs, records = _gather(deps, cluster, app, now, window, shared)
+        why = (f"more than {MAX_RECORDS:,} job records in the last {window} days"
+               if records > MAX_RECORDS else "")
+        report = {} if why else evidence.app_report(inputs, now=now, days=window,
+                                                     grace=_grace(deps))
+        if report and size + _size(report) > MAX_BYTES:
+            if done:  # the next page starts with it
+                following = app
+                break
+            why = f"its evidence is {_size(report):,} bytes of JSON, more than one answer carries"
+        if why:
+            report = evidence.app_report(AppInputs(app, [], [], {}, targets=inputs.targets, problems=(
+                f"{why}: not evaluated; ask for this app alone with fewer days "
+                f"(/api/v2/app/{app}/evidence?days=)",)), now=now, days=window, grace=_grace(deps))
         read += records
-        if records > MAX_RECORDS:
-            inputs = AppInputs(app, [], [], {}, targets=inputs.targets, problems=(
-                f"more than {MAX_RECORDS:,} job records in the last {window} days: not evaluated; "
-                f"ask for this app alone with fewer days (/api/v2/app/{app}/evidence?days=)",))
-        done.append(evidence.app_report(inputs, now=now, days=window, grace=_grace(deps)))
+        size += _size(report)
+        done.append(report)
     page = {"first": done[0]["app"] if done else "", "last": done[-1]["app"] if done else "",
             "next": following}
     body = evidence.report(done, scope="system", now=now, days=window, grace=_grace(deps),
@@ -116,6 +135,10 @@ class _Shared:
 
     states: dict[str, NodeState]
     pauses: Pauses
+
+
+def _size(report: dict[str, Any]) -> int:
+    return len(evidence.canonical(report))
 
 
 def _grace(deps: Deps) -> int:

@@ -164,6 +164,16 @@ def test_an_app_with_too_many_records_is_told_to_ask_fewer_days(api, history, mo
     assert hello["exceptions"][0]["kind"] == "not_evaluated"
 
 
+def test_an_answer_too_large_for_lambda_is_refused_or_paged(api, history, monkeypatch):
+    monkeypatch.setattr(evidence_flow, "MAX_BYTES", 1)
+    resp = api.http.get(EVIDENCE)
+    assert resp.status_code == 413 and "bytes of JSON" in error_of(resp)["error"]
+    page = api.http.get("/api/v2/system/evidence")
+    assert page.status_code == 200 and page.headers["X-Backupctl-Next"] == "badjson"
+    [alone] = json.loads(page.body)["report"]["apps"]
+    assert alone["app"] == "badcron" and alone["exceptions"][0]["kind"] == "not_evaluated"
+
+
 def test_an_unreadable_operation_is_an_exception_not_a_500(api, history, ddb):
     ddb.put_item(Item={"pk": "OP#hello", "sk": "20261202T000002-bad", "op": "{not json",
                        "phase": "Completed"})

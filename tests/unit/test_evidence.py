@@ -299,3 +299,20 @@ def test_a_malformed_per_app_target_setting_fails_naming_the_variable():
     assert Settings.from_env({"EVIDENCE_APP_TARGETS": "mysql:rto_minutes=30"}).evidence_app_targets
     with pytest.raises(SettingsError, match="EVIDENCE_APP_TARGETS: 'rto=30': the key is one of"):
         Settings.from_env({"EVIDENCE_APP_TARGETS": "mysql:rto=30"})
+
+
+def test_a_streak_of_failures_is_one_entry_and_the_list_is_bounded():
+    start = NOW - timedelta(days=30)
+    records = [record(start + timedelta(minutes=30 * k), "failed", reason="disk full")
+               for k in range(1, 1400)]
+    records[700] = record(start + timedelta(minutes=30 * 701), "failed", reason="other")
+    item = only_item(build(inputs(records)))
+    assert [(e["detail"], e.get("count")) for e in item["exceptions"]] == [
+        ("disk full", 700), ("other", None), ("disk full", 698)]
+    assert item["exception_counts"] == {"failed_run": 1399} and item["exceptions_omitted"] == 0
+    alternating = [record(start + timedelta(minutes=30 * k), "failed", reason=f"r{k % 2}")
+                   for k in range(1, 1000)]
+    item = only_item(build(inputs(alternating)))
+    assert len(item["exceptions"]) == evidence.MAX_EXCEPTIONS
+    assert item["exceptions_omitted"] == 999 - evidence.MAX_EXCEPTIONS
+    assert item["exceptions"][-1]["at"] == f"{start + timedelta(minutes=30 * 999):%Y-%m-%dT%H:%M:%SZ}"

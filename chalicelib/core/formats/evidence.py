@@ -52,9 +52,7 @@ def rows(body: dict[str, Any]) -> list[list[str]]:
     window = body["window"]
     for app in body["apps"]:
         for item in app["items"]:
-            kinds: dict[str, int] = {}
-            for e in item["exceptions"]:
-                kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+            kinds = item["exception_counts"]
             values = [
                 item["app"], item["proc"], item["instance"], item["volume"], item["mode"],
                 " ".join(item["nodes"]), item["schedule"], item["schedule_pushed"],
@@ -66,7 +64,7 @@ def rows(body: dict[str, Any]) -> list[list[str]]:
                 _get(item, "due_runs", "percent"), _get(item, "last_drill", "at"),
                 _get(item, "last_drill", "outcome"), _get(item, "last_verified_drill", "at"),
                 item["throughput_mib_s"], _get(item, "predicted_rto", "minutes"),
-                len(item["exceptions"]), " ".join(f"{k}:{n}" for k, n in sorted(kinds.items())),
+                sum(kinds.values()), " ".join(f"{k}:{n}" for k, n in sorted(kinds.items())),
                 *(item["controls"][c]["status"] for c in CONTROLS), app["result"]]
             out.append([_cell(v) for v in values])
     return out
@@ -162,11 +160,17 @@ def to_html(answer: dict[str, Any], links: dict[str, str]) -> str:
             for where, e in sorted(exceptions, key=lambda x: (x[1]["at"], x[0], x[1]["kind"])):
                 ref = e.get("rid") or e.get("operation") or e.get("job") or ""
                 until = f" until {e['until']}" if e.get("until") else ""
+                if e.get("count"):
+                    until += f" (×{e['count']}, the last at {e['last']})"
                 parts.append(f"<tr><td>{escape(e['at'])}</td><td>{escape(where)}</td>"
                              f"<td>{escape(e['kind'])}</td><td>{escape(e['detail'] + until)}"
                              f"<br><small>{escape(ref)}</small></td>"
                              f"<td>{escape(e.get('by', ''))}</td></tr>")
             parts.append("</tbody></table>")
+            omitted = sum(i["exceptions_omitted"] for i in app["items"])
+            if omitted:
+                parts.append(f"<p class=\"meta\">{omitted} older exceptions not listed (counted "
+                             "in the JSON's exception_counts).</p>")
         else:
             parts.append("<p>No exception in the window.</p>")
     if not body["apps"]:
