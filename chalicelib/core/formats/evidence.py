@@ -83,6 +83,7 @@ def to_csv(body: dict[str, Any]) -> str:
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#111}
 h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .3em;break-after:avoid}
+h3{font-size:1em;margin:.8em 0 .2em;break-after:avoid}
 table{border-collapse:collapse;width:100%;margin:.4em 0 1em;font-size:12px}
 th,td{border:1px solid #bbb;padding:.2em .4em;text-align:left;vertical-align:top}
 th{background:#eee}.pass{color:#064}.fail{color:#a00;font-weight:bold}.unknown{color:#850}
@@ -155,6 +156,7 @@ def to_html(answer: dict[str, Any], links: dict[str, str]) -> str:
                       for i in app["items"] for e in i["exceptions"]]
         exceptions += [("(app)", e) for e in app["exceptions"]]
         if exceptions:
+            parts.append("<h3>Exceptions in the window</h3>")
             parts.append("<table><thead><tr><th>when</th><th>item</th><th>kind</th><th>what</th>"
                          "<th>by</th></tr></thead><tbody>")
             for where, e in sorted(exceptions, key=lambda x: (x[1]["at"], x[0], x[1]["kind"])):
