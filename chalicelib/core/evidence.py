@@ -388,7 +388,11 @@ def item_report(d: Declared, runs: Sequence[Run], newest_good: Run | None,
     share: dict[str, Any]
     if due is None:
         share = {"due": None, "succeeded": None, "percent": None,
-                 "why": f"more than {MAX_DUE:,} runs were due in the window: not counted"}
+                 "why": f"too many runs were due in the window to count (more than {MAX_DUE:,}, "
+                        f"or {MAX_WALK:,} for a schedule with TZ=)"}
+    elif schedule is None:
+        share = {"due": None, "succeeded": None, "percent": None,
+                 "why": f"the schedule {d.schedule!r} is invalid or never fires: no run is due"}
     else:
         met = {bisect_right(due, r.start + SKEW) - 1 for r in goods}
         met.discard(-1)
@@ -510,7 +514,8 @@ def app_report(inputs: AppInputs, *, now: datetime, days: int, grace: int) -> di
     """The evidence of one app: every declared item's (see :func:`item_report`), the exceptions
     that concern no declared item (a pause of a job no longer generated, an unreadable
     operation), the counts per control and the app's result (``pass``: every control of every
-    item passed; ``fail``: one failed; ``incomplete``: none failed, some unknown)."""
+    item passed; ``fail``: one failed; ``incomplete``: none failed, some unknown or the app
+    could not be evaluated; ``nothing_declared``: the app declares no backup volume)."""
     end = _epoch(now)
     start = end - days * 86400
     declared = sorted(inputs.items, key=lambda d: (d.proc, d.instance, d.volume))
@@ -569,7 +574,8 @@ def app_report(inputs: AppInputs, *, now: datetime, days: int, grace: int) -> di
     failed = any(v["fail"] for v in counts.values())
     unknown = any(v["unknown"] for v in counts.values())
     return {"app": inputs.app, "targets": inputs.targets.to_dict(),
-            "result": "fail" if failed else "incomplete" if unknown or not items else "pass",
+            "result": ("fail" if failed else "incomplete" if unknown or inputs.problems
+                       else "pass" if items else "nothing_declared"),
             "controls": counts, "items": items, "exceptions": loose}
 
 

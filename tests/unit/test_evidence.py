@@ -316,3 +316,21 @@ def test_a_streak_of_failures_is_one_entry_and_the_list_is_bounded():
     assert len(item["exceptions"]) == evidence.MAX_EXCEPTIONS
     assert item["exceptions_omitted"] == 999 - evidence.MAX_EXCEPTIONS
     assert item["exceptions"][-1]["at"] == f"{start + timedelta(minutes=30 * 999):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def test_an_invalid_schedule_has_no_target_and_no_due_runs_but_its_backups_still_count():
+    broken = dataclasses.replace(ITEM, schedule="0 0 5 0 0", pushed="")
+    app = build(dataclasses.replace(inputs(history()), items=[broken]))["report"]["apps"][0]
+    [item] = app["items"]
+    assert item["target_rpo"] is None and item["achieved_rpo"]["hours"] == 6.0
+    assert item["due_runs"]["why"] == "the schedule '0 0 5 0 0' is invalid or never fires: no run is due"
+    assert item["controls"]["rpo"]["status"] == item["controls"]["success_share"]["status"] == "unknown"
+    assert app["result"] == "fail"  # never drilled
+    fixed = build(dataclasses.replace(inputs(history()), items=[broken],
+                                      targets=Targets(rpo_hours=24)))
+    assert only_item(fixed)["controls"]["rpo"]["status"] == "pass"
+
+
+def test_an_app_that_declares_nothing_says_so():
+    empty = build(dataclasses.replace(inputs([]), items=[]))["report"]["apps"][0]
+    assert empty["result"] == "nothing_declared" and empty["items"] == []
