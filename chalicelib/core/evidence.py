@@ -358,9 +358,11 @@ def _hours(seconds: float) -> str:
 
 def item_report(d: Declared, runs: Sequence[Run], newest_good: Run | None,
                 drills: Sequence[dict[str, Any]], exceptions: list[dict[str, Any]], *, now: int,
-                start: int, grace: int, targets: Targets) -> dict[str, Any]:
+                start: int, grace: int, targets: Targets, gone: frozenset[str] = frozenset()
+                ) -> dict[str, Any]:
     """The evidence of one volume × instance (see the module); ``runs`` are its runs in the
-    window, ``newest_good`` its newest good backup of any age, ``exceptions`` its own already
+    window, ``newest_good`` its newest good backup of any age (``gone``: rids of good backups
+    whose archive is known deleted, never the newest), ``exceptions`` its own already
     found (pauses, restores), to which its failed and suspect runs are added."""
     runs = sorted(runs, key=lambda r: (r.start, r.rid))
     goods = [r for r in runs if r.good]
@@ -380,7 +382,8 @@ def item_report(d: Declared, runs: Sequence[Run], newest_good: Run | None,
     points = [counted_from, *(r.start for r in goods if r.start >= counted_from), now]
     gap, gap_from, gap_to = max(((b - a, a, b) for a, b in pairwise(points)),
                                 default=(0, counted_from, now))
-    newest = max([r for r in (newest_good, *goods[-1:]) if r], key=lambda r: r.start, default=None)
+    kept = [r for r in goods if r.rid not in gone]  # a deleted archive restores nothing now
+    newest = max([r for r in (newest_good, *kept[-1:]) if r], key=lambda r: r.start, default=None)
     since_good = max(0, now - newest.start) if newest else None
 
     # share of due runs that succeeded
@@ -527,16 +530,21 @@ def app_report(inputs: AppInputs, *, now: datetime, days: int, grace: int) -> di
         found = _run_of(record)
         if found and found[0] in keys and start <= found[1].start <= end:
             runs.setdefault(found[0], []).append(found[1])
+    own: dict[tuple[str, int, str], list[dict[str, Any]]] = {k: [] for k in keys}
+    loose: list[dict[str, Any]] = []
     newest_good: dict[tuple[str, int, str], Run] = {}
+    gone: set[str] = set()  # rids of good backups whose archive is known deleted
     for job, record in sorted(inputs.latest_good.items()):
         found = _run_of(record)
         key = by_job.get(job)
-        if found and key and found[1].good and (key not in newest_good
-                                                 or found[1].start > newest_good[key].start):
+        if not (found and key and found[1].good):
+            continue
+        if record.get("gone"):
+            gone.add(found[1].rid)
+            own[key].append({"kind": "backup_gone", "at": _iso(found[1].start),
+                             "rid": found[1].rid, "detail": str(record["gone"])})
+        elif key not in newest_good or found[1].start > newest_good[key].start:
             newest_good[key] = found[1]
-
-    own: dict[tuple[str, int, str], list[dict[str, Any]]] = {k: [] for k in keys}
-    loose: list[dict[str, Any]] = []
     for p in inputs.pauses:
         at, until = _parse(p.at), _parse(p.until)
         if (until is not None and until < start) or (at is not None and at > end):
@@ -567,7 +575,8 @@ def app_report(inputs: AppInputs, *, now: datetime, days: int, grace: int) -> di
     loose, _ = bounded(loose)
 
     items = [item_report(d, runs.get(d.key, []), newest_good.get(d.key), drills[d.key], own[d.key],
-                         now=end, start=start, grace=grace, targets=inputs.targets)
+                         now=end, start=start, grace=grace, targets=inputs.targets,
+                         gone=frozenset(gone))
              for d in declared]
     counts = {c: {s: sum(i["controls"][c]["status"] == s for i in items)
                   for s in ("pass", "fail", "unknown")} for c in CONTROLS}

@@ -334,3 +334,13 @@ def test_an_invalid_schedule_has_no_target_and_no_due_runs_but_its_backups_still
 def test_an_app_that_declares_nothing_says_so():
     empty = build(dataclasses.replace(inputs([]), items=[]))["report"]["apps"][0]
     assert empty["result"] == "nothing_declared" and empty["items"] == []
+
+
+def test_a_good_backup_deleted_outside_the_controller_is_not_the_newest_one():
+    records = history()
+    newest = {**records[-1], "gone": "its archive is no longer on 127.0.0.11"}
+    item = only_item(build(inputs(records, latest_good={JOB: newest})))
+    assert item["since_last_good"]["seconds"] == 12 * 3600 - 2  # the one before it
+    [gone] = item["exceptions"]
+    assert gone["kind"] == "backup_gone" and gone["rid"] == records[-1]["rid"]
+    assert gone["detail"] == "its archive is no longer on 127.0.0.11"
