@@ -229,7 +229,8 @@ def _pauses(audit: list[dict[str, Any]], on_record: Pauses, jobs: set[str], now:
     for entry in sorted(audit, key=lambda e: str(e.get("time", ""))):
         target = entry.get("target") or {}
         action, job = target.get("action"), str(target.get("job_id") or "")
-        ok = int((entry.get("outcome") or {}).get("status", 500)) < 300
+        status = (entry.get("outcome") or {}).get("status")
+        ok = isinstance(status, int) and status < 300
         if not ok or job not in jobs or action not in ("sleep", "wakeup"):
             continue
         at = str(entry.get("time", ""))

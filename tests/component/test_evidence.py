@@ -109,6 +109,17 @@ def test_the_json_report_says_the_gaps_the_drill_the_rto_and_every_exception(api
     assert kinds["pause"]["detail"] == "moving <the> disk" and kinds["pause"]["by"].startswith("no token")
     assert kinds["restore"]["operation"] == "20261202T000001-restore"
     assert report["apps"][0]["result"] == "fail"
+    assert item["exception_counts"] == {"failed_run": 1, "pause": 1, "restore": 1}  # the pause once
+    until = datetime.fromisoformat(kinds["pause"]["until"].replace("Z", "+00:00"))
+    assert timedelta(hours=1, minutes=59) < until - history <= timedelta(hours=2, minutes=1)
+
+
+def test_a_pause_woken_early_ends_when_it_was_woken(api, history):
+    assert post_form(api, f"/api/v2/app/hello/cron/jobs/{HELLO_DATA}/actions/wakeup").status_code == 200
+    item = data_item(json.loads(api.http.get(EVIDENCE).body)["report"])
+    [pause] = [e for e in item["exceptions"] if e["kind"] == "pause"]
+    until = datetime.fromisoformat(pause["until"].replace("Z", "+00:00"))
+    assert until - history < timedelta(minutes=1) and pause["detail"] == "moving <the> disk"
 
 
 def test_the_csv_has_one_row_per_volume_and_instance_and_ends_with_its_sha256(api, history):
