@@ -210,3 +210,15 @@ def test_bad_input_is_a_4xx_that_says_why(api, ddb, daemons, path, status, code)
     assert resp.status_code == status, resp.body
     error = error_of(resp)
     assert error["code"] == code and error["error"]
+
+
+def test_the_contract_documents_the_three_answers_and_the_bounds(api):
+    document = json.loads(api.http.get("/api/v2/openapi.json").body)
+    for path in ("/api/v2/app/{app_name}/evidence", "/api/v2/system/evidence"):
+        get = document["paths"][path]["get"]
+        assert list(get["responses"]["200"]["content"]) == [
+            "application/json", "text/csv; charset=utf-8", "text/html; charset=utf-8"]
+        params = {p["name"]: p["schema"] for p in get["parameters"]}
+        assert params["days"] == {"type": "integer", "minimum": 1, "maximum": 400}
+        assert params["format"]["enum"] == ["json", "csv", "html"]
+    assert "next" in {p["name"] for p in document["paths"]["/api/v2/system/evidence"]["get"]["parameters"]}
