@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # mypy checks every handler's call against the real modules .
     from chalicelib.usecases import (
         backups,
         drills,
+        evidence,
         health,
         jobs,
         nodes,
@@ -38,6 +39,7 @@ else:  # ... which each route imports on first use (cold start pays only for wha
     backups = LazyModule("chalicelib.usecases.backups")
     dashboard_page = LazyModule("chalicelib.usecases.dashboard")
     drills = LazyModule("chalicelib.usecases.drills")
+    evidence = LazyModule("chalicelib.usecases.evidence")
     health = LazyModule("chalicelib.usecases.health")
     jobs = LazyModule("chalicelib.usecases.jobs")
     nodes = LazyModule("chalicelib.usecases.nodes")
@@ -67,6 +69,7 @@ JOB_FILTERS = ("action", "type", "id", "args_app", "args_proc", "args_volume", "
                "args_mode", "args_containers", "args_preRun", "args_postRun")
 RESTORE = ("snapshot", "dry_run", "verify")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+EVIDENCE_TYPES = "application/json, text/csv; charset=utf-8, text/html; charset=utf-8"
 
 
 @r.route(V2 + "/system/health")
@@ -318,6 +321,18 @@ def v2_problems() -> Any:
 def v2_metrics() -> Any:
     """Backup freshness and the reconcile in Prometheus's text format."""
     return health.prometheus_text(deps(), r.one("app"), PROMETHEUS_TEXT)
+
+
+@r.route(V2 + "/app/{app_name}/evidence", query=("days", "format"), produces=EVIDENCE_TYPES)
+def v2_app_evidence(app_name: str) -> Any:
+    """The app's RPO/RTO evidence over ?days= per volume and instance, with its sha256."""
+    return evidence.app_evidence(deps(), app_name, r.one("days"), r.one("format"))
+
+
+@r.route(V2 + "/system/evidence", query=("days", "format", "next"), produces=EVIDENCE_TYPES)
+def v2_system_evidence() -> Any:
+    """Every app's RPO/RTO evidence, a page of whole apps at a time, each page with its sha256."""
+    return evidence.system_evidence(deps(), r.one("days"), r.one("format"), r.one("next"))
 
 
 @r.route("/", V2 + "/dashboard", produces="text/html")

@@ -42,6 +42,18 @@ def _url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _app_targets(raw: str) -> str:
+    """``EVIDENCE_APP_TARGETS`` checked when read (a typo fails at once, naming the variable,
+    instead of an audit silently judged against the defaults)."""
+    from chalicelib.core.evidence import parse_targets
+
+    try:
+        parse_targets(raw)
+    except ValueError as e:
+        raise SettingsError(f"EVIDENCE_APP_TARGETS: {e}") from None
+    return raw
+
+
 def setting(default: Any, env: str, *, minimum: float | None = None, secret: bool = False,
             normalize: Callable[[str], str] | None = None) -> Any:
     """A field of :class:`Settings` read from the variable ``env``."""
@@ -96,6 +108,11 @@ class Settings:
     audit_retention_days: int = setting(400, "AUDIT_RETENTION_DAYS", minimum=0)
     reconcile_lease_seconds: float = setting(300.0, "RECONCILE_LEASE_SECONDS", minimum=10)
     metrics_namespace: str = setting("backupctl", "METRICS_NAMESPACE")
+    evidence_rpo_hours: float = setting(0.0, "EVIDENCE_RPO_HOURS", minimum=0)
+    evidence_rto_minutes: float = setting(240.0, "EVIDENCE_RTO_MINUTES", minimum=0)
+    evidence_success_percent: float = setting(95.0, "EVIDENCE_SUCCESS_PERCENT", minimum=0)
+    evidence_drill_days: float = setting(7.0, "EVIDENCE_DRILL_DAYS", minimum=0)
+    evidence_app_targets: str = setting("", "EVIDENCE_APP_TARGETS", normalize=_app_targets)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -32,9 +32,12 @@ class AuditStore:
             item[TTL_ATTRIBUTE] = int((now + timedelta(days=self.retention_days)).timestamp())
         self.db.put(item)
 
-    def of_app(self, app: str, total: int, before: str = "") -> list[dict[str, Any]]:
-        """The app's newest ``total`` entries (older than the ``before`` cursor, when given)."""
-        items = self.db.query(f"AUDIT#{app}", newest_first=True, limit=total, before=before)
+    def of_app(self, app: str, total: int, before: str = "", since: datetime | None = None
+               ) -> list[dict[str, Any]]:
+        """The app's newest ``total`` entries (older than the ``before`` cursor, when given; made
+        at or after ``since``, when given)."""
+        items = self.db.query(f"AUDIT#{app}", newest_first=True, limit=total, before=before,
+                              after=format_time(since) if since and not before else "")
         return [self._entry(i) for i in items]
 
     def of_system(self, total: int, now: datetime, before: str = "") -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ job is one Query. Nothing scans.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from logging import WARNING
 from typing import Any
 
@@ -199,6 +199,19 @@ class RecordStore:
         items = self.db.query(f"{app}#{year:04d}-{month:02d}", index=GSI_BY_APP_MONTH,
                               newest_first=True, limit=total, state=state)
         return [_with_flag(i) for i in items]
+
+    def window(self, app: str, start: datetime, end: datetime, limit: int) -> list[JobRecord]:
+        """The records of ``app`` started from ``start`` to ``end``, oldest first, at most
+        ``limit``: one Query per month of the window on ``gsi1``, the first one keyed from
+        ``start`` (nothing before the window is read)."""
+        out: list[JobRecord] = []
+        month, after = date(start.year, start.month, 1), f"{start:%Y-%m-%dT%H:%M:%S}"
+        while month <= end.date() and len(out) < limit:
+            for item in self.db.query(f"{app}#{month:%Y-%m}", index=GSI_BY_APP_MONTH,
+                                      after=after, limit=limit - len(out)):
+                out.append(_with_flag(item))
+            month, after = (month + timedelta(days=31)).replace(day=1), ""
+        return out
 
     def backup(self, name: str) -> dict[str, Any]:
         """An on-demand DynamoDB backup of the whole table."""

@@ -62,6 +62,11 @@ FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "until": (_STR, "a sleep's end (RFC 3339, or a duration such as 12h); default and limit "
                     "PAUSE_MAX_DAYS"),
     "reason": (_STR, "why the job sleeps (shown in the status and the audit trail)"),
+    "days": ({"type": "integer", "minimum": 1, "maximum": 400},
+             "the report's window: the last this many days up to now (default 30)"),
+    "format": ({"type": "string", "enum": ["json", "csv", "html"]},
+               "json (default), csv (one row per volume and instance, ending with its sha256) or "
+               "html (a printable page)"),
 }
 
 PATH_PARAMS = {
@@ -127,10 +132,11 @@ def _operation(route: RouteDoc, path: str, name: str) -> dict[str, Any]:
             param |= {"style": "form", "explode": True}
         params.append(param)
     success: dict[str, Any] = {"description": "done"}
+    kinds = route.produces.split(", ")  # several: the route answers the one its query asks for
     if route.status != 204:
-        success["content"] = {route.produces: {"schema": _STR if route.produces != "application/json"
-                                               else {}}}
-    if route.method == "GET" and route.produces == "application/json":
+        success["content"] = {kind: {"schema": _STR if kind != "application/json" else {}}
+                              for kind in kinds}
+    if route.method == "GET" and kinds[0] == "application/json":
         success["headers"] = {
             NEXT_HEADER: {"schema": _STR, "description": "more pages: ask again with ?next="},
             UNREACHABLE_HEADER: {"schema": _STR, "description": "nodes that did not answer"}}

@@ -19,4 +19,4 @@ class RouteDoc(NamedTuple):
     body: str = ""  # a whole-body schema instead of fields (e.g. the daemon's job record)
     status: int = 200
     mutating: bool = False
-    produces: str = "application/json"
+    produces: str = "application/json"  # the answer's type; several, comma-separated: by query
