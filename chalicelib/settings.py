@@ -111,7 +111,6 @@ class Settings:
     evidence_rpo_hours: float = setting(0.0, "EVIDENCE_RPO_HOURS", minimum=0)
     evidence_rto_minutes: float = setting(240.0, "EVIDENCE_RTO_MINUTES", minimum=0)
     evidence_success_percent: float = setting(95.0, "EVIDENCE_SUCCESS_PERCENT", minimum=0)
-    evidence_drill_days: float = setting(7.0, "EVIDENCE_DRILL_DAYS", minimum=0)
     evidence_app_targets: str = setting("", "EVIDENCE_APP_TARGETS", normalize=_app_targets)
 
     @classmethod

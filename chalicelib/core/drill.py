@@ -77,15 +77,16 @@ def proof_archive(archive: str) -> str:
     return archive + PROOF_SUFFIX
 
 
-def proof_job(node: str, app: str, proc: str, instance: int, volume: str, archive: str,
-              dest_dir: str, increment: bool) -> Job:
-    """The one-off backup job of a drill's dir: the item's job with the drill dir as its path
-    and ``archive`` (:func:`proof_archive`) as its name, on a schedule that never comes due (run
-    only on demand)."""
+def proof_job(node: str, app: str, proc: str, instance: int, archive: str, dest_dir: str,
+              increment: bool) -> Job:
+    """The one-off backup job of a drill's dir: the item's job with the drill dir as its path and
+    volume (its records never count as backups of the volume: not in its history, freshness or
+    evidence) and ``archive`` (:func:`proof_archive`) as its name, on a schedule that never
+    comes due (run only on demand)."""
     args: dict[str, Any] = {"app": app, "archive": archive, "containers": [],
                             "instanceNo": instance, "mode": "increment" if increment else "full",
                             "path": dest_dir, "postRun": "", "preRun": "", "proc": proc,
-                            "volume": volume}
+                            "volume": dest_dir}  # not the volume's: its runs are no backups of it
     return {"id": job_id(node, PROOF_SPEC, BACKUP_ACTION, args), "spec": PROOF_SPEC,
             "action": BACKUP_ACTION, "args": args, "type": "cron", "sleep": False}
 

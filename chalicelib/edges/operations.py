@@ -88,8 +88,8 @@ class OperationStore:
         ]
         if op.plan.is_drill:
             p = op.plan
-            job = drill.proof_job(p.node, p.app, p.proc, p.instance, p.volume, p.target_archive,
-                                  p.dest_dir, p.increment)
+            job = drill.proof_job(p.node, p.app, p.proc, p.instance, p.target_archive, p.dest_dir,
+                                  p.increment)
             writes.append(Write("put", {"pk": DRILL_JOBS, "sk": f"{op.app}#{op.id}", "node": p.node,
                                         "job": json.dumps(job), TTL_ATTRIBUTE: _expires(now)}))
         failed = self.db.transact(writes)

@@ -89,7 +89,7 @@ def _plan(deps: Deps, base: str, app: str, proc: str, instance: int, volume: str
     files, sizes = _sample(deps, node, name, deps.clock()) if increment else ([], {})
     proof = drill.proof_archive(archive_name(app, proc, instance, volume))
     dest = drill.drill_dir(base, source)
-    job = drill.proof_job(node, app, proc, instance, volume, proof, dest, increment)
+    job = drill.proof_job(node, app, proc, instance, proof, dest, increment)
     return RestorePlan(app=app, proc=proc, kind=drill.KIND, name=name, increment=increment,
                        files=files, namespace=node, node=node, instance=instance, volume=volume,
                        dest_dir=dest, source_dir=source, created=created, size=size,

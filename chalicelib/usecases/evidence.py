@@ -148,7 +148,7 @@ def _grace(deps: Deps) -> int:
 def _targets(deps: Deps, app: str) -> Targets:
     s = deps.settings
     defaults = Targets(s.evidence_rpo_hours, s.evidence_rto_minutes, s.evidence_success_percent,
-                       s.evidence_drill_days)
+                       s.drill_cycle_days)
     return evidence.targets_for(app, defaults, evidence.parse_targets(s.evidence_app_targets))
 
 

@@ -151,6 +151,12 @@ def test_a_good_backup_is_verified_with_its_restore_time_and_the_proofs_are_gone
     assert 'backupctl_backup_verification{app="db"' in metrics and 'state="verified"' in metrics
     assert "backupctl_backup_last_verified_timestamp_seconds{" in metrics
     assert chat.messages == []  # a verified drill is no news
+    report = requests.get(sim.url + "/api/v2/app/db/evidence?days=1", timeout=5).json()
+    [app] = report["report"]["apps"]
+    [row] = app["items"]
+    assert row["last_verified_drill"]["operation"] == op["operation"], row
+    assert row["throughput_mib_s"] > 0 and row["predicted_rto"]["bytes"] == drill["bytes"]
+    assert row["controls"]["drill"]["status"] == "pass", row["controls"]
 
 
 def test_a_truncated_archive_fails_as_the_archive_s_fault_with_one_alert(sim, chat):
