@@ -242,3 +242,21 @@ def test_a_newcomer_sees_a_verified_restore_drill(runner):
     assert item["verification"]["state"] == "verified"
     setup = requests.get(runner.url("/api/v2/system/drills/setup"), timeout=10).json()
     assert setup["root"] == "/data/lain/drills" and "127.0.0.12" in setup["nodes"]
+
+
+def test_an_increment_backup_is_drilled_on_a_sample_of_its_files(runner):
+    run_job(runner, hello_job(runner, "/var/log/hello", 1))
+    name = "hello-hello.web.web-1-var-log-hello"
+    resp = requests.post(runner.url(f"{HELLO}/{name}/actions/drill"), timeout=10)
+    assert resp.status_code == 200, resp.text
+    url = runner.url(resp.json()["url"])
+
+    def done() -> dict | None:
+        requests.post(runner.url("/api/v2/system/reconcile"), timeout=30)
+        op = requests.get(url, timeout=5).json()
+        return op if op["phase"] in ("Completed", "Failed") else None
+
+    op = runner.wait(done, seconds=60, every=1.0)
+    assert op["drill"]["outcome"] == "verified", op
+    assert op["files"] == ["app.log"] and op["verified"] == {"files_checked": 1}
+    assert op["target_dir"] == "/data/lain/drills/hello"
