@@ -13,7 +13,8 @@ one lock per target so that at most one operation restores into a dir at a time.
               adds it to that node's list (one Query a run); gone with the drill's lock
 * drilled     ``DRILLED`` / ``<app>#<proc>#<volume>#<instance>`` → the item's newest drill result
               and when a drill last verified it (one Query for every status)
-* budget      ``DRILLBUDGET`` / ``<night>`` → bytes the scheduler's drills took that night
+* budget      ``DRILLBUDGET`` / ``<night>`` → bytes the scheduler's drills took that night;
+              ``DRILLBUDGET`` / ``UNCOVERABLE`` → the items the budget cannot cover in a cycle
 
 A drill's lock is its node's drill root (:attr:`RestorePlan.lock_dir`): one drill per node.
 
@@ -41,6 +42,7 @@ RETENTION_DAYS = 400
 OPEN = "OPOPEN"
 UNDO = "UNDO"
 DRILL_JOBS, DRILLED, BUDGET = "DRILLJOB", "DRILLED", "DRILLBUDGET"
+UNCOVERABLE = "UNCOVERABLE"  # the budget partition's item of the items no night can fit
 
 
 class Unreadable(ValueError):
@@ -167,6 +169,23 @@ class OperationStore:
         kept = replace(result, verified_at=verified_at)
         self.db.put({"pk": DRILLED, "sk": key, "result": json.dumps(_result_fields(kept))})
         return kept
+
+    def uncoverable(self) -> list[dict[str, Any]]:
+        """The items the drill scheduler last found it can never cover within the cycle."""
+        item = self.db.get({"pk": BUDGET, "sk": UNCOVERABLE})
+        try:
+            return list(json.loads(item["items"])) if item else []
+        except (KeyError, TypeError, ValueError):
+            return []
+
+    def note_uncoverable(self, items: list[dict[str, Any]]) -> None:
+        """Keep what the scheduler found uncoverable (written only when it changed)."""
+        if items == self.uncoverable():
+            return
+        if items:
+            self.db.put({"pk": BUDGET, "sk": UNCOVERABLE, "items": json.dumps(items)})
+        else:
+            self.db.delete({"pk": BUDGET, "sk": UNCOVERABLE})
 
     def spent(self, night: str) -> int:
         item = self.db.get({"pk": BUDGET, "sk": night}, consistent=True)

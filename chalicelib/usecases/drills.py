@@ -149,9 +149,10 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
     if said and deps.state.say("drill_cycle_impossible", digest, now, timedelta(hours=1)):
         event(log, "drill_cycle_impossible", level=WARNING, items=len(said), sample=said[:5],
               detail="DRILL_BYTES_PER_NIGHT x DRILL_CYCLE_DAYS cannot cover these items")
-    return plans, {"drill_candidates": len(candidates),
-                   "drill_uncoverable": [{"item": c.key, "node": c.node, "size": c.size, "why": why}
-                                         for c, why in choice.uncoverable[:20]]}
+    uncovered = [{"item": c.key, "node": c.node, "size": c.size, "why": why}
+                 for c, why in choice.uncoverable[:100]]
+    deps.operations.note_uncoverable(uncovered)
+    return plans, {"drill_candidates": len(candidates), "drill_uncoverable": uncovered[:20]}
 
 
 def _attempted(result: drill.Result | None) -> datetime | None:

@@ -253,3 +253,20 @@ def test_drills_off_is_a_clear_400(sim, monkeypatch):
     resp = sim.drill(name)
     assert resp.status_code == 400 and resp.json()["code"] == "drills_off"
     assert "DRILL_ROOT" in resp.json()["error"]
+
+
+def test_a_budget_too_small_for_a_volume_is_a_problem_not_silence(sim, logs):
+    sim.good_backup()
+    sim.deps.settings = dataclasses.replace(sim.deps.settings, drill_bytes_per_night=10_000)
+    summary = schedule._run(sim.deps)  # a 20 kB volume and 10 kB a night: never drilled
+    assert summary["drills_started"] == 0
+    [uncovered] = summary["drill_uncoverable"]
+    assert uncovered["item"] == "db#db.web.web#/data#1" and "exceed" in uncovered["why"]
+    [problem] = [p for p in requests.get(sim.url + "/api/v2/system/problems", timeout=5).json()
+                 if p["kind"] == "drill"]
+    assert problem["problem"] == "drill_cycle_impossible" and problem["volume"] == "/data"
+    assert "DRILL_BYTES_PER_NIGHT" in problem["reason"]
+    [line] = logs.events("drill_cycle_impossible")
+    assert line["level"] == "WARNING" and line["items"] == 1
+    schedule._run(sim.deps)
+    assert len(logs.events("drill_cycle_impossible")) == 1  # said on change, not every minute
