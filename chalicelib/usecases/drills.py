@@ -77,8 +77,9 @@ def plan(deps: Deps, app: str, proc: str, name: str) -> RestorePlan:
     node, entity = fleet.locate(deps.fan_out, p, name)
     instance = int(entity.get("instanceNo") or 0)
     volume, source = str(entity.get("volume") or ""), str(entity.get("source") or "")
-    if not drill.base_name(source):
-        raise BadRequest(f"{name} names no source dir to drill", code="no_source")
+    if drill.base_name(source) in ("", ".", "..") or not source.startswith("/"):
+        raise BadRequest(f"{name}: its daemon names no source dir to drill it into a dir of the "
+                         f"same name ({source[:200]!r})", code="no_source")
     return _plan(deps, base, p.app, p.full_name, instance, volume, node, name, source,
                  str(entity.get("created", "")), int(entity.get("size") or 0))
 

@@ -270,3 +270,14 @@ def test_a_budget_too_small_for_a_volume_is_a_problem_not_silence(sim, logs):
     assert line["level"] == "WARNING" and line["items"] == 1
     schedule._run(sim.deps)
     assert len(logs.events("drill_cycle_impossible")) == 1  # said on change, not every minute
+
+
+@pytest.mark.parametrize("source", ["data/..", "/", "relative/data", ""])
+def test_a_source_dir_the_daemon_names_oddly_is_never_drilled(sim, source):
+    """The daemon's answer is untrusted: a source with no usable base name is a 400, no drill."""
+    name = sim.good_backup()
+    next(b for b in sim.daemon.backups if b["name"] == name)["source"] = source
+    resp = sim.drill(name)
+    assert resp.status_code in (400, 404), resp.text  # not one of the proc's: not its backup
+    assert resp.json()["code"] in ("no_source", "unknown_backup")
+    assert requests.get(sim.url + "/api/v2/app/db/operations", timeout=5).json() == []
