@@ -44,6 +44,8 @@ def check_root(root: str) -> str:
     """The drill root, cleaned: an absolute path, not ``/`` and not under the volumes (a drill
     never restores into a volume)."""
     clean = posixpath.normpath(root) if root else ""
+    if clean.startswith("//"):  # normpath keeps a leading "//" (POSIX); Linux reads it as "/"
+        clean = "/" + clean.lstrip("/")
     if not clean.startswith("/") or clean == "/" or ".." in clean.split("/"):
         raise DrillRootError(f"DRILL_ROOT={root!r} must be an absolute dir other than /")
     if clean == "/data/lain/volumes" or clean.startswith("/data/lain/volumes/") or \

@@ -60,10 +60,16 @@ def test_a_drill_dir_is_never_a_volume_never_outside_the_root_and_keeps_the_base
 
 
 @pytest.mark.parametrize("bad", ["", "relative/dir", "/", "/data/lain/volumes",
-                                 "/data/lain/volumes/app", "/data/lain", "/data"])
+                                 "/data/lain/volumes/app", "/data/lain", "/data",
+                                 # POSIX keeps a leading "//" through normpath; Linux reads it as "/"
+                                 "//data/lain/volumes/db/db.web.web/1", "//data/lain", "//data"])
 def test_a_drill_root_in_or_above_the_volumes_is_refused(bad):
     with pytest.raises(drill.DrillRootError):
         drill.check_root(bad)
+
+
+def test_a_drill_root_is_cleaned_to_one_leading_slash():
+    assert drill.check_root("//data/lain/drills/") == "/data/lain/drills"
 
 
 @pytest.mark.parametrize(("reason", "fault"), [
