@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib.core import drill
 from chalicelib.core.cluster import Cluster
-from chalicelib.core.gotime import parse_go_time
+from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.jobs import Placement, placements
 from chalicelib.core.naming import owned_backup
 from chalicelib.core.operation import RestorePlan
@@ -25,7 +25,7 @@ from chalicelib.core.paths import archive_name
 from chalicelib.core.types import Latest
 from chalicelib.deps import Deps
 from chalicelib.edges import fleet
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, ControllerError
 from chalicelib.logs import event, log
 from chalicelib.settings import SettingsError
 
@@ -140,8 +140,12 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
         if c.node not in idle:
             continue
         p, name, size, made = found[c.key]
-        plans.append(_plan(deps, base, p.proc.app, p.proc.full_name, p.pod.instance_no,
-                           p.item.volume, p.node, name, p.path, made, size))
+        try:
+            plans.append(_plan(deps, base, p.proc.app, p.proc.full_name, p.pod.instance_no,
+                               p.item.volume, p.node, name, p.path, made, size))
+        except ControllerError as e:  # this item cannot be drilled now: never every other one
+            _not_planned(deps, c.key, p, name, e, now)
+            continue
         if budget:
             deps.operations.spend(night, size, now)
     said = [f"{c.key}: {why}" for c, why in choice.uncoverable]
@@ -153,6 +157,23 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
                  for c, why in choice.uncoverable[:100]]
     deps.operations.note_uncoverable(uncovered)
     return plans, {"drill_candidates": len(candidates), "drill_uncoverable": uncovered[:20]}
+
+
+def _not_planned(deps: Deps, key: str, p: Placement, name: str, error: ControllerError,
+                 now: datetime) -> None:
+    """An item whose drill could not even be planned (its increment backup lists no files, its
+    daemon did not answer the listing…): kept as an attempt that proved nothing, so the item
+    waits :data:`drill.RETRY_AFTER` and the node's other items get their turn meanwhile."""
+    event(log, "drill_not_planned", level=WARNING, app=p.proc.app, proc=p.proc.full_name,
+          volume=p.item.volume, instance=p.pod.instance_no, node=p.node, backup=name,
+          error=error.message)
+    try:
+        deps.operations.remember_drill(key, drill.Result(
+            outcome=drill.UNPROVEN, at=format_time(now), fault=drill.NODE_FAULT,
+            why=f"{name} could not be drilled: {error.message}"))
+    except ControllerError as e:
+        event(log, "drill_not_remembered", level=WARNING, node=p.node, backup=name,
+              error=e.message)
 
 
 def _attempted(result: drill.Result | None) -> datetime | None:
