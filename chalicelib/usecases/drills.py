@@ -80,20 +80,49 @@ def plan(deps: Deps, app: str, proc: str, name: str) -> RestorePlan:
     if not drill.base_name(source):
         raise BadRequest(f"{name} names no source dir to drill", code="no_source")
     return _plan(deps, base, p.app, p.full_name, instance, volume, node, name, source,
-                 str(entity.get("created", "")), int(entity.get("size") or 0))
+                 str(entity.get("created", "")), int(entity.get("size") or 0),
+                 _archives(deps.cluster(p.app)))
+
+
+def _archives(cluster: Cluster) -> set[str]:
+    """The archive names of every item of ``cluster``: a drill's proof archive is none of them."""
+    return {archive_name(p.proc.app, p.proc.full_name, p.pod.instance_no, p.item.volume)
+            for p in placements(cluster)}
 
 
 def _plan(deps: Deps, base: str, app: str, proc: str, instance: int, volume: str, node: str,
-          name: str, source: str, created: str, size: int) -> RestorePlan:
+          name: str, source: str, created: str, size: int, taken: set[str]) -> RestorePlan:
     increment = not name.endswith(".tar.gz")
-    files, sizes = _sample(deps, node, name, deps.clock()) if increment else ([], {})
     proof = drill.proof_archive(archive_name(app, proc, instance, volume))
     dest = drill.drill_dir(base, source)
+    _proof_name_free(deps, node, name, proof, dest, increment, taken)
+    files, sizes = _sample(deps, node, name, deps.clock()) if increment else ([], {})
     job = drill.proof_job(node, app, proc, instance, proof, dest, increment)
     return RestorePlan(app=app, proc=proc, kind=drill.KIND, name=name, increment=increment,
                        files=files, namespace=node, node=node, instance=instance, volume=volume,
                        dest_dir=dest, source_dir=source, created=created, size=size,
                        file_sizes=sizes, target_job=job["id"], target_archive=proof)
+
+
+def _proof_name_free(deps: Deps, node: str, name: str, proof: str, dest: str, increment: bool,
+                     taken: set[str]) -> None:
+    """A 400 when the proof archive's name is a real backup's: the archive of another volume
+    (``/data`` and ``/data.drill`` of one instance), or, for an increment drill, a mirror on the
+    node made from another dir (a volume gone from the spec). The proof runs would write into
+    that backup and the drill's end would delete it."""
+    clash = proof in taken
+    if not clash and increment:
+        try:
+            entity = deps.daemon(node).backup_info(proof)
+        except ControllerError as e:
+            if not fleet.is_not_found(e):
+                raise
+        else:
+            clash = str(entity.get("source") or "") != dest
+    if clash:
+        raise BadRequest(f"{name} cannot be drilled: its proof archive {proof} is the name of "
+                         f"another backup on {node}, which the drill would overwrite and delete",
+                         code="proof_name_taken")
 
 
 def _sample(deps: Deps, node: str, name: str, now: datetime) -> tuple[list[str], dict[str, int]]:
@@ -136,13 +165,15 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
     choice = drill.choose(candidates, busy, left, budget, deps.settings.drill_cycle_days, now)
     idle = _idle(deps, [c.node for c in choice.start])
     plans = []
+    taken: set[str] | None = None
     for c in choice.start:
         if c.node not in idle:
             continue
         p, name, size, made = found[c.key]
+        taken = _archives(cluster) if taken is None else taken
         try:
             plans.append(_plan(deps, base, p.proc.app, p.proc.full_name, p.pod.instance_no,
-                               p.item.volume, p.node, name, p.path, made, size))
+                               p.item.volume, p.node, name, p.path, made, size, taken))
         except ControllerError as e:  # this item cannot be drilled now: never every other one
             _not_planned(deps, c.key, p, name, e, now)
             continue

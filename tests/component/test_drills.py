@@ -339,3 +339,40 @@ def test_an_empty_increment_backup_never_blocks_every_other_drill(sim, lainlet):
     drilled = sim.deps.operations.drilled()
     assert drilled["db#db.web.web#/logs#1"].outcome == "unproven"
     assert "lists no files" in drilled["db#db.web.web#/logs#1"].why
+
+
+def test_a_drill_never_writes_into_or_deletes_another_volume_s_backup(sim, lainlet):
+    other = "/data/lain/volumes/db/db.web.web/1/data.drill"  # its archive: /data's proof archive
+    lainlet.spec = _spec([
+        {"procname": "db.web.web", "volume": v, "schedule": "0 3 * * *", "expire": "7d",
+         "mode": "increment"} for v in ("/data", "/data.drill")])
+    (sim.daemon.fs(DIR) / "rows").write_bytes(b"x" * 100)
+    sim.daemon.fs(other).mkdir(parents=True)
+    (sim.daemon.fs(other) / "precious").write_bytes(b"p" * 100)
+    name = _backup(sim, DIR)
+    theirs = _backup(sim, other)
+    assert theirs == "db-db.web.web-1-data.drill"
+    resp = sim.drill(name)
+    assert resp.status_code == 400 and resp.json()["code"] == "proof_name_taken", resp.text
+    assert theirs in resp.json()["error"]
+    assert schedule._run(sim.deps)["drills_started"] == 0  # nor does the scheduler drill it
+    assert "could not be drilled" in sim.deps.operations.drilled()["db#db.web.web#/data#1"].why
+    kept = sim.daemon.storage() / theirs
+    assert sorted(p.name for p in kept.iterdir()) == ["precious"]
+
+
+def test_an_increment_drill_never_deletes_a_mirror_of_a_volume_gone_from_the_spec(sim, lainlet):
+    gone = "/data/lain/volumes/db/db.web.web/1/data.drill"
+    lainlet.spec = _spec([
+        {"procname": "db.web.web", "volume": "/data.drill", "schedule": "0 3 * * *",
+         "expire": "7d", "mode": "increment"}])
+    sim.daemon.fs(gone).mkdir(parents=True)
+    (sim.daemon.fs(gone) / "precious").write_bytes(b"p" * 100)
+    theirs = _backup(sim, gone)
+    lainlet.spec = _spec([
+        {"procname": "db.web.web", "volume": "/data", "schedule": "0 3 * * *", "expire": "7d",
+         "mode": "increment"}])  # /data.drill left the spec; its backups stay on the node
+    (sim.daemon.fs(DIR) / "rows").write_bytes(b"x" * 100)
+    resp = sim.drill(_backup(sim, DIR))
+    assert resp.status_code == 400 and resp.json()["code"] == "proof_name_taken", resp.text
+    assert (sim.daemon.storage() / theirs / "precious").exists()
