@@ -344,6 +344,14 @@ def _drill_done(deps: Deps, op: Operation) -> None:
     if plan.increment and op.verify and op.verify.rid:
         proofs.append(plan.target_archive)
     try:
+        # and any other backup of the drill dir: only proof runs archive it (a run asked again
+        # after a timeout, whose record the drill never knew; a drill that ended before its
+        # cleanup): never a volume's backup, and never expired by the daemons otherwise
+        proofs += [str(e["name"]) for e in deps.daemon(plan.node).backups([plan.dest_dir])
+                   if e.get("source") == plan.dest_dir and e.get("name") not in proofs]
+    except ControllerError as e:
+        event(log, "drill_proofs_not_listed", level=WARNING, id=op.id, error=e.message, **where)
+    try:
         if proofs:
             deps.daemon(plan.node).delete(proofs)
     except ControllerError as e:

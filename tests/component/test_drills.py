@@ -376,3 +376,17 @@ def test_an_increment_drill_never_deletes_a_mirror_of_a_volume_gone_from_the_spe
     resp = sim.drill(_backup(sim, DIR))
     assert resp.status_code == 400 and resp.json()["code"] == "proof_name_taken", resp.text
     assert (sim.daemon.storage() / theirs / "precious").exists()
+
+
+def test_a_proof_archive_the_drill_never_knew_is_deleted_with_its_own(sim):
+    name = sim.good_backup()
+    # a proof run asked again after a timeout: the first one ran, its record was never the drill's
+    stray = sim.daemon._do_backup({"app": "db", "archive": "db-db.web.web-1-data.drill",
+                                   "instanceNo": 1, "mode": "full", "path": AREA, "proc": "db.web.web",
+                                   "volume": AREA})["file"]
+    time.sleep(1.1)  # the drill's own proof runs get other names
+    done = sim.finish(sim.drill(name).json()["operation"])
+    assert done["drill"]["outcome"] == "verified", done
+    assert stray not in sim.stored()
+    assert not [b for b in sim.daemon.backups if b["source"] == AREA]
+    assert name in sim.stored()
