@@ -361,7 +361,7 @@ def _drill_done(deps: Deps, op: Operation) -> None:
     event(log, "drill", level=INFO if good else WARNING, id=op.id, outcome=result.outcome,
           fault=result.fault, backup=plan.name, seconds=result.seconds, bytes=result.bytes,
           why=result.why, **where)
-    if not good and deps.settings.alert_webhook_url:
+    if deps.settings.alert_webhook_url and _drill_news(deps, key, result, plan.name):
         text = (f"restore drill of {plan.app} {plan.proc} instance {plan.instance} volume "
                 f"{plan.volume} on {plan.node}: {result.outcome}"
                 + (f" ({result.fault} fault)" if result.fault else "") + f": {result.why}")
@@ -370,6 +370,21 @@ def _drill_done(deps: Deps, op: Operation) -> None:
             "operation": op.id})
         if error:
             event(log, "alert_failed", level=WARNING, kind="drill", id=op.id, error=error)
+
+
+def _drill_news(deps: Deps, key: str, result: drills.Result, backup: str) -> bool:
+    """Whether a drill's outcome is worth an alert: one that proved nothing, unless the item's
+    last alert said the same of the same backup less than ``DRILL_CYCLE_DAYS`` ago (the
+    scheduler drills a failed item again every ``RETRY_AFTER``); a verified one ends that."""
+    name = f"drill_alert#{key}"
+    try:
+        if result.outcome == drills.VERIFIED:
+            deps.state.unsay(name)
+            return False
+        return bool(deps.state.say(name, f"{result.outcome}#{result.fault}#{backup}", deps.clock(),
+                                   timedelta(days=deps.settings.drill_cycle_days)))
+    except ControllerError:
+        return result.outcome != drills.VERIFIED  # the state store is down: rather twice than never
 
 
 # -- records from notify --------------------------------------------------------------------------

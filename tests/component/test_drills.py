@@ -390,3 +390,18 @@ def test_a_proof_archive_the_drill_never_knew_is_deleted_with_its_own(sim):
     assert stray not in sim.stored()
     assert not [b for b in sim.daemon.backups if b["source"] == AREA]
     assert name in sim.stored()
+
+
+def test_a_bad_backup_drilled_again_every_retry_alerts_once_a_cycle(sim, chat):
+    name = sim.good_backup()
+    archive = sim.daemon.storage() / name
+    archive.write_bytes(archive.read_bytes()[:2_000])
+    assert sim.finish(sim.drill(name).json()["operation"])["drill"]["outcome"] == "verify_failed"
+    for hours in (13, 26, 39):  # the scheduler drills it again after each RETRY_AFTER
+        sim.deps = Deps(sim.deps.settings, lambda h=hours: datetime.now(UTC) + timedelta(hours=h),
+                        sim.deps.table)
+        schedule._run(sim.deps)
+        [op] = [o for o in requests.get(sim.url + "/api/v2/app/db/operations", timeout=5).json()
+                if o["phase"] not in ("Completed", "Failed")]
+        assert sim.finish(op["operation"])["drill"]["outcome"] == "verify_failed"
+    assert len([m for m in chat.messages if m.get("event") == "drill"]) == 1
