@@ -405,3 +405,19 @@ def test_a_bad_backup_drilled_again_every_retry_alerts_once_a_cycle(sim, chat):
                 if o["phase"] not in ("Completed", "Failed")]
         assert sim.finish(op["operation"])["drill"]["outcome"] == "verify_failed"
     assert len([m for m in chat.messages if m.get("event") == "drill"]) == 1
+
+
+def test_a_failed_drill_of_a_volume_gone_from_the_spec_is_no_problem_any_more(sim, lainlet):
+    name = sim.good_backup()
+    archive = sim.daemon.storage() / name
+    archive.write_bytes(archive.read_bytes()[:2_000])
+    assert sim.finish(sim.drill(name).json()["operation"])["drill"]["outcome"] == "verify_failed"
+
+    def drill_problems() -> list[dict]:
+        return [p for p in requests.get(sim.url + "/api/v2/system/problems", timeout=5).json()
+                if p["kind"] == "drill"]
+
+    assert [p["volume"] for p in drill_problems()] == ["/data"]
+    lainlet.spec = _spec([{"procname": "db.web.web", "volume": "/other", "schedule": "0 3 * * *",
+                           "expire": "7d", "mode": "full"}])  # /data is declared no more
+    assert drill_problems() == []
