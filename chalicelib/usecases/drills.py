@@ -96,7 +96,8 @@ def _plan(deps: Deps, base: str, app: str, proc: str, instance: int, volume: str
     proof = drill.proof_archive(archive_name(app, proc, instance, volume))
     dest = drill.drill_dir(base, source)
     _proof_name_free(deps, node, name, proof, dest, increment, taken)
-    files, sizes = _sample(deps, node, name, deps.clock()) if increment else ([], {})
+    files, sizes = _sample(deps, node, name, drill.item_key(app, proc, volume, instance)) \
+        if increment else ([], {})
     job = drill.proof_job(node, app, proc, instance, proof, dest, increment)
     return RestorePlan(app=app, proc=proc, kind=drill.KIND, name=name, increment=increment,
                        files=files, namespace=node, node=node, instance=instance, volume=volume,
@@ -125,16 +126,16 @@ def _proof_name_free(deps: Deps, node: str, name: str, proof: str, dest: str, in
                          code="proof_name_taken")
 
 
-def _sample(deps: Deps, node: str, name: str, now: datetime) -> tuple[list[str], dict[str, int]]:
-    """A rotating sample of an increment backup's files (``DRILL_SAMPLE_FILES`` a day, the
-    next ones the next day), so that drills cover the whole mirror over the days."""
+def _sample(deps: Deps, node: str, name: str, key: str) -> tuple[list[str], dict[str, int]]:
+    """A rotating sample of an increment backup's files (``DRILL_SAMPLE_FILES`` a drill, the
+    next ones the next drill), so that drills cover the whole mirror over the cycles."""
     listed = sorted((str(e["name"]), int(e["size"])) for e in deps.daemon(node).file_list(name)
                     if not e.get("dir"))
     if not listed:
         raise BadRequest(f"{name} lists no files to drill", code="no_files")
-    count = min(deps.settings.drill_sample_files, len(listed))
-    start = (now.toordinal() * count) % len(listed)
-    chosen = (listed + listed)[start:start + count]
+    before = deps.operations.drilled_one(key)
+    chosen = drill.sample(listed, deps.settings.drill_sample_files,
+                          before.sample_after if before else "")
     return [f for f, _ in chosen], dict(chosen)
 
 

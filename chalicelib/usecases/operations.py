@@ -332,7 +332,8 @@ def _drill_done(deps: Deps, op: Operation) -> None:
     result = drills.Result(
         outcome=str(outcome.get("outcome") or drills.UNPROVEN), at=op.updated,
         why=str(outcome.get("why") or op.error or op.verification), fault=str(outcome.get("fault") or ""),
-        bytes=plan.size, seconds=op.restore.seconds if op.restore else None, operation=op.id)
+        bytes=plan.size, seconds=op.restore.seconds if op.restore else None, operation=op.id,
+        sample_after=plan.files[-1] if plan.increment and plan.files else "")
     key = drills.item_key(plan.app, plan.proc, plan.volume, plan.instance)
     where: dict[str, Any] = {"app": plan.app, "proc": plan.proc, "volume": plan.volume,
                              "instance": plan.instance, "node": plan.node}

@@ -421,3 +421,21 @@ def test_a_failed_drill_of_a_volume_gone_from_the_spec_is_no_problem_any_more(si
     lainlet.spec = _spec([{"procname": "db.web.web", "volume": "/other", "schedule": "0 3 * * *",
                            "expire": "7d", "mode": "full"}])  # /data is declared no more
     assert drill_problems() == []
+
+
+def test_successive_increment_drills_sample_the_next_files(sim, lainlet, monkeypatch):
+    lainlet.spec = _spec([{"procname": "db.web.web", "volume": "/data", "schedule": "0 3 * * *",
+                           "expire": "7d", "mode": "increment"}])
+    for n in "abc":
+        (sim.daemon.fs(DIR) / n).write_bytes(n.encode() * 10)
+    monkeypatch.setenv("DRILL_SAMPLE_FILES", "2")  # the served app's settings
+    get_settings.cache_clear()
+    name = _backup(sim, DIR)
+    samples = []
+    for _ in range(2):
+        resp = sim.drill(name)
+        assert resp.status_code == 200, resp.text
+        done = _finish(sim, resp.json()["operation"])
+        assert done["drill"]["outcome"] == "verified", done
+        samples.append(done["files"])
+    assert samples == [["a", "b"], ["c", "rows"]]  # "rows": the fixture's file
