@@ -178,8 +178,6 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
         except ControllerError as e:  # this item cannot be drilled now: never every other one
             _not_planned(deps, c.key, p, name, e, now)
             continue
-        if budget:
-            deps.operations.spend(night, size, now)
     said = [f"{c.key}: {why}" for c, why in choice.uncoverable]
     digest = hashlib.sha256("\n".join(said).encode()).hexdigest()[:16]
     if said and deps.state.say("drill_cycle_impossible", digest, now, timedelta(hours=1)):
@@ -188,7 +186,8 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
     uncovered = [{"item": c.key, "node": c.node, "size": c.size, "why": why}
                  for c, why in choice.uncoverable[:100]]
     deps.operations.note_uncoverable(uncovered)
-    return plans, {"drill_candidates": len(candidates), "drill_uncoverable": uncovered[:20]}
+    return plans, {"drill_candidates": len(candidates), "drill_uncoverable": uncovered[:20],
+                   **({"night": night} if budget else {})}  # spent by each drill that starts
 
 
 def _not_planned(deps: Deps, key: str, p: Placement, name: str, error: ControllerError,

@@ -439,3 +439,23 @@ def test_successive_increment_drills_sample_the_next_files(sim, lainlet, monkeyp
         assert done["drill"]["outcome"] == "verified", done
         samples.append(done["files"])
     assert samples == [["a", "b"], ["c", "rows"]]  # "rows": the fixture's file
+
+
+def test_a_drill_that_does_not_start_spends_none_of_tonight_s_budget(sim, monkeypatch):
+    from chalicelib.core import drill as core_drill
+    from chalicelib.errors import Conflict
+    from chalicelib.usecases import operations
+
+    sim.good_backup()
+    sim.deps.settings = dataclasses.replace(sim.deps.settings, drill_bytes_per_night=10**9)
+    night = core_drill.night_of(None, sim.deps.clock())
+
+    def refused(*args: object, **kwargs: object) -> dict:
+        raise Conflict("a drill on that node is under way", code="restore_in_progress")
+
+    with monkeypatch.context() as m:
+        m.setattr(operations, "start", refused)
+        assert schedule._run(sim.deps)["drills_started"] == 0
+    assert sim.deps.operations.spent(night) == 0
+    assert schedule._run(sim.deps)["drills_started"] == 1
+    assert 20_000 < sim.deps.operations.spent(night) < 30_000
