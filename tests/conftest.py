@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from chalice.test import Client
@@ -95,6 +96,26 @@ MOTO_ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
             "DYNAMODB_ENDPOINT_URL": ""}
 
 
+def _one_call_at_a_time(patch: pytest.MonkeyPatch) -> None:
+    """moto's in-process DynamoDB is not safe for two threads (a transaction deep-copies the table
+    while another thread writes it: "dictionary changed size during iteration"); DynamoDB is.
+    Tests that serve the app on loopback while the schedule runs in the test's thread (and the
+    daemons post from theirs) get one moto call at a time, as the real service would serialize
+    them per item."""
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.RLock()
+    original = BotocoreStubber.__call__
+
+    def serialized(self: BotocoreStubber, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    patch.setattr(BotocoreStubber, "__call__", serialized)
+
+
 @pytest.fixture(scope="session")
 def moto_table():
     """One moto DynamoDB and table for the whole session (creating one per test cost ~10 s)."""
@@ -106,6 +127,7 @@ def moto_table():
     with pytest.MonkeyPatch.context() as patch:
         for key, value in MOTO_ENV.items():
             patch.setenv(key, value)
+        _one_call_at_a_time(patch)
         with mock_aws():
             create_table(boto3.client("dynamodb"), "backupctl-test")
             yield boto3.resource("dynamodb").Table("backupctl-test")

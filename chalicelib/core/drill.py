@@ -14,6 +14,7 @@ which items the scheduler drills next so that every item is proven within ``DRIL
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 import re
 import shlex
@@ -44,6 +45,8 @@ def check_root(root: str) -> str:
     """The drill root, cleaned: an absolute path, not ``/`` and not under the volumes (a drill
     never restores into a volume)."""
     clean = posixpath.normpath(root) if root else ""
+    if clean.startswith("//"):  # normpath keeps a leading "//" (POSIX); Linux reads it as "/"
+        clean = "/" + clean.lstrip("/")
     if not clean.startswith("/") or clean == "/" or ".." in clean.split("/"):
         raise DrillRootError(f"DRILL_ROOT={root!r} must be an absolute dir other than /")
     if clean == "/data/lain/volumes" or clean.startswith("/data/lain/volumes/") or \
@@ -134,6 +137,7 @@ class Result:
     seconds: float | None = None
     operation: str = ""
     verified_at: str = ""  # the last verified drill of the item (this one's ``at`` if verified)
+    sample_after: str = ""  # an increment item: the last file its newest drill sampled
 
     @property
     def throughput(self) -> float | None:
@@ -143,7 +147,17 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "at": self.at, "why": self.why, "fault": self.fault,
                 "bytes": self.bytes, "seconds": self.seconds, "throughput": self.throughput,
-                "operation": self.operation, "verified_at": self.verified_at}
+                "operation": self.operation, "verified_at": self.verified_at,
+                **({"sample_after": self.sample_after} if self.sample_after else {})}
+
+
+def sample(listed: list[tuple[str, int]], count: int, after: str) -> list[tuple[str, int]]:
+    """The next ``count`` files of an increment backup (``listed``: (name, size), sorted by name)
+    after the one the item's previous drill sampled last (from the start when none), wrapping:
+    successive drills cover the whole mirror whenever they happen."""
+    count = min(count, len(listed))
+    start = bisect.bisect_right([name for name, _ in listed], after) % len(listed) if after else 0
+    return (listed + listed)[start:start + count]
 
 
 def item_key(app: str, proc: str, volume: str, instance: int) -> str:

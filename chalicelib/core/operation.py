@@ -344,7 +344,8 @@ def step(op: Operation, event: Event, rules: Rules) -> Step:
     if op.finished:
         return Step(op, ignored=f"the operation is {op.phase} already")
     if isinstance(event, Broken):
-        return _fail(op, event.now, f"the operation could not be handled: {event.reason}")
+        return _drilled(_fail(op, event.now, f"the operation could not be handled: {event.reason}"),
+                        event)
     if isinstance(event, Tick) and _overdue(op, event.now, rules):
         return _drilled(_stuck(op, event.now, rules), event)
     move = MOVES.get((op.phase, type(event)))
@@ -786,7 +787,7 @@ def _complete(op: Operation, now: datetime, verified: dict[str, int] | str | Non
 
 
 def _undo_hint(op: Operation) -> str:
-    if op.snapshot and op.snapshot.file:
+    if op.snapshot and op.snapshot.file and not op.plan.is_drill:  # a drill's is a proof, deleted
         return f"; the pre-restore snapshot {op.snapshot.file} undoes whatever was changed"
     return ""
 

@@ -157,16 +157,21 @@ class OperationStore:
                 continue
         return out
 
+    def drilled_one(self, key: str) -> drill.Result | None:
+        """The item's newest drill result (None: none, or not readable)."""
+        item = self.db.get({"pk": DRILLED, "sk": key}, consistent=True)
+        try:
+            return drill.Result(**json.loads(item["result"])) if item else None
+        except (KeyError, TypeError, ValueError):
+            return None
+
     def remember_drill(self, key: str, result: drill.Result) -> drill.Result:
-        """Keep ``result`` as the item's newest drill, carrying when it was last verified."""
-        before = self.db.get({"pk": DRILLED, "sk": key}, consistent=True)
+        """Keep ``result`` as the item's newest drill, carrying when it was last verified and
+        the last file an increment drill sampled."""
+        before = self.drilled_one(key)
         verified_at = result.at if result.outcome == drill.VERIFIED else ""
-        if not verified_at and before:
-            try:
-                verified_at = str(json.loads(before["result"]).get("verified_at") or "")
-            except (KeyError, TypeError, ValueError):
-                verified_at = ""
-        kept = replace(result, verified_at=verified_at)
+        kept = replace(result, verified_at=verified_at or (before.verified_at if before else ""),
+                       sample_after=result.sample_after or (before.sample_after if before else ""))
         self.db.put({"pk": DRILLED, "sk": key, "result": json.dumps(_result_fields(kept))})
         return kept
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib.core import drill
 from chalicelib.core.cluster import Cluster
-from chalicelib.core.gotime import parse_go_time
+from chalicelib.core.gotime import format_time, parse_go_time
 from chalicelib.core.jobs import Placement, placements
 from chalicelib.core.naming import owned_backup
 from chalicelib.core.operation import RestorePlan
@@ -25,7 +25,7 @@ from chalicelib.core.paths import archive_name
 from chalicelib.core.types import Latest
 from chalicelib.deps import Deps
 from chalicelib.edges import fleet
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, ControllerError
 from chalicelib.logs import event, log
 from chalicelib.settings import SettingsError
 
@@ -81,15 +81,24 @@ def plan(deps: Deps, app: str, proc: str, name: str) -> RestorePlan:
         raise BadRequest(f"{name}: its daemon names no source dir to drill it into a dir of the "
                          f"same name ({source[:200]!r})", code="no_source")
     return _plan(deps, base, p.app, p.full_name, instance, volume, node, name, source,
-                 str(entity.get("created", "")), int(entity.get("size") or 0))
+                 str(entity.get("created", "")), int(entity.get("size") or 0),
+                 _archives(deps.cluster(p.app)))
+
+
+def _archives(cluster: Cluster) -> set[str]:
+    """The archive names of every item of ``cluster``: a drill's proof archive is none of them."""
+    return {archive_name(p.proc.app, p.proc.full_name, p.pod.instance_no, p.item.volume)
+            for p in placements(cluster)}
 
 
 def _plan(deps: Deps, base: str, app: str, proc: str, instance: int, volume: str, node: str,
-          name: str, source: str, created: str, size: int) -> RestorePlan:
+          name: str, source: str, created: str, size: int, taken: set[str]) -> RestorePlan:
     increment = not name.endswith(".tar.gz")
-    files, sizes = _sample(deps, node, name, deps.clock()) if increment else ([], {})
     proof = drill.proof_archive(archive_name(app, proc, instance, volume))
     dest = drill.drill_dir(base, source)
+    _proof_name_free(deps, node, name, proof, dest, increment, taken)
+    files, sizes = _sample(deps, node, name, drill.item_key(app, proc, volume, instance)) \
+        if increment else ([], {})
     job = drill.proof_job(node, app, proc, instance, proof, dest, increment)
     return RestorePlan(app=app, proc=proc, kind=drill.KIND, name=name, increment=increment,
                        files=files, namespace=node, node=node, instance=instance, volume=volume,
@@ -97,16 +106,37 @@ def _plan(deps: Deps, base: str, app: str, proc: str, instance: int, volume: str
                        file_sizes=sizes, target_job=job["id"], target_archive=proof)
 
 
-def _sample(deps: Deps, node: str, name: str, now: datetime) -> tuple[list[str], dict[str, int]]:
-    """A rotating sample of an increment backup's files (``DRILL_SAMPLE_FILES`` a day, the
-    next ones the next day), so that drills cover the whole mirror over the days."""
+def _proof_name_free(deps: Deps, node: str, name: str, proof: str, dest: str, increment: bool,
+                     taken: set[str]) -> None:
+    """A 400 when the proof archive's name is a real backup's: the archive of another volume
+    (``/data`` and ``/data.drill`` of one instance), or, for an increment drill, a mirror on the
+    node made from another dir (a volume gone from the spec). The proof runs would write into
+    that backup and the drill's end would delete it."""
+    clash = proof in taken
+    if not clash and increment:
+        try:
+            entity = deps.daemon(node).backup_info(proof)
+        except ControllerError as e:
+            if not fleet.is_not_found(e):
+                raise
+        else:
+            clash = str(entity.get("source") or "") != dest
+    if clash:
+        raise BadRequest(f"{name} cannot be drilled: its proof archive {proof} is the name of "
+                         f"another backup on {node}, which the drill would overwrite and delete",
+                         code="proof_name_taken")
+
+
+def _sample(deps: Deps, node: str, name: str, key: str) -> tuple[list[str], dict[str, int]]:
+    """A rotating sample of an increment backup's files (``DRILL_SAMPLE_FILES`` a drill, the
+    next ones the next drill), so that drills cover the whole mirror over the cycles."""
     listed = sorted((str(e["name"]), int(e["size"])) for e in deps.daemon(node).file_list(name)
                     if not e.get("dir"))
     if not listed:
         raise BadRequest(f"{name} lists no files to drill", code="no_files")
-    count = min(deps.settings.drill_sample_files, len(listed))
-    start = (now.toordinal() * count) % len(listed)
-    chosen = (listed + listed)[start:start + count]
+    before = deps.operations.drilled_one(key)
+    chosen = drill.sample(listed, deps.settings.drill_sample_files,
+                          before.sample_after if before else "")
     return [f for f, _ in chosen], dict(chosen)
 
 
@@ -137,14 +167,18 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
     choice = drill.choose(candidates, busy, left, budget, deps.settings.drill_cycle_days, now)
     idle = _idle(deps, [c.node for c in choice.start])
     plans = []
+    taken: set[str] | None = None
     for c in choice.start:
         if c.node not in idle:
             continue
         p, name, size, made = found[c.key]
-        plans.append(_plan(deps, base, p.proc.app, p.proc.full_name, p.pod.instance_no,
-                           p.item.volume, p.node, name, p.path, made, size))
-        if budget:
-            deps.operations.spend(night, size, now)
+        taken = _archives(cluster) if taken is None else taken
+        try:
+            plans.append(_plan(deps, base, p.proc.app, p.proc.full_name, p.pod.instance_no,
+                               p.item.volume, p.node, name, p.path, made, size, taken))
+        except ControllerError as e:  # this item cannot be drilled now: never every other one
+            _not_planned(deps, c.key, p, name, e, now)
+            continue
     said = [f"{c.key}: {why}" for c, why in choice.uncoverable]
     digest = hashlib.sha256("\n".join(said).encode()).hexdigest()[:16]
     if said and deps.state.say("drill_cycle_impossible", digest, now, timedelta(hours=1)):
@@ -153,7 +187,25 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
     uncovered = [{"item": c.key, "node": c.node, "size": c.size, "why": why}
                  for c, why in choice.uncoverable[:100]]
     deps.operations.note_uncoverable(uncovered)
-    return plans, {"drill_candidates": len(candidates), "drill_uncoverable": uncovered[:20]}
+    return plans, {"drill_candidates": len(candidates), "drill_uncoverable": uncovered[:20],
+                   **({"night": night} if budget else {})}  # spent by each drill that starts
+
+
+def _not_planned(deps: Deps, key: str, p: Placement, name: str, error: ControllerError,
+                 now: datetime) -> None:
+    """An item whose drill could not even be planned (its increment backup lists no files, its
+    daemon did not answer the listing…): kept as an attempt that proved nothing, so the item
+    waits :data:`drill.RETRY_AFTER` and the node's other items get their turn meanwhile."""
+    event(log, "drill_not_planned", level=WARNING, app=p.proc.app, proc=p.proc.full_name,
+          volume=p.item.volume, instance=p.pod.instance_no, node=p.node, backup=name,
+          error=error.message)
+    try:
+        deps.operations.remember_drill(key, drill.Result(
+            outcome=drill.UNPROVEN, at=format_time(now), fault=drill.NODE_FAULT,
+            why=f"{name} could not be drilled: {error.message}"))
+    except ControllerError as e:
+        event(log, "drill_not_remembered", level=WARNING, node=p.node, backup=name,
+              error=e.message)
 
 
 def _attempted(result: drill.Result | None) -> datetime | None:

@@ -332,7 +332,8 @@ def _drill_done(deps: Deps, op: Operation) -> None:
     result = drills.Result(
         outcome=str(outcome.get("outcome") or drills.UNPROVEN), at=op.updated,
         why=str(outcome.get("why") or op.error or op.verification), fault=str(outcome.get("fault") or ""),
-        bytes=plan.size, seconds=op.restore.seconds if op.restore else None, operation=op.id)
+        bytes=plan.size, seconds=op.restore.seconds if op.restore else None, operation=op.id,
+        sample_after=plan.files[-1] if plan.increment and plan.files else "")
     key = drills.item_key(plan.app, plan.proc, plan.volume, plan.instance)
     where: dict[str, Any] = {"app": plan.app, "proc": plan.proc, "volume": plan.volume,
                              "instance": plan.instance, "node": plan.node}
@@ -344,6 +345,14 @@ def _drill_done(deps: Deps, op: Operation) -> None:
     if plan.increment and op.verify and op.verify.rid:
         proofs.append(plan.target_archive)
     try:
+        # and any other backup of the drill dir: only proof runs archive it (a run asked again
+        # after a timeout, whose record the drill never knew; a drill that ended before its
+        # cleanup): never a volume's backup, and never expired by the daemons otherwise
+        proofs += [str(e["name"]) for e in deps.daemon(plan.node).backups([plan.dest_dir])
+                   if e.get("source") == plan.dest_dir and e.get("name") not in proofs]
+    except ControllerError as e:
+        event(log, "drill_proofs_not_listed", level=WARNING, id=op.id, error=e.message, **where)
+    try:
         if proofs:
             deps.daemon(plan.node).delete(proofs)
     except ControllerError as e:
@@ -353,7 +362,7 @@ def _drill_done(deps: Deps, op: Operation) -> None:
     event(log, "drill", level=INFO if good else WARNING, id=op.id, outcome=result.outcome,
           fault=result.fault, backup=plan.name, seconds=result.seconds, bytes=result.bytes,
           why=result.why, **where)
-    if not good and deps.settings.alert_webhook_url:
+    if deps.settings.alert_webhook_url and _drill_news(deps, key, result, plan.name):
         text = (f"restore drill of {plan.app} {plan.proc} instance {plan.instance} volume "
                 f"{plan.volume} on {plan.node}: {result.outcome}"
                 + (f" ({result.fault} fault)" if result.fault else "") + f": {result.why}")
@@ -362,6 +371,21 @@ def _drill_done(deps: Deps, op: Operation) -> None:
             "operation": op.id})
         if error:
             event(log, "alert_failed", level=WARNING, kind="drill", id=op.id, error=error)
+
+
+def _drill_news(deps: Deps, key: str, result: drills.Result, backup: str) -> bool:
+    """Whether a drill's outcome is worth an alert: one that proved nothing, unless the item's
+    last alert said the same of the same backup less than ``DRILL_CYCLE_DAYS`` ago (the
+    scheduler drills a failed item again every ``RETRY_AFTER``); a verified one ends that."""
+    name = f"drill_alert#{key}"
+    try:
+        if result.outcome == drills.VERIFIED:
+            deps.state.unsay(name)
+            return False
+        return bool(deps.state.say(name, f"{result.outcome}#{result.fault}#{backup}", deps.clock(),
+                                   timedelta(days=deps.settings.drill_cycle_days)))
+    except ControllerError:
+        return result.outcome != drills.VERIFIED  # the state store is down: rather twice than never
 
 
 # -- records from notify --------------------------------------------------------------------------

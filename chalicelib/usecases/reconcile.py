@@ -653,7 +653,7 @@ def all_problems(deps: Deps) -> list[dict[str, Any]]:
          "instance": None, "volume": "", "reason": p.words()}
         for node, state in sorted(states.items()) for p in nodehealth.problems(node, state.problems)]
     found += [p.to_dict() for p in cluster.problems] + _paused_on_node(deps, cluster)
-    found += _drill_problems(deps)
+    found += _drill_problems(deps, cluster)
     try:
         seen = observe(deps, cluster=cluster, check_restarts=False)
     except EmptySpecRefused as e:
@@ -681,13 +681,16 @@ def all_problems(deps: Deps) -> list[dict[str, Any]]:
     return found
 
 
-def _drill_problems(deps: Deps) -> list[dict[str, Any]]:
-    """The items whose newest restore drill proved nothing (with restore drills on)."""
+def _drill_problems(deps: Deps, cluster: Cluster) -> list[dict[str, Any]]:
+    """The items of the cluster whose newest restore drill proved nothing (with restore drills
+    on): an app, volume or instance gone from the spec is no problem any more."""
     if not deps.settings.drill_root:
         return []
+    items = {drill.item_key(p.proc.app, p.proc.full_name, p.item.volume, p.pod.instance_no)
+             for p in placements(cluster)}
     out = []
     for key, result in sorted(deps.operations.drilled().items()):
-        if result.outcome == drill.VERIFIED:
+        if result.outcome == drill.VERIFIED or key not in items:
             continue
         app, proc, rest = [*key.split("#", 2), "", ""][:3]
         volume, _, instance = rest.rpartition("#")

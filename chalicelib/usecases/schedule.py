@@ -92,6 +92,13 @@ def _drills(deps: Deps, done: reconcile.Run) -> int:
         except ControllerError as e:  # a drill on that node already, a store outage: next run
             event(log, "drill_not_started", level=WARNING, node=plan.node, backup=plan.name,
                   error=e.message)
+            continue
+        if seen.get("night"):  # tonight's budget pays for the drills that started, only
+            try:
+                deps.operations.spend(seen["night"], plan.size, deps.clock())
+            except ControllerError as e:
+                event(log, "drill_not_counted", level=WARNING, node=plan.node, backup=plan.name,
+                      bytes=plan.size, error=e.message)
     if seen.get("drill_uncoverable"):
         done.summary["drill_uncoverable"] = seen["drill_uncoverable"]
     return started

@@ -281,3 +281,198 @@ def test_a_source_dir_the_daemon_names_oddly_is_never_drilled(sim, source):
     assert resp.status_code in (400, 404), resp.text  # not one of the proc's: not its backup
     assert resp.json()["code"] in ("no_source", "unknown_backup")
     assert requests.get(sim.url + "/api/v2/app/db/operations", timeout=5).json() == []
+
+
+def _spec(items: list[dict]) -> dict:
+    return {"db.web.web": [{"Annotation": json.dumps({"backup": items}), "InstanceNo": 1,
+                            "Containers": [{"Id": "d1", "Ip": "", "NodeIp": NODE, "NodeName": ""}]}]}
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: sizes cannot tell a failed copy from a "
+                   "same-size copy left by an earlier drill")
+def test_a_failed_copy_over_an_earlier_drill_s_same_size_copy_is_not_verified(sim):
+    first = sim.finish(sim.drill(sim.good_backup()).json()["operation"])
+    assert first["drill"]["outcome"] == "verified", first
+    time.sleep(1.1)
+    (sim.daemon.fs(DIR) / "rows").write_bytes(os.urandom(20_000))  # new content, same size
+    name = sim.good_backup()
+    sim.daemon.copy_fails = True  # the copy into place fails; the daemon puts the old copy back
+    done = sim.finish(sim.drill(name).json()["operation"])
+    landed = (sim.daemon.fs(AREA) / "rows").read_bytes() == (sim.daemon.fs(DIR) / "rows").read_bytes()
+    assert not landed
+    assert done["drill"]["outcome"] != "verified", done["drill"]
+
+
+def _backup(s: Sim, path: str) -> str:
+    """A good backup of ``path`` as notify stores it (the jobs pushed with drills off, so that
+    no drill starts meanwhile): its archive's name."""
+    root, s.deps.settings = s.deps.settings.drill_root, dataclasses.replace(
+        s.deps.settings, drill_root="")
+    schedule._run(s.deps)
+    s.deps.settings = dataclasses.replace(s.deps.settings, drill_root=root)
+    job = next(j for j in s.daemon.jobs if j["id"] and j["args"]["path"] == path)
+    result = s.daemon._do_backup(job["args"])
+    records_flow.store(s.deps, reference.record_of(job, "success", datetime.now(UTC), result=result))
+    return str(result["file"])
+
+
+def _finish(s: Sim, op_id: str, seconds: float = 20) -> dict:
+    """:meth:`Sim.finish` for an increment drill too (it has no proof run before the restore)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{s.url}/api/v2/app/db/operations/{op_id}", timeout=5).json()
+        if answer["phase"] in ("Completed", "Failed"):
+            return answer
+        restore, after = (answer.get("restore") or {}), (answer["proof"].get("after") or {})
+        if (answer["phase"] == "Restoring" and not restore.get("rid")) or (
+                answer["phase"] == "Verifying" and not after.get("rid")):
+            schedule._run(s.deps)
+        time.sleep(0.3)
+    raise AssertionError(f"drill {op_id} did not finish: {answer}")
+
+
+def test_an_empty_increment_backup_never_blocks_every_other_drill(sim, lainlet):
+    logs_dir = "/data/lain/volumes/db/db.web.web/1/logs"
+    lainlet.spec = _spec([
+        {"procname": "db.web.web", "volume": "/data", "schedule": "0 3 * * *", "expire": "7d",
+         "mode": "full"},
+        {"procname": "db.web.web", "volume": "/logs", "schedule": "0 4 * * *", "expire": "7d",
+         "mode": "increment"}])
+    sim.daemon.fs(logs_dir).mkdir(parents=True)  # an empty dir: its increment backup lists nothing
+    sim.daemon.fs(f"{ROOT}/logs").mkdir(parents=True)
+    _backup(sim, DIR)
+    _backup(sim, logs_dir)
+    started = [schedule._run(sim.deps)["drills_started"] for _ in range(3)]
+    ops = requests.get(sim.url + "/api/v2/app/db/operations", timeout=5).json()
+    assert started == [0, 1, 0], started  # the empty one is set aside, then /data is drilled
+    [op] = [o for o in ops if o["kind"] == "drill"]
+    assert op["volume"] == "/data", op
+    drilled = sim.deps.operations.drilled()
+    assert drilled["db#db.web.web#/logs#1"].outcome == "unproven"
+    assert "lists no files" in drilled["db#db.web.web#/logs#1"].why
+
+
+def test_a_drill_never_writes_into_or_deletes_another_volume_s_backup(sim, lainlet):
+    other = "/data/lain/volumes/db/db.web.web/1/data.drill"  # its archive: /data's proof archive
+    lainlet.spec = _spec([
+        {"procname": "db.web.web", "volume": v, "schedule": "0 3 * * *", "expire": "7d",
+         "mode": "increment"} for v in ("/data", "/data.drill")])
+    (sim.daemon.fs(DIR) / "rows").write_bytes(b"x" * 100)
+    sim.daemon.fs(other).mkdir(parents=True)
+    (sim.daemon.fs(other) / "precious").write_bytes(b"p" * 100)
+    name = _backup(sim, DIR)
+    theirs = _backup(sim, other)
+    assert theirs == "db-db.web.web-1-data.drill"
+    resp = sim.drill(name)
+    assert resp.status_code == 400 and resp.json()["code"] == "proof_name_taken", resp.text
+    assert theirs in resp.json()["error"]
+    assert schedule._run(sim.deps)["drills_started"] == 0  # nor does the scheduler drill it
+    assert "could not be drilled" in sim.deps.operations.drilled()["db#db.web.web#/data#1"].why
+    kept = sim.daemon.storage() / theirs
+    assert sorted(p.name for p in kept.iterdir()) == ["precious"]
+
+
+def test_an_increment_drill_never_deletes_a_mirror_of_a_volume_gone_from_the_spec(sim, lainlet):
+    gone = "/data/lain/volumes/db/db.web.web/1/data.drill"
+    lainlet.spec = _spec([
+        {"procname": "db.web.web", "volume": "/data.drill", "schedule": "0 3 * * *",
+         "expire": "7d", "mode": "increment"}])
+    sim.daemon.fs(gone).mkdir(parents=True)
+    (sim.daemon.fs(gone) / "precious").write_bytes(b"p" * 100)
+    theirs = _backup(sim, gone)
+    lainlet.spec = _spec([
+        {"procname": "db.web.web", "volume": "/data", "schedule": "0 3 * * *", "expire": "7d",
+         "mode": "increment"}])  # /data.drill left the spec; its backups stay on the node
+    (sim.daemon.fs(DIR) / "rows").write_bytes(b"x" * 100)
+    resp = sim.drill(_backup(sim, DIR))
+    assert resp.status_code == 400 and resp.json()["code"] == "proof_name_taken", resp.text
+    assert (sim.daemon.storage() / theirs / "precious").exists()
+
+
+def test_a_proof_archive_the_drill_never_knew_is_deleted_with_its_own(sim):
+    name = sim.good_backup()
+    # a proof run asked again after a timeout: the first one ran, its record was never the drill's
+    stray = sim.daemon._do_backup({"app": "db", "archive": "db-db.web.web-1-data.drill",
+                                   "instanceNo": 1, "mode": "full", "path": AREA, "proc": "db.web.web",
+                                   "volume": AREA})["file"]
+    time.sleep(1.1)  # the drill's own proof runs get other names
+    done = sim.finish(sim.drill(name).json()["operation"])
+    assert done["drill"]["outcome"] == "verified", done
+    assert stray not in sim.stored()
+    assert not [b for b in sim.daemon.backups if b["source"] == AREA]
+    assert name in sim.stored()
+
+
+def test_a_bad_backup_drilled_again_every_retry_alerts_once_a_cycle(sim, chat):
+    name = sim.good_backup()
+    archive = sim.daemon.storage() / name
+    archive.write_bytes(archive.read_bytes()[:2_000])
+    assert sim.finish(sim.drill(name).json()["operation"])["drill"]["outcome"] == "verify_failed"
+    for hours in (13, 26, 39):  # the scheduler drills it again after each RETRY_AFTER
+        sim.deps = Deps(sim.deps.settings, lambda h=hours: datetime.now(UTC) + timedelta(hours=h),
+                        sim.deps.table)
+        op = None
+        for _ in range(5):  # a node whose /debug is slow to answer is skipped that run
+            schedule._run(sim.deps)
+            op = next((o for o in requests.get(sim.url + "/api/v2/app/db/operations",
+                                               timeout=5).json()
+                       if o["phase"] not in ("Completed", "Failed")), None)
+            if op:
+                break
+        assert op is not None
+        assert sim.finish(op["operation"])["drill"]["outcome"] == "verify_failed"
+    assert len([m for m in chat.messages if m.get("event") == "drill"]) == 1
+
+
+def test_a_failed_drill_of_a_volume_gone_from_the_spec_is_no_problem_any_more(sim, lainlet):
+    name = sim.good_backup()
+    archive = sim.daemon.storage() / name
+    archive.write_bytes(archive.read_bytes()[:2_000])
+    assert sim.finish(sim.drill(name).json()["operation"])["drill"]["outcome"] == "verify_failed"
+
+    def drill_problems() -> list[dict]:
+        return [p for p in requests.get(sim.url + "/api/v2/system/problems", timeout=5).json()
+                if p["kind"] == "drill"]
+
+    assert [p["volume"] for p in drill_problems()] == ["/data"]
+    lainlet.spec = _spec([{"procname": "db.web.web", "volume": "/other", "schedule": "0 3 * * *",
+                           "expire": "7d", "mode": "full"}])  # /data is declared no more
+    assert drill_problems() == []
+
+
+def test_successive_increment_drills_sample_the_next_files(sim, lainlet, monkeypatch):
+    lainlet.spec = _spec([{"procname": "db.web.web", "volume": "/data", "schedule": "0 3 * * *",
+                           "expire": "7d", "mode": "increment"}])
+    for n in "abc":
+        (sim.daemon.fs(DIR) / n).write_bytes(n.encode() * 10)
+    monkeypatch.setenv("DRILL_SAMPLE_FILES", "2")  # the served app's settings
+    get_settings.cache_clear()
+    name = _backup(sim, DIR)
+    samples = []
+    for _ in range(2):
+        resp = sim.drill(name)
+        assert resp.status_code == 200, resp.text
+        done = _finish(sim, resp.json()["operation"])
+        assert done["drill"]["outcome"] == "verified", done
+        samples.append(done["files"])
+    assert samples == [["a", "b"], ["c", "rows"]]  # "rows": the fixture's file
+
+
+def test_a_drill_that_does_not_start_spends_none_of_tonight_s_budget(sim, monkeypatch):
+    from chalicelib.core import drill as core_drill
+    from chalicelib.errors import Conflict
+    from chalicelib.usecases import operations
+
+    sim.good_backup()
+    sim.deps.settings = dataclasses.replace(sim.deps.settings, drill_bytes_per_night=10**9)
+    night = core_drill.night_of(None, sim.deps.clock())
+
+    def refused(*args: object, **kwargs: object) -> dict:
+        raise Conflict("a drill on that node is under way", code="restore_in_progress")
+
+    with monkeypatch.context() as m:
+        m.setattr(operations, "start", refused)
+        assert schedule._run(sim.deps)["drills_started"] == 0
+    assert sim.deps.operations.spent(night) == 0
+    assert schedule._run(sim.deps)["drills_started"] == 1
+    assert 20_000 < sim.deps.operations.spent(night) < 30_000

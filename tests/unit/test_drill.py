@@ -60,10 +60,16 @@ def test_a_drill_dir_is_never_a_volume_never_outside_the_root_and_keeps_the_base
 
 
 @pytest.mark.parametrize("bad", ["", "relative/dir", "/", "/data/lain/volumes",
-                                 "/data/lain/volumes/app", "/data/lain", "/data"])
+                                 "/data/lain/volumes/app", "/data/lain", "/data",
+                                 # POSIX keeps a leading "//" through normpath; Linux reads it as "/"
+                                 "//data/lain/volumes/db/db.web.web/1", "//data/lain", "//data"])
 def test_a_drill_root_in_or_above_the_volumes_is_refused(bad):
     with pytest.raises(drill.DrillRootError):
         drill.check_root(bad)
+
+
+def test_a_drill_root_is_cleaned_to_one_leading_slash():
+    assert drill.check_root("//data/lain/drills/") == "/data/lain/drills"
 
 
 @pytest.mark.parametrize(("reason", "fault"), [
@@ -193,3 +199,17 @@ def test_a_budget_that_cannot_cover_the_cycle_names_the_items_it_leaves_out():
     _, tight = simulate([40 * 2**30] * 30, nodes=3, budget=150 * 2**30)
     assert len(tight) == 4  # 30 x 40 GiB = 1,200 GiB > 7 x 150 = 1,050 GiB: 4 cannot fit
     assert all("DRILL_CYCLE_DAYS" in why for _, why in tight)
+
+
+def test_increment_samples_cover_the_whole_mirror_whatever_days_the_drills_fall_on():
+    listed = [(f"f{i:02d}", i) for i in range(40)]
+    seen: set[str] = set()
+    after = ""
+    for _ in range(2):  # a drill every 4 days once sampled the same half forever (by day number)
+        chosen = drill.sample(listed, 20, after)
+        seen |= {name for name, _ in chosen}
+        after = chosen[-1][0]
+    assert len(seen) == 40
+    assert [n for n, _ in drill.sample(listed, 3, "f39")] == ["f00", "f01", "f02"]  # wraps
+    assert [n for n, _ in drill.sample(listed, 2, "f05x")] == ["f06", "f07"]  # its file is gone
+    assert drill.sample(listed[:3], 20, "") == listed[:3]

@@ -206,6 +206,33 @@ def test_a_broken_operation_fails_with_the_reason_and_a_finished_one_never_moves
         assert m.step(op, event, RULES).op == op
 
 
+def drill_plan() -> RestorePlan:
+    return replace(plan(), kind="drill", dest_dir="/data/lain/drills/data",
+                   target_archive=f"{ARCHIVE}.drill")
+
+
+def test_a_broken_drill_still_has_an_outcome():
+    op = m.begin(drill_plan(), "op1", T0, snapshot=False, verify=True).op
+    op = m.step(op, Broken("KeyError: 'x'", at(1)), RULES).op
+    assert op.phase is Phase.FAILED and op.drill is not None
+    assert op.drill["outcome"] == "unproven" and "KeyError" in op.drill["why"]
+
+
+def test_a_failed_drill_never_offers_its_proof_archive_as_an_undo():
+    op = m.begin(drill_plan(), "op1", T0, snapshot=False, verify=True).op
+    op = m.step(op, Tick(at(1)), RULES).op
+    op = m.step(op, Accepted("snapshot", "r1", at(1)), RULES).op
+    op = m.step(op, RecordArrived(backup_record("r1", file=f"{ARCHIVE}.drill-1.tar.gz"), at(2)),
+                RULES).op
+    op = m.step(op, Accepted("restore", "r2", at(2)), RULES).op
+    op = m.step(op, RecordArrived(recover_record(
+        "r2", state="failed", args={"app": "hello", "backup": SOURCE, "namespace": "127.0.0.11",
+                                    "destDir": "/data/lain/drills/data"}), at(3)), RULES).op
+    assert op.phase is Phase.FAILED and op.drill is not None
+    assert op.drill["outcome"] == "verify_failed", op.drill
+    assert "undoes" not in op.error and ".drill-1.tar.gz" not in op.error
+
+
 def test_the_stored_form_round_trips_and_reads_the_previous_version():
     op = m.step(started(), Accepted("snapshot", "r1", at(1)), RULES).op
     assert m.parse(op.to_dict()) == op
