@@ -5,7 +5,11 @@ Single table, generic keys. Item kinds (``pk`` / ``sk``):
 
 * job record      ``RID#<rid>`` / ``RECORD``; ``gsi1`` = ``<app>#<YYYY-MM>`` / ``<start>#<rid>``
                   (newest-first records of an app-month);
-* job's latest    ``JOBLAST`` / ``<job id>#last`` and ``<job id>#success`` (freshness);
+* job's latest    ``JOBLAST`` / ``<job id>#last``, ``#success``, ``#good`` (each the full record:
+                  a success's baseline, accept-size, the listing's check of the newest good one);
+* job's freshness ``FRESH#<node ip>`` / ``<job id>``: one slim item per job (state, start, end, size,
+                  suspect of its newest run, success and good success), what a scheduled run
+                  reads, one Query per node; ``FRESH`` / ``ready`` says every job has one;
 * node state      ``NODES`` / ``<ip>`` (version, job ids, time of the last good push);
 * job pause       ``PAUSES`` / ``<ip>#<job id>``;
 * reconcile run   ``RECONCILE`` / ``<time>`` (bounded by ``ttl``);
@@ -20,6 +24,9 @@ from __future__ import annotations
 from typing import Any
 
 TTL_ATTRIBUTE = "ttl"
+# Written when every job's slim freshness item exists: by the first scheduled run that built them
+# from the JOBLAST items (a table from before them), or at once when the table is created.
+FRESH_READY = {"pk": "FRESH", "sk": "ready"}
 GSI_BY_APP_MONTH = "gsi1"
 
 KEY_SCHEMA = [
@@ -52,6 +59,7 @@ DYNAMODB_ACTIONS = [
     "dynamodb:GetItem",  # a record by rid, a pause, the held removals
     "dynamodb:PutItem",  # conditional record writes (and the Puts of a TransactWriteItems)
     "dynamodb:Query",  # records of an app-month / of a job
+    "dynamodb:UpdateItem",  # a job's slim freshness item, one kind of run at a time
 ]
 
 
@@ -74,6 +82,7 @@ def create_table(client: Any, table_name: str) -> None:
         TableName=table_name,
         TimeToLiveSpecification={"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
     )
+    client.put_item(TableName=table_name, Item={k: {"S": v} for k, v in FRESH_READY.items()})
 
 
 def cloudformation_resources(table_name: str) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
     to push (the retention floor's holds applied), the removals held, the restarted daemons."""
     settings = deps.settings
     cluster = cluster or deps.cluster()
-    latest = deps.records.latest_by_job()
+    latest = deps.records.latest_by_job(cluster.node_ips())
     expiry_held = retention.held_dirs(cluster, latest, deps.clock(),
                                       settings.expiry_hold_margin_percent)
     generated = generate(cluster, set(expiry_held))
@@ -431,6 +431,10 @@ def run(deps: Deps, *, confirm: bool = False) -> Run:
 
 
 def _run(deps: Deps, confirm: bool, summary: ReconcileSummary, clock: float) -> Run:
+    try:  # a table from before the slim freshness items: build them once (the run reads them)
+        deps.records.build_fresh()
+    except ControllerError as e:  # read the old way meanwhile; the next run tries again
+        event(log, "fresh_items_not_built", level=WARNING, error=e.message)
     try:
         seen = observe(deps, confirm=confirm)
         done = _apply(deps, seen)
