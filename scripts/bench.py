@@ -345,23 +345,38 @@ def _scale_run(settings: Settings, endpoint: str, out: Any) -> None:
     deps = Deps(settings, table=table)
     runs = []
     with benchtable.LogTap() as tap:
-        for name in ("push", "no-op"):
+
+        def measure(name: str, call: Callable[[], Any]) -> None:
             gc.collect()
             reset = benchtable.reset_peak()
             start_mb = benchtable.resident_mb()
             cpu, start = benchtable.cpu_seconds(), time.perf_counter()
-            answer = schedule.scheduled(deps)
+            answer = call()
             wall, cpu = time.perf_counter() - start, benchtable.cpu_seconds() - cpu
             peak = benchtable.peak_since_reset() if reset else None
             if peak is None:
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             tally = meter.take()
             log_bytes, log_lines = tap.take()
+            if not isinstance(answer, dict) or "ok" not in answer:
+                answer = {"ok": True, "jobs": answer if isinstance(answer, int)
+                          else len(answer or ())}  # a read's jobs, or the jobs the upgrade built
             runs.append(ScaleRun(name, wall, cpu - tally.instrument_cpu, peak, start_mb, tally,
                                  log_bytes, log_lines,
-                                 {k: answer.get(k) for k in ("ok", "error", "unchanged")}
+                                 {k: answer.get(k) for k in ("ok", "error", "unchanged", "jobs")}
                                  | {"pushed": len(answer.get("pushed") or []),
                                     "failed": len(answer.get("failed") or {})}))
+            del answer
+
+        for name in ("push", "no-op"):
+            measure(name, lambda: schedule.scheduled(deps))
+        ips = deps.cluster().node_ips()
+        # the read a run made before the slim items (every job's whole latest items), and now
+        measure("whole read", deps.records._fresh_from_whole)
+        measure("slim read", lambda: deps.records.latest_by_job(ips))
+        table.delete_item(Key=dict(table_schema.FRESH_READY))  # a table from before them
+        deps.records._ready = False
+        measure("upgrade", deps.records.build_fresh)
     out.put([{f.name: getattr(r, f.name) for f in dataclasses.fields(r)} for r in runs])
 
 
@@ -398,7 +413,7 @@ def bench_scale(settings: Settings, nodes: int) -> tuple[list[Row], ScaleRun]:
         for d in daemons:
             d.stop()
         lainlet.stop()
-    push, noop = (ScaleRun(**r) for r in found)  # plain values and a Tally: picklable
+    push, noop, whole, slim, upgrade = (ScaleRun(**r) for r in found)  # plain values: picklable
     assert push.answer["ok"] and noop.answer["ok"], (push.answer, noop.answer)
     assert push.answer["pushed"] == nodes and not push.answer["failed"], push.answer
     assert noop.answer["unchanged"] == nodes, noop.answer
@@ -411,6 +426,21 @@ def bench_scale(settings: Settings, nodes: int) -> tuple[list[Row], ScaleRun]:
             push.wall <= RECONCILE_TIMEOUT_S and push.peak_mb <= RECONCILE_MEMORY_MB),
         Row("scale no-op", f"{scenario}: nothing changed", noop.text(),
             f"<= {RECONCILE_TIMEOUT_S} s", noop.wall <= RECONCILE_TIMEOUT_S),
+    ]
+    rows += [
+        Row("scale latest read", f"{scenario}: what a run reads of every job's latest runs, "
+            "slim items (one Query per node) vs the whole latest items (JOBLAST, as before)",
+            f"{slim.tally.units.rru:,.0f} RRU, {slim.cpu:.2f} s CPU, +{slim.peak_mb - slim.start_mb:,.0f}"
+            f" MB peak, {slim.tally.calls_text()} vs {whole.tally.units.rru:,.0f} RRU, "
+            f"{whole.cpu:.2f} s CPU, +{whole.peak_mb - whole.start_mb:,.0f} MB, "
+            f"{whole.tally.calls_text()} ({whole.tally.units.rru / max(slim.tally.units.rru, 1):.1f}x"
+            " the units)", "<= 1/5 of the whole read's RRU",
+            slim.tally.units.rru * 5 <= whole.tally.units.rru),
+        Row("scale upgrade", f"{scenario}: the one run that builds every job's slim item from a "
+            "table from before them (+ its read of the whole latest items, twice)", upgrade.text(),
+            f"<= {RECONCILE_TIMEOUT_S} s, <= {RECONCILE_MEMORY_MB:,} MB",
+            upgrade.answer["jobs"] == procs * 8 and upgrade.wall <= RECONCILE_TIMEOUT_S
+            and upgrade.peak_mb <= RECONCILE_MEMORY_MB),
     ]
     if nodes >= 2000:  # issue 24's targets at 2,000 nodes
         peak = max(push.peak_mb, noop.peak_mb)
