@@ -22,7 +22,7 @@ Query per node, a tenth of the bytes the whole records were. Nothing scans.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from logging import WARNING
@@ -42,7 +42,7 @@ from chalicelib.logs import event, log
 LATEST = "JOBLAST"  # partition of each job's newest record, newest success, newest good success
 FRESH = "FRESH#"  # + node IP: partition of its jobs' slim freshness items
 KINDS = ("last", "success", "good")
-BRIEF = ("rid", "state", "start", "end", "reason")  # what freshness reads of a run
+BRIEF = ("start", "end", "reason")  # what freshness reads of a run, besides its rid and state
 MAX_REASON = 1000  # a failure's reason kept on the slim item (the record keeps all of it)
 READ_WORKERS = 16  # per-node Queries at once: 2,000 nodes in about a second
 
@@ -167,7 +167,7 @@ class RecordStore:
             for kind in chosen:
                 slim, n = parts[kind]
                 names |= {f"#v{n}": kind, f"#k{n}": f"{kind}_k", f"#s{n}": f"{kind}_s"}
-                vals[f":v{n}"] = slim
+                vals[f":v{n}"] = _dumps(slim)
                 sets.append(f"#v{n} = :v{n}, #k{n} = :k, #s{n} = :st")
                 later = "" if running else f" OR (#k{n} = :k AND #s{n} = :running)"
                 rules.append(f"(attribute_not_exists(#k{n}) OR #k{n} < :k{later})")
@@ -187,7 +187,7 @@ class RecordStore:
         the slim items, one Query per node. A table whose slim items are not all built yet (see
         :meth:`build_fresh`) is read the old way: every job's whole latest records."""
         if not self.fresh_ready():
-            return {job: {k: item[k] for k in KINDS if k in item}
+            return {job: {k: _run_of(item, k) for k in KINDS if k in item}
                     for job, item in self._fresh_from_whole().items()}
         out: Latest = {}
         wanted = sorted(set(nodes))
@@ -196,7 +196,7 @@ class RecordStore:
         with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(wanted))) as pool:
             for items in pool.map(lambda n: list(self.db.query(f"{FRESH}{n}")), wanted):
                 for item in items:
-                    out[item["sk"]] = {k: _plain(item[k]) for k in KINDS if k in item}
+                    out[item["sk"]] = {k: _run_of(item, k) for k in KINDS if k in item}
         return out
 
     def _fresh_from_whole(self) -> dict[str, dict[str, Any]]:
@@ -209,7 +209,7 @@ class RecordStore:
             if fresh is None or kind not in KINDS:
                 continue
             slim = out.setdefault(job_id, dict(fresh))
-            slim |= {kind: _slim(_with_flag(item), "", kind), f"{kind}_k": item["skey"],
+            slim |= {kind: _dumps(_slim(_with_flag(item), "", kind)), f"{kind}_k": item["skey"],
                      f"{kind}_s": item["state"]}
         return out
 
@@ -290,11 +290,20 @@ class RecordStore:
         if not self.db.put_if({**item, "gone": why}, "skey = :k AND attribute_not_exists(gone)",
                               {":k": item["skey"]}):
             return False
-        fresh = _fresh_key(job_id)
-        if fresh is not None:  # the slim item says so too, if it still has that success as good
-            self.db.update_if(fresh, "SET #g.#gone = :why", "good_k = :k",
-                              {":why": why, ":k": item["skey"]}, {"#g": "good", "#gone": "gone"})
+        self._edit_fresh(job_id, "good", item["skey"], lambda run: {**run, "gone": why})
         return True
+
+    def _edit_fresh(self, job_id: str, kind: str, skey: str,
+                    change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Change the job's slim ``kind`` run if it is still the one at ``skey`` and nothing
+        wrote it meanwhile (else the newer write stands)."""
+        fresh = _fresh_key(job_id)
+        item = self.db.get(fresh, consistent=True) if fresh else None
+        if not fresh or not item or item.get(f"{kind}_k") != skey or kind not in item:
+            return
+        self.db.update_if(fresh, "SET #v = :new", "#k = :k AND #v = :old",
+                          {":new": _dumps(change(json.loads(item[kind]))), ":old": item[kind],
+                           ":k": skey}, {"#v": kind, "#k": f"{kind}_k"})
 
     def _accept_fresh(self, job_id: str, record: JobRecord, skey: str) -> None:
         """accept-size on the slim item: the success is its newest good one, and neither it nor
@@ -304,11 +313,11 @@ class RecordStore:
             return
         self.db.update_if(fresh, "SET #v = :v, good_k = :k, good_s = :st",
                           "attribute_not_exists(good_k) OR good_k <= :k",
-                          {":v": _slim(record, "", "good"), ":k": skey, ":st": record["state"]},
-                          {"#v": "good"})
+                          {":v": _dumps(_slim(record, "", "good")), ":k": skey,
+                           ":st": record["state"]}, {"#v": "good"})
         for kind in ("success", "last"):
-            self.db.update_if(fresh, "REMOVE #v.#suspect", f"{kind}_k = :k", {":k": skey},
-                              {"#v": kind, "#suspect": "suspect"})
+            self._edit_fresh(job_id, kind, skey,
+                             lambda run: {k: v for k, v in run.items() if k != "suspect"})
 
     def get(self, app: str, rid: str, *, consistent: bool = False) -> JobRecord:
         """One record of ``app`` (404 if unknown or another app's); ``consistent``: as last
@@ -374,13 +383,19 @@ def _slim(record: Mapping[str, Any], flag: str, kind: str) -> dict[str, Any]:
     return out
 
 
-def _plain(slim: Mapping[str, Any]) -> JobRecord:
-    """A slim run as read back: its archive's size an int again (DynamoDB hands back Decimals)."""
-    out: dict[str, Any] = dict(slim)
-    result = out.get("result")
-    if isinstance(result, dict) and result.get("size") is not None:
-        out["result"] = {**result, "size": int(result["size"])}
-    return cast(JobRecord, out)
+def _dumps(run: Mapping[str, Any]) -> str:
+    """A slim run as one string attribute: DynamoDB bills the same bytes as a map, and reading
+    it back is one JSON parse instead of boto3 deserializing each field."""
+    return json.dumps(run, separators=(",", ":"))
+
+
+def _run_of(item: Mapping[str, Any], kind: str) -> JobRecord:
+    """The slim ``kind`` run of a job's slim item, with its rid and state (kept beside it, in
+    its ordering key and its state, which the writes' conditions compare)."""
+    run = json.loads(item[kind])
+    run["rid"] = str(item[f"{kind}_k"]).rpartition("#")[2]
+    run["state"] = item[f"{kind}_s"]
+    return cast(JobRecord, run)
 
 
 def _with_flag(item: dict[str, Any]) -> JobRecord:
