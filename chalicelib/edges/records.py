@@ -10,6 +10,10 @@ the outcome. So, as single conditional writes:
   the result, which the daemons really do) and answered as unchanged, or a contradiction (another
   owner or job for the rid, a second and different result) and refused with 409, changing nothing.
 
+A node's every-minute ``backup_expire`` job is the exception: its ``running`` posts are not kept, a
+success only as its list's last run (``EXPIRE#<digest>`` / ``last``, one per node), a failure also
+as a record, as any other; 95 % of posts were those, each a record kept forever.
+
 The record is kept verbatim (``record``, JSON) so answers carry the daemon's field names and Go
 time strings. Index ``gsi1`` serves "newest records of an app in a month"; each backup job's newest
 record, newest success and newest good success are also kept whole in the ``JOBLAST`` partition
@@ -21,6 +25,7 @@ Query per node, a tenth of the bytes the whole records were. Nothing scans.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +35,7 @@ from typing import Any, cast
 
 from chalicelib.core.formats.recordschema import identity, record_app
 from chalicelib.core.gotime import parse_go_time, sort_key
-from chalicelib.core.jobs import BACKUP_ACTION, node_of_job_id
+from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, node_of_job_id
 from chalicelib.core.retention import archive_of
 from chalicelib.core.sizes import Baseline, Judgment, archive_size, median, suspect
 from chalicelib.core.types import JobRecord, Latest
@@ -41,6 +46,7 @@ from chalicelib.logs import event, log
 
 LATEST = "JOBLAST"  # partition of each job's newest record, newest success, newest good success
 FRESH = "FRESH#"  # + node IP: partition of its jobs' slim freshness items
+EXPIRE_LAST = "EXPIRE#"  # + digest of an expire job's list: that list's (so its node's) last run
 KINDS = ("last", "success", "good")
 BRIEF = ("start", "end", "reason")  # what freshness reads of a run, besides its rid and state
 MAX_REASON = 1000  # a failure's reason kept on the slim item (the record keeps all of it)
@@ -72,6 +78,10 @@ class RecordStore:
         """Store a validated record, with the controller's ``judgment`` of a backup's success;
         False if it changed nothing, :class:`Conflict` if it contradicts the stored one."""
         state = record["state"]
+        if record["action"] == EXPIRE_ACTION:
+            kept = state != "running" and self._put_expire_last(record)
+            if state != "failed":
+                return kept
         judged = judgment if judgment is not None and state == "success" else Judgment()
         item = record_item(record, judged.suspect, self.retention_days)
         key, ident = item["gsi1sk"], item["ident"]
@@ -120,6 +130,24 @@ class RecordStore:
         raise Conflict(f"record {rid} already finished as {before.get('state')} at "
                        f"{before.get('end')}; a different {record['state']} post for it is refused",
                        code="record_finished")
+
+    def _put_expire_last(self, record: JobRecord) -> bool:
+        """An expire run's outcome, kept as its list's last run (one item per node, since each
+        node's list names its own volume dirs), instead of a record per minute per node: the
+        daemon's expire record says nothing of what it deleted (its result is null), so a
+        success is the same fact every minute. A failure is also stored as a record, as any
+        other. The list itself is the node's pushed one; the item says how many dirs it had."""
+        info = record["args"].get("info") or []
+        digest = hashlib.sha256(json.dumps(info).encode()).hexdigest()[:16]
+        key = sort_key(record["start"], record["rid"])
+        run = {k: record.get(k) for k in ("rid", "state", "start", "end", "reason")}
+        item: dict[str, Any] = {"pk": f"{EXPIRE_LAST}{digest}", "sk": "last", "skey": key,
+                                "state": record["state"], "dirs": len(info) // 2,
+                                "run": _dumps(run)}
+        if self.retention_days:
+            expires = parse_go_time(record["start"])[0] + timedelta(days=self.retention_days)
+            item[TTL_ATTRIBUTE] = int(expires.timestamp())
+        return self.db.put_if(item, "attribute_not_exists(pk) OR skey < :k", {":k": key})
 
     def _put_latest(self, record: JobRecord, key: str, kind: str, flag: str = "",
                     sizes: list[int] | None = None, run: list[int] | None = None) -> bool:

@@ -10,6 +10,8 @@ Single table, generic keys. Item kinds (``pk`` / ``sk``):
 * job's freshness ``FRESH#<node ip>`` / ``<job id>``: one slim item per job (state, start, end, size,
                   suspect of its newest run, success and good success), what a scheduled run
                   reads, one Query per node; ``FRESH`` / ``ready`` says every job has one;
+* expire list     ``EXPIRE#<digest of its dirs>`` / ``last``: a node's expire job's last run (its
+                  successes are not records: see :mod:`chalicelib.edges.records`);
 * node state      ``NODES`` / ``<ip>`` (version, job ids, time of the last good push);
 * job pause       ``PAUSES`` / ``<ip>#<job id>``;
 * reconcile run   ``RECONCILE`` / ``<time>`` (bounded by ``ttl``);
