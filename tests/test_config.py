@@ -270,7 +270,8 @@ def test_every_stage_packages_for_python_313_and_lints_clean(packaged, variant):
     body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     assert body["paths"]  # merged into chalice's API, not replacing it
     assert set(body["x-amazon-apigateway-gateway-responses"]) == {
-        "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"}
+        "MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"}
+    assert body["x-amazon-apigateway-gateway-responses"]["THROTTLED"]["statusCode"] == 503
     assert ("VpcConfig" in api) == (variant != "local")
     lint = subprocess.run([tool("cfn-lint"), "--", str(project / "out" / "sam.json")],
                           capture_output=True, text=True, timeout=120)
@@ -445,3 +446,14 @@ def test_every_output_and_flag_the_guide_names_exists(packaged):
         "Fn::GetAtt": ["ApiGatewayCustomDomain", "RegionalDomainName"]}
     assert "RegionalDomainName" not in deployed["prod-private"]  # no custom domain there
     assert "AliasDomainName" not in GUIDE + (ROOT / "scripts" / "render_router.py").read_text()
+
+
+def test_a_throttled_call_is_a_503_so_a_daemon_posts_its_record_again():
+    """API Gateway answers a throttled call 429, which a daemon never retries (only a 5xx or no
+    answer): the deployed API answers 503 instead."""
+    from chalicelib.edges.table import cloudformation_resources
+
+    responses = cloudformation_resources("t")["RestAPI"]["Properties"]["DefinitionBody"][
+        "x-amazon-apigateway-gateway-responses"]
+    assert responses["THROTTLED"]["statusCode"] == 503
+    assert "retry later" in responses["THROTTLED"]["responseTemplates"]["application/json"]

@@ -93,7 +93,10 @@ class RecordStore:
                 {":running": "running", ":ident": ident}, {"#s": "state"})
         if not stored:
             stored = self._resolve(item, record)
-        if stored and record["action"] == BACKUP_ACTION and record["id"]:
+        if record["action"] == BACKUP_ACTION and record["id"]:
+            # also for a repeat: the daemon posts again after a 5xx, which may have come after
+            # the record was written but before the job's latest items were (a throttled write);
+            # their ordering rules make writing them again harmless
             kinds = ["last"] if self._put_latest(record, key, "last", judged.suspect) else []
             if state == "success" and self._put_latest(
                     record, key, "success", judged.suspect,
@@ -102,6 +105,9 @@ class RecordStore:
             if state == "success" and not judged.suspect and self._put_latest(
                     record, key, "good", "", list(judged.good_sizes)):
                 kinds.append("good")  # the newest *good* backup, its sizes
+            if not stored:  # the whole items may be written and the slim one not
+                kinds = ["last", *(["success"] if state == "success" else []),
+                         *(["good"] if state == "success" and not judged.suspect else [])]
             if kinds:
                 self._put_fresh(record, key, kinds, judged.suspect)
         return stored

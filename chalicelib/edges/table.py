@@ -105,6 +105,10 @@ def cloudformation_resources(table_name: str) -> dict[str, Any]:
             "x-amazon-apigateway-gateway-responses": {
                 "MISSING_AUTHENTICATION_TOKEN": answer(
                     404, "unknown_route", "no such route: $context.httpMethod $context.path"),
+                # a throttled call is a 503, not API Gateway's 429: a daemon posts a record
+                # again only after a 5xx (or no answer), so a 429 would lose it
+                "THROTTLED": answer(503, "throttled",
+                                    "$context.error.messageString; retry later"),
                 "DEFAULT_4XX": answer(None, "gateway_refused",
                                       "$context.error.messageString"),
                 "DEFAULT_5XX": answer(None, "gateway_error",
