@@ -329,7 +329,7 @@ class ScaleRun:
                 f"log {self.log_bytes / 1024:,.0f} KB")
 
 
-def _scale_run(settings: Settings, endpoint: str, out: Any) -> None:
+def _scale_run(settings: Settings, endpoint: str, out: Any, profile: str = "") -> None:
     """Child process: the scheduled function's whole run (reconcile, status of every item, alerts,
     restores, its log lines) against the steady-state table, first pushing every node, then with
     nothing changed; per run its wall and CPU seconds, its own peak resident memory (Linux's
@@ -368,8 +368,14 @@ def _scale_run(settings: Settings, endpoint: str, out: Any) -> None:
                                     "failed": len(answer.get("failed") or {})}))
             del answer
 
-        for name in ("push", "no-op"):
-            measure(name, lambda: schedule.scheduled(deps))
+        measure("push", lambda: schedule.scheduled(deps))
+        if profile:  # the no-op run once under the profiler, apart from the measured one
+            import cProfile
+
+            cProfile.runctx("schedule.scheduled(deps)", globals(), locals(), profile)
+            meter.take()
+            tap.take()
+        measure("no-op", lambda: schedule.scheduled(deps))
         ips = deps.cluster().node_ips()
         # the read a run made before the slim items (every job's whole latest items), and now
         measure("whole read", deps.records._fresh_from_whole)
@@ -380,7 +386,7 @@ def _scale_run(settings: Settings, endpoint: str, out: Any) -> None:
     out.put([{f.name: getattr(r, f.name) for f in dataclasses.fields(r)} for r in runs])
 
 
-def bench_scale(settings: Settings, nodes: int) -> tuple[list[Row], ScaleRun]:
+def bench_scale(settings: Settings, nodes: int, profile: str = "") -> tuple[list[Row], ScaleRun]:
     """One invocation of the scheduled function on ``nodes`` nodes of 80 backup jobs each, with
     the table as it is after days of runs (every job's latest items and its recent records, at
     full size): within the function's timeout and memory? Its no-op run, for the cost model."""
@@ -403,7 +409,8 @@ def bench_scale(settings: Settings, nodes: int) -> tuple[list[Row], ScaleRun]:
             _steady_table, s, nodes, procs, datetime.now(UTC).isoformat()))
         ctx = multiprocessing.get_context("spawn")
         out = ctx.Queue()
-        child = ctx.Process(target=_scale_run, args=(s, server.url, out))
+        child = ctx.Process(target=_scale_run, args=(s, server.url, out,
+                                                     f"{profile}.{nodes}" if profile else ""))
         child.start()
         found = out.get(timeout=RECONCILE_TIMEOUT_S * 4)
         child.join(60)
@@ -934,6 +941,10 @@ def main(argv: list[str] | None = None) -> int:
                              "at 200 nodes only: a few minutes")
     parser.add_argument("--only", default="", help="comma-separated groups of rows to run, of "
                         f"{', '.join(GROUPS)} (cost also runs scale and herd, not showing them)")
+    parser.add_argument("--scale-nodes", default="", help="comma-separated cluster sizes of the "
+                        "scale rows (default 200,2000; --quick 200)")
+    parser.add_argument("--profile", default="", help="write the cProfile stats of each scale "
+                        "size's no-op run to this path (suffixed with the nodes)")
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else set(GROUPS)
     if only - set(GROUPS):
@@ -957,8 +968,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_cold()
     scale_runs: dict[int, ScaleRun] = {}
     if only & {"scale", "cost"}:
-        for nodes in (200,) if args.quick else (200, 2000):
-            found, scale_runs[nodes] = bench_scale(settings, nodes)
+        sizes = ([int(n) for n in args.scale_nodes.split(",")] if args.scale_nodes
+                 else [200] if args.quick else [200, 2000])
+        for nodes in sizes:
+            found, scale_runs[nodes] = bench_scale(settings, nodes, args.profile)
             rows += found if "scale" in only else []
     if "pages" in only:
         rows.append(bench_pages())
