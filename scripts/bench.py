@@ -40,7 +40,7 @@ from chalicelib.core import backupspec, cron, jobs, naming, paths  # noqa: E402
 from chalicelib.core.cluster import Cluster  # noqa: E402
 from chalicelib.deps import Deps  # noqa: E402
 from chalicelib.edges import table as table_schema  # noqa: E402
-from chalicelib.edges.records import RecordStore  # noqa: E402
+from chalicelib.edges.records import EXPIRE_LAST, RecordStore  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from chalicelib.usecases import backups, reconcile  # noqa: E402
 from scripts import benchtable, costmodel  # noqa: E402
@@ -766,7 +766,8 @@ def _job_writes(kind: str, units: costmodel.Units, rid: str, job_id: str, node: 
                 ) -> costmodel.JobWrites:
     marks = (node, f"{int(ipaddress.IPv4Address(node)):08x}")
     return costmodel.JobWrites(kind, dict(units.keys), {
-        k: costmodel.key_scope(k[1], rid, job_id, marks, app) for k in units.keys})
+        k: "node" if k[1].startswith(EXPIRE_LAST) else  # the digest of the node's own dirs
+        costmodel.key_scope(k[1], rid, job_id, marks, app) for k in units.keys})
 
 
 def herd_crowds(lists: dict[str, list[Any]], spread_on: bool) -> dict[str, Counter[int]]:
