@@ -53,6 +53,7 @@ GLOBAL_SECONDARY_INDEXES = [
 
 # Every DynamoDB action the code issues; the IAM policy allows these and nothing else.
 DYNAMODB_ACTIONS = [
+    "dynamodb:BatchGetItem",  # each listed job's newest good backup (listings, deletes)
     "dynamodb:BatchWriteItem",  # node states after a reconcile, dropped pauses, forgotten nodes
     "dynamodb:CreateBackup",  # POST /api/v2/system/backup
     "dynamodb:DeleteItem",  # wakeup removes a pause; held removals applied; an operation's lock
