@@ -15,12 +15,16 @@ success only as its list's last run (``EXPIRE#<digest>`` / ``last``, one per nod
 as a record, as any other; 95 % of posts were those, each a record kept forever.
 
 The record is kept verbatim (``record``, JSON) so answers carry the daemon's field names and Go
-time strings. Index ``gsi1`` serves "newest records of an app in a month"; each backup job's newest
-record, newest success and newest good success are also kept whole in the ``JOBLAST`` partition
-(a success's baseline, accept-size and the listing's check read them by key), and their few fields
-freshness needs (rid, state, start, end, reason, suspect; a good one's archive and size) in one
-slim item per job, in a partition per node (``FRESH#<ip>``): a scheduled run reads those, one
-Query per node, a tenth of the bytes the whole records were. Nothing scans.
+time strings. Index ``gsi1`` serves "newest records of an app in a month". Each backup job's newest
+run, newest success and newest good success are kept in one slim item per job, in a partition per
+node (``FRESH#<ip>``), with only what is read of them: freshness and the retention floor (rid,
+state, start, end, reason, suspect; a success's archive and size, why a good one is ``gone``)
+and the next success's judgment (the recent good sizes, the suspect streak). A scheduled run reads
+them with one Query per node, a quarter of the bytes the whole records were, and no key is written
+by every post. Older controllers kept the three as whole records in one ``JOBLAST`` partition
+(a key every post wrote: 1,000 writes a second is a partition's limit); a table from then is read
+that way, and posts write both, until the first scheduled run has built the slim items
+(:meth:`RecordStore.build_fresh`). Nothing scans.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from chalicelib.edges.table import FRESH_READY, GSI_BY_APP_MONTH, TTL_ATTRIBUTE
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.logs import event, log
 
-LATEST = "JOBLAST"  # partition of each job's newest record, newest success, newest good success
+LATEST = "JOBLAST"  # an older table's partition of every job's newest run, success, good success
 FRESH = "FRESH#"  # + node IP: partition of its jobs' slim freshness items
 EXPIRE_LAST = "EXPIRE#"  # + digest of an expire job's list: that list's (so its node's) last run
 KINDS = ("last", "success", "good")
@@ -68,6 +72,14 @@ class RecordStore:
     def baseline(self, job_id: str) -> Baseline:
         """What the job's next success is judged against (:func:`chalicelib.core.sizes.judge`):
         its recent good sizes, and the streak of agreeing suspect sizes on its newest success."""
+        if self.fresh_ready():
+            fresh = _fresh_key(job_id)
+            item = (self.db.get(fresh) if fresh else None) or {}
+            good = _raw_run(item, "good") if "good" in item else {}
+            newest = _raw_run(item, "success") if "success" in item else {}
+            return Baseline(tuple(int(s) for s in good.get("sizes", [])),
+                            tuple(int(s) for s in newest.get("streak", []))
+                            if newest.get("suspect") else ())
         good = self.db.get({"pk": LATEST, "sk": f"{job_id}#good"}) or {}
         latest = self.db.get({"pk": LATEST, "sk": f"{job_id}#success"}) or {}
         return Baseline(tuple(int(s) for s in good.get("sizes", [])),
@@ -93,10 +105,16 @@ class RecordStore:
                 {":running": "running", ":ident": ident}, {"#s": "state"})
         if not stored:
             stored = self._resolve(item, record)
-        if record["action"] == BACKUP_ACTION and record["id"]:
-            # also for a repeat: the daemon posts again after a 5xx, which may have come after
-            # the record was written but before the job's latest items were (a throttled write);
-            # their ordering rules make writing them again harmless
+        if record["action"] == BACKUP_ACTION and record["id"] and self.fresh_ready():
+            # the slim item is all a job's latest runs are (no key every post writes); also for
+            # a repeat: the daemon posts again after a 5xx, which may have come after the record
+            # was written but before the slim item was (a throttled write); its ordering rule
+            # makes writing it again harmless
+            self._put_fresh(record, key, _kinds(state, judged.suspect), judged.suspect,
+                            list(judged.good_sizes), list(judged.streak) if judged.suspect else None)
+        elif record["action"] == BACKUP_ACTION and record["id"]:
+            # a table from before the slim items: the whole ones too, until they are built (the
+            # build reads them again to catch posts that land meanwhile); also for a repeat
             kinds = ["last"] if self._put_latest(record, key, "last", judged.suspect) else []
             if state == "success" and self._put_latest(
                     record, key, "success", judged.suspect,
@@ -106,10 +124,10 @@ class RecordStore:
                     record, key, "good", "", list(judged.good_sizes)):
                 kinds.append("good")  # the newest *good* backup, its sizes
             if not stored:  # the whole items may be written and the slim one not
-                kinds = ["last", *(["success"] if state == "success" else []),
-                         *(["good"] if state == "success" and not judged.suspect else [])]
+                kinds = _kinds(state, judged.suspect)
             if kinds:
-                self._put_fresh(record, key, kinds, judged.suspect)
+                self._put_fresh(record, key, kinds, judged.suspect, list(judged.good_sizes),
+                                list(judged.streak) if judged.suspect else None)
         return stored
 
     def _resolve(self, item: dict[str, Any], record: JobRecord) -> bool:
@@ -178,7 +196,8 @@ class RecordStore:
         return self.db.put_if(item, condition, values,
                               {"#s": "state"} if "#s" in condition else None)
 
-    def _put_fresh(self, record: JobRecord, key: str, kinds: list[str], flag: str = "") -> None:
+    def _put_fresh(self, record: JobRecord, key: str, kinds: list[str], flag: str = "",
+                   sizes: list[int] | None = None, streak: list[int] | None = None) -> None:
         """The job's slim item takes ``record`` as its newest ``kinds`` (those whose whole item
         it just became): one UpdateItem, under the same ordering rule as the whole items, so a
         post that lands late never puts an older run back. When one kind's rule does not hold
@@ -190,7 +209,7 @@ class RecordStore:
         values: dict[str, Any] = {":k": key, ":st": record["state"]}
         if not running:
             values[":running"] = "running"
-        parts = {kind: (_slim(record, flag if kind != "good" else "", kind), n)
+        parts = {kind: (_slim(record, flag if kind != "good" else "", kind, sizes, streak), n)
                  for n, kind in enumerate(kinds)}
 
         def write(chosen: list[str]) -> bool:
@@ -243,7 +262,9 @@ class RecordStore:
             if fresh is None or kind not in KINDS:
                 continue
             slim = out.setdefault(job_id, dict(fresh))
-            slim |= {kind: _dumps(_slim(_with_flag(item), "", kind)), f"{kind}_k": item["skey"],
+            whole = _slim(_with_flag(item), "", kind, [int(s) for s in item.get("sizes", [])],
+                          [int(s) for s in item.get("streak", [])])
+            slim |= {kind: _dumps(whole), f"{kind}_k": item["skey"],
                      f"{kind}_s": item["state"]}
         return out
 
@@ -279,6 +300,8 @@ class RecordStore:
         success, the recent sizes are its size alone, and its suspect flag goes from the job's
         latest items (the record itself keeps what was judged when it came). 409 when the job has
         no success, or its latest one has no size or is 0 bytes."""
+        if self.fresh_ready():
+            return self._accept_slim(job_id)
         latest = self.db.get({"pk": LATEST, "sk": f"{job_id}#success"}, consistent=True)
         if not latest:
             raise Conflict(f"job {job_id} has no successful backup on record: there is no size "
@@ -307,9 +330,55 @@ class RecordStore:
         return {"job": job_id, "accepted_size": size, "record": record["rid"],
                 "previous_median": before or None}
 
+    def _accept_slim(self, job_id: str) -> dict[str, Any]:
+        """accept-size on the slim item, in one conditional write: it still has the success read
+        (a post meanwhile: read again, a few times, then 409)."""
+        fresh = _fresh_key(job_id)
+        for _ in range(3):
+            item = (self.db.get(fresh, consistent=True) if fresh else None) or {}
+            if "success" not in item:
+                raise Conflict(f"job {job_id} has no successful backup on record: there is no "
+                               "size to accept (run it: actions/run)", code="no_success")
+            success = _raw_run(item, "success")
+            size = archive_size(success.get("result"))
+            if size is None:
+                raise Conflict(f"the latest success of job {job_id} (record {success['rid']}, "
+                               f"started {success.get('start')}): "
+                               f"{suspect(success.get('result'), [], 0)}, which cannot be a "
+                               "baseline; accept a success with an archive (run the job again: "
+                               "actions/run)", code="no_size")
+            good = _raw_run(item, "good") if "good" in item else {}
+            before = median([int(s) for s in good.get("sizes", [])])
+            skey = item["success_k"]
+            clean = {k: v for k, v in success.items() if k not in ("suspect", "streak")}
+            sets = ["#g = :g, good_k = :k, good_s = :st, #s = :s"]
+            values = {":g": _stored({**clean, "sizes": [size]}), ":k": skey,
+                      ":st": success["state"], ":s": _stored(clean), ":old": item["success"]}
+            rule = ("success_k = :k AND #s = :old AND (attribute_not_exists(good_k) OR "
+                    "good_k <= :k)")
+            names = {"#g": "good", "#s": "success"}
+            if item.get("last_k") == skey:  # the newest run is that success: not suspect either
+                last = _raw_run(item, "last")
+                sets.append("#l = :l")
+                values |= {":l": _stored({k: v for k, v in last.items() if k != "suspect"}),
+                           ":oldl": item["last"]}
+                rule += " AND last_k = :k AND #l = :oldl"
+                names["#l"] = "last"
+            if fresh and self.db.update_if(fresh, "SET " + ", ".join(sets), rule, values, names):
+                event(log, "size_accepted", job=job_id, rid=success["rid"], accepted_size=size,
+                      previous_median=before)
+                return {"job": job_id, "accepted_size": size, "record": success["rid"],
+                        "previous_median": before or None}
+        raise Conflict(f"the latest runs of job {job_id} kept changing; try again",
+                       code="changed")
+
     def goods(self, job_ids: list[str]) -> dict[str, JobRecord]:
         """``{job id: its newest good success}`` of those of ``job_ids`` that have one, as last
         written (one BatchGetItem per 100 jobs); ``gone`` says why its archive is known deleted."""
+        if self.fresh_ready():
+            keys = [k for j in dict.fromkeys(job_ids) if (k := _fresh_key(j)) is not None]
+            return {i["sk"]: _run_of(i, "good") for i in self.db.get_many(keys, consistent=True)
+                    if "good" in i}
         keys = [{"pk": LATEST, "sk": f"{j}#good"} for j in dict.fromkeys(job_ids)]
         return {i["sk"].rpartition("#")[0]: _with_flag(i)
                 for i in self.db.get_many(keys, consistent=True)}
@@ -318,6 +387,15 @@ class RecordStore:
         """Mark the job's newest good success as no good any more: its archive ``file`` was
         deleted (``why``). False when that is not (or no longer) the job's newest good success,
         or it is marked already. The next good success replaces the mark."""
+        if self.fresh_ready():
+            fresh = _fresh_key(job_id)
+            slim = (self.db.get(fresh, consistent=True) if fresh else None) or {}
+            good = _raw_run(slim, "good") if "good" in slim else None
+            if not fresh or not good or good.get("gone") or archive_of(good) != file:
+                return False
+            return self.db.update_if(fresh, "SET #g = :new", "good_k = :k AND #g = :old",
+                                     {":new": _stored({**good, "gone": why}),
+                                      ":old": slim["good"], ":k": slim["good_k"]}, {"#g": "good"})
         item = self.db.get({"pk": LATEST, "sk": f"{job_id}#good"}, consistent=True)
         if not item or item.get("gone") or archive_of(_with_flag(item)) != file:
             return False
@@ -399,10 +477,12 @@ def _fresh_key(job_id: str) -> dict[str, str] | None:
     return {"pk": f"{FRESH}{node}", "sk": job_id} if node else None
 
 
-def _slim(record: Mapping[str, Any], flag: str, kind: str) -> dict[str, Any]:
-    """What freshness and the retention floor read of a run: its brief (a failure's reason cut
-    at MAX_REASON), why it is suspect, and of the newest good one its archive and size and why
-    it is ``gone``."""
+def _slim(record: Mapping[str, Any], flag: str, kind: str, sizes: list[int] | None = None,
+          streak: list[int] | None = None) -> dict[str, Any]:
+    """What freshness, the retention floor and the next success's judgment read of a run: its
+    brief (a failure's reason cut at MAX_REASON), why it is suspect; of the newest success its
+    archive and size and the ``streak`` of agreeing suspect sizes; of the newest good one its
+    archive and size, the recent good ``sizes`` and why it is ``gone``."""
     out: dict[str, Any] = {k: record[k] for k in BRIEF if k in record}
     if isinstance(out.get("reason"), str):
         out["reason"] = out["reason"][:MAX_REASON]
@@ -410,11 +490,27 @@ def _slim(record: Mapping[str, Any], flag: str, kind: str) -> dict[str, Any]:
     if suspect and kind != "good":
         out["suspect"] = suspect
     result = record.get("result")
-    if kind == "good" and isinstance(result, dict):
+    if kind != "last" and isinstance(result, dict):
         out["result"] = {k: result[k] for k in ("file", "size") if k in result}
+    if kind == "success" and suspect and streak:
+        out["streak"] = streak
+    if kind == "good":
         if record.get("gone"):
             out["gone"] = record["gone"]
+        if sizes:
+            out["sizes"] = sizes
     return out
+
+
+def _kinds(state: str, suspect: str) -> list[str]:
+    """Which of a job's latest runs a run of that state (and judgment) may become."""
+    return ["last", *(["success"] if state == "success" else []),
+            *(["good"] if state == "success" and not suspect else [])]
+
+
+def _stored(run: Mapping[str, Any]) -> str:
+    """A slim run as written back: without the rid and state that live beside it."""
+    return _dumps({k: v for k, v in run.items() if k not in ("rid", "state")})
 
 
 def _dumps(run: Mapping[str, Any]) -> str:
@@ -423,13 +519,18 @@ def _dumps(run: Mapping[str, Any]) -> str:
     return json.dumps(run, separators=(",", ":"))
 
 
-def _run_of(item: Mapping[str, Any], kind: str) -> JobRecord:
+def _raw_run(item: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """The slim ``kind`` run of a job's slim item, with its rid and state (kept beside it, in
     its ordering key and its state, which the writes' conditions compare)."""
-    run = json.loads(item[kind])
+    run: dict[str, Any] = json.loads(item[kind])
     run["rid"] = str(item[f"{kind}_k"]).rpartition("#")[2]
     run["state"] = item[f"{kind}_s"]
-    return cast(JobRecord, run)
+    return run
+
+
+def _run_of(item: Mapping[str, Any], kind: str) -> JobRecord:
+    """The slim ``kind`` run as the record fields freshness reads."""
+    return cast(JobRecord, _raw_run(item, kind))
 
 
 def _with_flag(item: dict[str, Any]) -> JobRecord:

@@ -5,11 +5,11 @@ Single table, generic keys. Item kinds (``pk`` / ``sk``):
 
 * job record      ``RID#<rid>`` / ``RECORD``; ``gsi1`` = ``<app>#<YYYY-MM>`` / ``<start>#<rid>``
                   (newest-first records of an app-month);
-* job's latest    ``JOBLAST`` / ``<job id>#last``, ``#success``, ``#good`` (each the full record:
-                  a success's baseline, accept-size, the listing's check of the newest good one);
-* job's freshness ``FRESH#<node ip>`` / ``<job id>``: one slim item per job (state, start, end, size,
-                  suspect of its newest run, success and good success), what a scheduled run
-                  reads, one Query per node; ``FRESH`` / ``ready`` says every job has one;
+* job's latest    ``FRESH#<node ip>`` / ``<job id>``: one slim item per job (state, start, end,
+                  size, suspect of its newest run, success and good success; the recent good
+                  sizes), what a scheduled run reads, one Query per node; ``FRESH`` / ``ready``
+                  says every job has one; before it, ``JOBLAST`` / ``<job id>#last``,
+                  ``#success``, ``#good`` held them whole (read, and written, until then);
 * expire list     ``EXPIRE#<digest of its dirs>`` / ``last``: a node's expire job's last run (its
                   successes are not records: see :mod:`chalicelib.edges.records`);
 * node state      ``NODES`` / ``<ip>`` (version, job ids, time of the last good push);
