@@ -431,10 +431,6 @@ def run(deps: Deps, *, confirm: bool = False) -> Run:
 
 
 def _run(deps: Deps, confirm: bool, summary: ReconcileSummary, clock: float) -> Run:
-    try:  # a table from before the slim freshness items: build them once (the run reads them)
-        deps.records.build_fresh()
-    except ControllerError as e:  # read the old way meanwhile; the next run tries again
-        event(log, "fresh_items_not_built", level=WARNING, error=e.message)
     try:
         seen = observe(deps, confirm=confirm)
         done = _apply(deps, seen)

@@ -59,7 +59,7 @@ def test_an_upgraded_table_answers_the_same_before_and_after_its_first_run(setti
                                                                                      "failing"}
     upgraded = Deps(settings, table=ddb)
     assert statuses(upgraded) == expected  # read the old way until the slim items are built
-    assert schedule._run(upgraded)["ok"]
+    assert schedule.scheduled(upgraded)["ok"]
     assert ddb.get_item(Key={"pk": "FRESH", "sk": "ready"}).get("Item")
     slim = ddb.get_item(Key={"pk": "FRESH#127.0.0.13", "sk": MYSQL})["Item"]
     assert json.loads(slim["last"]) == {"start": ANY, "end": ANY, "reason": "preRun exited 1"}
