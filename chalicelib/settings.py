@@ -82,7 +82,7 @@ class Settings:
     node_timeout_seconds: float = setting(3.0, "NODE_TIMEOUT_SECONDS", minimum=0.1)
     push_timeout_seconds: float = setting(15.0, "PUSH_TIMEOUT_SECONDS", minimum=1)
     fanout_workers: int = setting(32, "FANOUT_WORKERS", minimum=1)
-    record_retention_days: int = setting(0, "RECORD_RETENTION_DAYS", minimum=0)
+    record_retention_days: int = setting(400, "RECORD_RETENTION_DAYS", minimum=0)
     notify_clock_skew_seconds: float = setting(600.0, "NOTIFY_CLOCK_SKEW_SECONDS", minimum=0)
     freshness_grace_seconds: float = setting(600.0, "FRESHNESS_GRACE_SECONDS", minimum=0)
     spread_seconds: bool = setting(False, "SPREAD_SECONDS")

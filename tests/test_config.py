@@ -272,7 +272,8 @@ def test_every_stage_packages_for_python_313_and_lints_clean(packaged, variant):
     body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     assert body["paths"]  # merged into chalice's API, not replacing it
     assert set(body["x-amazon-apigateway-gateway-responses"]) == {
-        "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"}
+        "MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"}
+    assert body["x-amazon-apigateway-gateway-responses"]["THROTTLED"]["statusCode"] == 503
     assert ("VpcConfig" in api) == (variant != "local")
     lint = subprocess.run([tool("cfn-lint"), "--", str(project / "out" / "sam.json")],
                           capture_output=True, text=True, timeout=120)
@@ -447,3 +448,30 @@ def test_every_output_and_flag_the_guide_names_exists(packaged):
         "Fn::GetAtt": ["ApiGatewayCustomDomain", "RegionalDomainName"]}
     assert "RegionalDomainName" not in deployed["prod-private"]  # no custom domain there
     assert "AliasDomainName" not in GUIDE + (ROOT / "scripts" / "render_router.py").read_text()
+
+
+def test_a_throttled_call_is_a_503_so_a_daemon_posts_its_record_again():
+    """API Gateway answers a throttled call 429, which a daemon never retries (only a 5xx or no
+    answer): the deployed API answers 503 instead."""
+    from chalicelib.edges.table import cloudformation_resources
+
+    responses = cloudformation_resources("t")["RestAPI"]["Properties"]["DefinitionBody"][
+        "x-amazon-apigateway-gateway-responses"]
+    assert responses["THROTTLED"]["statusCode"] == 503
+    assert "retry later" in responses["THROTTLED"]["responseTemplates"]["application/json"]
+
+
+def test_the_policy_allows_every_dynamodb_call_the_code_makes():
+    """moto does not check IAM: a call the policy leaves out would fail only once deployed."""
+    import re
+    from pathlib import Path
+
+    from chalicelib.edges.table import DYNAMODB_ACTIONS
+
+    code = "".join(p.read_text() for p in Path("chalicelib").rglob("*.py"))
+    calls = set(re.findall(r"\b(batch_get_item|batch_write_item|put_item|get_item|delete_item|"
+                           r"update_item|query|scan|create_backup|batch_writer)\b", code))
+    # a batch writer sends BatchWriteItem; a TransactWriteItems is authorized by its parts' actions
+    actions = {"BatchWriteItem" if c == "batch_writer" else
+               "".join(w.title() for w in c.split("_")) for c in calls}
+    assert actions and {f"dynamodb:{a}" for a in actions} <= set(DYNAMODB_ACTIONS)

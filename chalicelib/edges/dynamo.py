@@ -113,6 +113,13 @@ class Dynamo:
         """Write ``item`` if ``condition`` holds; False when it did not (nothing written)."""
         return self._if("put_item", {"Item": item}, condition, values, names)
 
+    def update_if(self, key: dict[str, str], update: str, condition: str,
+                  values: dict[str, Any] | None = None, names: dict[str, str] | None = None
+                  ) -> bool:
+        """Apply ``update`` to the item at ``key`` if ``condition`` holds; False when it did not."""
+        return self._if("update_item", {"Key": key, "UpdateExpression": update}, condition, values,
+                        names)
+
     def delete_if(self, key: dict[str, str], condition: str, values: dict[str, Any]) -> bool:
         """Delete the item at ``key`` if ``condition`` holds; False when it did not."""
         return self._if("delete_item", {"Key": key}, condition, values, None)

@@ -10,31 +10,51 @@ the outcome. So, as single conditional writes:
   the result, which the daemons really do) and answered as unchanged, or a contradiction (another
   owner or job for the rid, a second and different result) and refused with 409, changing nothing.
 
+A node's every-minute ``backup_expire`` job is the exception: its ``running`` posts are not kept, a
+success only as its list's last run (``EXPIRE#<digest>`` / ``last``, one per node), a failure also
+as a record, as any other; 95 % of posts were those, each a record kept forever.
+
 The record is kept verbatim (``record``, JSON) so answers carry the daemon's field names and Go
-time strings. Index ``gsi1`` serves "newest records of an app in a month"; each backup job's newest
-record and newest success are also kept in the ``JOBLAST`` partition, so the freshness of every
-job is one Query. Nothing scans.
+time strings. Index ``gsi1`` serves "newest records of an app in a month". Each backup job's newest
+run, newest success and newest good success are kept in one slim item per job, in a partition per
+node (``FRESH#<ip>``), with only what is read of them: freshness and the retention floor (rid,
+state, start, end, reason, suspect; a success's archive and size, why a good one is ``gone``)
+and the next success's judgment (the recent good sizes, the suspect streak). A scheduled run reads
+them with one Query per node, a quarter of the bytes the whole records were, and no key is written
+by every post. Older controllers kept the three as whole records in one ``JOBLAST`` partition
+(a key every post wrote: 1,000 writes a second is a partition's limit); a table from then is read
+that way, and posts write both, until the first scheduled run has built the slim items
+(:meth:`RecordStore.build_fresh`). Nothing scans.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from logging import WARNING
-from typing import Any
+from typing import Any, cast
 
 from chalicelib.core.formats.recordschema import identity, record_app
 from chalicelib.core.gotime import parse_go_time, sort_key
-from chalicelib.core.jobs import BACKUP_ACTION
+from chalicelib.core.jobs import BACKUP_ACTION, EXPIRE_ACTION, node_of_job_id
 from chalicelib.core.retention import archive_of
 from chalicelib.core.sizes import Baseline, Judgment, archive_size, median, suspect
 from chalicelib.core.types import JobRecord, Latest
 from chalicelib.edges.dynamo import Dynamo
-from chalicelib.edges.table import GSI_BY_APP_MONTH, TTL_ATTRIBUTE
+from chalicelib.edges.table import FRESH_READY, GSI_BY_APP_MONTH, TTL_ATTRIBUTE
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.logs import event, log
 
-LATEST = "JOBLAST"  # partition of each job's newest record, newest success, newest good success
+LATEST = "JOBLAST"  # an older table's partition of every job's newest run, success, good success
+FRESH = "FRESH#"  # + node IP: partition of its jobs' slim freshness items
+EXPIRE_LAST = "EXPIRE#"  # + digest of an expire job's list: that list's (so its node's) last run
+KINDS = ("last", "success", "good")
+BRIEF = ("start", "end", "reason")  # what freshness reads of a run, besides its rid and state
+MAX_REASON = 1000  # a failure's reason kept on the slim item (the record keeps all of it)
+READ_WORKERS = 16  # per-node Queries at once: 2,000 nodes in about a second
 
 
 def _key(rid: str) -> dict[str, str]:
@@ -47,10 +67,19 @@ class RecordStore:
     def __init__(self, table: Any, retention_days: int = 0) -> None:
         self.db = Dynamo(table)
         self.retention_days = retention_days
+        self._ready = False  # every job's slim freshness item exists (FRESH_READY seen)
 
     def baseline(self, job_id: str) -> Baseline:
         """What the job's next success is judged against (:func:`chalicelib.core.sizes.judge`):
         its recent good sizes, and the streak of agreeing suspect sizes on its newest success."""
+        if self.fresh_ready():
+            fresh = _fresh_key(job_id)
+            item = (self.db.get(fresh) if fresh else None) or {}
+            good = _raw_run(item, "good") if "good" in item else {}
+            newest = _raw_run(item, "success") if "success" in item else {}
+            return Baseline(tuple(int(s) for s in good.get("sizes", [])),
+                            tuple(int(s) for s in newest.get("streak", []))
+                            if newest.get("suspect") else ())
         good = self.db.get({"pk": LATEST, "sk": f"{job_id}#good"}) or {}
         latest = self.db.get({"pk": LATEST, "sk": f"{job_id}#success"}) or {}
         return Baseline(tuple(int(s) for s in good.get("sizes", [])),
@@ -61,6 +90,10 @@ class RecordStore:
         """Store a validated record, with the controller's ``judgment`` of a backup's success;
         False if it changed nothing, :class:`Conflict` if it contradicts the stored one."""
         state = record["state"]
+        if record["action"] == EXPIRE_ACTION:
+            kept = state != "running" and self._put_expire_last(record)
+            if state != "failed":
+                return kept
         judged = judgment if judgment is not None and state == "success" else Judgment()
         item = record_item(record, judged.suspect, self.retention_days)
         key, ident = item["gsi1sk"], item["ident"]
@@ -72,13 +105,29 @@ class RecordStore:
                 {":running": "running", ":ident": ident}, {"#s": "state"})
         if not stored:
             stored = self._resolve(item, record)
-        if stored and record["action"] == BACKUP_ACTION and record["id"]:
-            self._put_latest(record, key, "last", judged.suspect)
-            if state == "success":
-                self._put_latest(record, key, "success", judged.suspect,
-                                 run=list(judged.streak) if judged.suspect else None)
-            if state == "success" and not judged.suspect:  # the newest *good* backup, its sizes
-                self._put_latest(record, key, "good", "", list(judged.good_sizes))
+        if record["action"] == BACKUP_ACTION and record["id"] and self.fresh_ready():
+            # the slim item is all a job's latest runs are (no key every post writes); also for
+            # a repeat: the daemon posts again after a 5xx, which may have come after the record
+            # was written but before the slim item was (a throttled write); its ordering rule
+            # makes writing it again harmless
+            self._put_fresh(record, key, _kinds(state, judged.suspect), judged.suspect,
+                            list(judged.good_sizes), list(judged.streak) if judged.suspect else None)
+        elif record["action"] == BACKUP_ACTION and record["id"]:
+            # a table from before the slim items: the whole ones too, until they are built (the
+            # build reads them again to catch posts that land meanwhile); also for a repeat
+            kinds = ["last"] if self._put_latest(record, key, "last", judged.suspect) else []
+            if state == "success" and self._put_latest(
+                    record, key, "success", judged.suspect,
+                    run=list(judged.streak) if judged.suspect else None):
+                kinds.append("success")
+            if state == "success" and not judged.suspect and self._put_latest(
+                    record, key, "good", "", list(judged.good_sizes)):
+                kinds.append("good")  # the newest *good* backup, its sizes
+            if not stored:  # the whole items may be written and the slim one not
+                kinds = _kinds(state, judged.suspect)
+            if kinds:
+                self._put_fresh(record, key, kinds, judged.suspect, list(judged.good_sizes),
+                                list(judged.streak) if judged.suspect else None)
         return stored
 
     def _resolve(self, item: dict[str, Any], record: JobRecord) -> bool:
@@ -106,8 +155,26 @@ class RecordStore:
                        f"{before.get('end')}; a different {record['state']} post for it is refused",
                        code="record_finished")
 
+    def _put_expire_last(self, record: JobRecord) -> bool:
+        """An expire run's outcome, kept as its list's last run (one item per node, since each
+        node's list names its own volume dirs), instead of a record per minute per node: the
+        daemon's expire record says nothing of what it deleted (its result is null), so a
+        success is the same fact every minute. A failure is also stored as a record, as any
+        other. The list itself is the node's pushed one; the item says how many dirs it had."""
+        info = record["args"].get("info") or []
+        digest = hashlib.sha256(json.dumps(info).encode()).hexdigest()[:16]
+        key = sort_key(record["start"], record["rid"])
+        run = {k: record.get(k) for k in ("rid", "state", "start", "end", "reason")}
+        item: dict[str, Any] = {"pk": f"{EXPIRE_LAST}{digest}", "sk": "last", "skey": key,
+                                "state": record["state"], "dirs": len(info) // 2,
+                                "run": _dumps(run)}
+        if self.retention_days:
+            expires = parse_go_time(record["start"])[0] + timedelta(days=self.retention_days)
+            item[TTL_ATTRIBUTE] = int(expires.timestamp())
+        return self.db.put_if(item, "attribute_not_exists(pk) OR skey < :k", {":k": key})
+
     def _put_latest(self, record: JobRecord, key: str, kind: str, flag: str = "",
-                    sizes: list[int] | None = None, run: list[int] | None = None) -> None:
+                    sizes: list[int] | None = None, run: list[int] | None = None) -> bool:
         """Keep the job's newest record (``last``), newest success and newest good success, so
         freshness of every job is one Query; same ordering rule: a late ``running`` never replaces
         its own result. ``flag`` says why a success is suspect; ``sizes`` are the recent good
@@ -126,21 +193,115 @@ class RecordStore:
         else:
             condition = "attribute_not_exists(pk) OR skey < :k OR (skey = :k AND #s = :running)"
             values = {":k": key, ":running": "running"}
-        self.db.put_if(item, condition, values, {"#s": "state"} if "#s" in condition else None)
+        return self.db.put_if(item, condition, values,
+                              {"#s": "state"} if "#s" in condition else None)
 
-    def latest_by_job(self) -> Latest:
-        """``{job id: {"last": record, "success": record}}`` for every job with a record."""
+    def _put_fresh(self, record: JobRecord, key: str, kinds: list[str], flag: str = "",
+                   sizes: list[int] | None = None, streak: list[int] | None = None) -> None:
+        """The job's slim item takes ``record`` as its newest ``kinds`` (those whose whole item
+        it just became): one UpdateItem, under the same ordering rule as the whole items, so a
+        post that lands late never puts an older run back. When one kind's rule does not hold
+        (two posts of the job at once), each kind is tried on its own."""
+        fresh = _fresh_key(record["id"])
+        if fresh is None:
+            return
+        running = record["state"] == "running"
+        values: dict[str, Any] = {":k": key, ":st": record["state"]}
+        if not running:
+            values[":running"] = "running"
+        parts = {kind: (_slim(record, flag if kind != "good" else "", kind, sizes, streak), n)
+                 for n, kind in enumerate(kinds)}
+
+        def write(chosen: list[str]) -> bool:
+            names: dict[str, str] = {}
+            sets: list[str] = []
+            rules: list[str] = []
+            vals = dict(values)
+            for kind in chosen:
+                slim, n = parts[kind]
+                names |= {f"#v{n}": kind, f"#k{n}": f"{kind}_k", f"#s{n}": f"{kind}_s"}
+                vals[f":v{n}"] = _dumps(slim)
+                sets.append(f"#v{n} = :v{n}, #k{n} = :k, #s{n} = :st")
+                later = "" if running else f" OR (#k{n} = :k AND #s{n} = :running)"
+                rules.append(f"(attribute_not_exists(#k{n}) OR #k{n} < :k{later})")
+            if running:
+                vals.pop(":running", None)
+            return self.db.update_if(fresh, "SET " + ", ".join(sets), " AND ".join(rules), vals,
+                                     names)
+
+        if not write(kinds) and len(kinds) > 1:
+            for kind in kinds:
+                write([kind])
+
+    def latest_by_job(self, nodes: Iterable[str]) -> Latest:
+        """``{job id: {"last": run, "success": run, "good": run}}`` for every job of ``nodes``
+        with a record: each run's few fields freshness and the retention floor read (rid, state,
+        start, end, reason, suspect; a good one's archive, size and why it is ``gone``), from
+        the slim items, one Query per node. A table whose slim items are not all built yet (see
+        :meth:`build_fresh`) is read the old way: every job's whole latest records."""
+        if not self.fresh_ready():
+            return {job: {k: _run_of(item, k) for k in KINDS if k in item}
+                    for job, item in self._fresh_from_whole().items()}
         out: Latest = {}
+        wanted = sorted(set(nodes))
+        if not wanted:
+            return out
+        with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(wanted))) as pool:
+            for items in pool.map(lambda n: list(self.db.query(f"{FRESH}{n}")), wanted):
+                for item in items:
+                    out[item["sk"]] = {k: _run_of(item, k) for k in KINDS if k in item}
+        return out
+
+    def _fresh_from_whole(self) -> dict[str, dict[str, Any]]:
+        """Every job's slim item as its whole latest items (``JOBLAST``) make it, by job; each
+        whole item is let go as soon as it is read."""
+        out: dict[str, dict[str, Any]] = {}
         for item in self.db.query(LATEST):
             job_id, _, kind = item["sk"].rpartition("#")
-            out.setdefault(job_id, {})[kind] = _with_flag(item)
+            fresh = _fresh_key(job_id)
+            if fresh is None or kind not in KINDS:
+                continue
+            slim = out.setdefault(job_id, dict(fresh))
+            whole = _slim(_with_flag(item), "", kind, [int(s) for s in item.get("sizes", [])],
+                          [int(s) for s in item.get("streak", [])])
+            slim |= {kind: _dumps(whole), f"{kind}_k": item["skey"],
+                     f"{kind}_s": item["state"]}
         return out
+
+    def fresh_ready(self) -> bool:
+        """Whether every job's slim item exists (remembered once seen: it stays so)."""
+        if not self._ready:
+            self._ready = self.db.get(dict(FRESH_READY)) is not None
+        return self._ready
+
+    def build_fresh(self, passes: int = 3) -> int | None:
+        """A table from before the slim items: build every job's from its whole latest items;
+        the number of jobs, or None when the table has them already (or notify kept changing
+        them: the next run tries again). Posts go on meanwhile and write both: the whole items
+        are read again after the slim ones are written, and the jobs that changed in between are
+        written again, until a pass finds none changed; then ``FRESH`` / ``ready`` is set."""
+        if self.fresh_ready():
+            return None
+        before: dict[str, dict[str, Any]] = {}
+        for _ in range(passes):
+            now = self._fresh_from_whole()
+            changed = [item for job, item in now.items() if before.get(job) != item]
+            if not changed:
+                self.db.put(dict(FRESH_READY))
+                self._ready = True
+                event(log, "fresh_items_built", jobs=len(now))
+                return len(now)
+            self.db.put_many(changed)
+            before = now
+        return None
 
     def accept_size(self, job_id: str) -> dict[str, Any]:
         """Take the job's latest success as its good baseline now: it becomes the newest good
         success, the recent sizes are its size alone, and its suspect flag goes from the job's
         latest items (the record itself keeps what was judged when it came). 409 when the job has
         no success, or its latest one has no size or is 0 bytes."""
+        if self.fresh_ready():
+            return self._accept_slim(job_id)
         latest = self.db.get({"pk": LATEST, "sk": f"{job_id}#success"}, consistent=True)
         if not latest:
             raise Conflict(f"job {job_id} has no successful backup on record: there is no size "
@@ -163,14 +324,61 @@ class RecordStore:
         if last and last.get("skey") == skey and last.get("suspect"):
             self.db.put_if({k: v for k, v in last.items() if k != "suspect"}, "skey = :k",
                            {":k": skey})
+        self._accept_fresh(job_id, record, skey)
         event(log, "size_accepted", job=job_id, rid=record["rid"], accepted_size=size,
               previous_median=before)
         return {"job": job_id, "accepted_size": size, "record": record["rid"],
                 "previous_median": before or None}
 
+    def _accept_slim(self, job_id: str) -> dict[str, Any]:
+        """accept-size on the slim item, in one conditional write: it still has the success read
+        (a post meanwhile: read again, a few times, then 409)."""
+        fresh = _fresh_key(job_id)
+        for _ in range(3):
+            item = (self.db.get(fresh, consistent=True) if fresh else None) or {}
+            if "success" not in item:
+                raise Conflict(f"job {job_id} has no successful backup on record: there is no "
+                               "size to accept (run it: actions/run)", code="no_success")
+            success = _raw_run(item, "success")
+            size = archive_size(success.get("result"))
+            if size is None:
+                raise Conflict(f"the latest success of job {job_id} (record {success['rid']}, "
+                               f"started {success.get('start')}): "
+                               f"{suspect(success.get('result'), [], 0)}, which cannot be a "
+                               "baseline; accept a success with an archive (run the job again: "
+                               "actions/run)", code="no_size")
+            good = _raw_run(item, "good") if "good" in item else {}
+            before = median([int(s) for s in good.get("sizes", [])])
+            skey = item["success_k"]
+            clean = {k: v for k, v in success.items() if k not in ("suspect", "streak")}
+            sets = ["#g = :g, good_k = :k, good_s = :st, #s = :s"]
+            values = {":g": _stored({**clean, "sizes": [size]}), ":k": skey,
+                      ":st": success["state"], ":s": _stored(clean), ":old": item["success"]}
+            rule = ("success_k = :k AND #s = :old AND (attribute_not_exists(good_k) OR "
+                    "good_k <= :k)")
+            names = {"#g": "good", "#s": "success"}
+            if item.get("last_k") == skey:  # the newest run is that success: not suspect either
+                last = _raw_run(item, "last")
+                sets.append("#l = :l")
+                values |= {":l": _stored({k: v for k, v in last.items() if k != "suspect"}),
+                           ":oldl": item["last"]}
+                rule += " AND last_k = :k AND #l = :oldl"
+                names["#l"] = "last"
+            if fresh and self.db.update_if(fresh, "SET " + ", ".join(sets), rule, values, names):
+                event(log, "size_accepted", job=job_id, rid=success["rid"], accepted_size=size,
+                      previous_median=before)
+                return {"job": job_id, "accepted_size": size, "record": success["rid"],
+                        "previous_median": before or None}
+        raise Conflict(f"the latest runs of job {job_id} kept changing; try again",
+                       code="changed")
+
     def goods(self, job_ids: list[str]) -> dict[str, JobRecord]:
         """``{job id: its newest good success}`` of those of ``job_ids`` that have one, as last
         written (one BatchGetItem per 100 jobs); ``gone`` says why its archive is known deleted."""
+        if self.fresh_ready():
+            keys = [k for j in dict.fromkeys(job_ids) if (k := _fresh_key(j)) is not None]
+            return {i["sk"]: _run_of(i, "good") for i in self.db.get_many(keys, consistent=True)
+                    if "good" in i}
         keys = [{"pk": LATEST, "sk": f"{j}#good"} for j in dict.fromkeys(job_ids)]
         return {i["sk"].rpartition("#")[0]: _with_flag(i)
                 for i in self.db.get_many(keys, consistent=True)}
@@ -179,11 +387,49 @@ class RecordStore:
         """Mark the job's newest good success as no good any more: its archive ``file`` was
         deleted (``why``). False when that is not (or no longer) the job's newest good success,
         or it is marked already. The next good success replaces the mark."""
+        if self.fresh_ready():
+            fresh = _fresh_key(job_id)
+            slim = (self.db.get(fresh, consistent=True) if fresh else None) or {}
+            good = _raw_run(slim, "good") if "good" in slim else None
+            if not fresh or not good or good.get("gone") or archive_of(good) != file:
+                return False
+            return self.db.update_if(fresh, "SET #g = :new", "good_k = :k AND #g = :old",
+                                     {":new": _stored({**good, "gone": why}),
+                                      ":old": slim["good"], ":k": slim["good_k"]}, {"#g": "good"})
         item = self.db.get({"pk": LATEST, "sk": f"{job_id}#good"}, consistent=True)
         if not item or item.get("gone") or archive_of(_with_flag(item)) != file:
             return False
-        return self.db.put_if({**item, "gone": why}, "skey = :k AND attribute_not_exists(gone)",
-                              {":k": item["skey"]})
+        if not self.db.put_if({**item, "gone": why}, "skey = :k AND attribute_not_exists(gone)",
+                              {":k": item["skey"]}):
+            return False
+        self._edit_fresh(job_id, "good", item["skey"], lambda run: {**run, "gone": why})
+        return True
+
+    def _edit_fresh(self, job_id: str, kind: str, skey: str,
+                    change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Change the job's slim ``kind`` run if it is still the one at ``skey`` and nothing
+        wrote it meanwhile (else the newer write stands)."""
+        fresh = _fresh_key(job_id)
+        item = self.db.get(fresh, consistent=True) if fresh else None
+        if not fresh or not item or item.get(f"{kind}_k") != skey or kind not in item:
+            return
+        self.db.update_if(fresh, "SET #v = :new", "#k = :k AND #v = :old",
+                          {":new": _dumps(change(json.loads(item[kind]))), ":old": item[kind],
+                           ":k": skey}, {"#v": kind, "#k": f"{kind}_k"})
+
+    def _accept_fresh(self, job_id: str, record: JobRecord, skey: str) -> None:
+        """accept-size on the slim item: the success is its newest good one, and neither it nor
+        the newest run (if it is that success) is suspect any more."""
+        fresh = _fresh_key(job_id)
+        if fresh is None:
+            return
+        self.db.update_if(fresh, "SET #v = :v, good_k = :k, good_s = :st",
+                          "attribute_not_exists(good_k) OR good_k <= :k",
+                          {":v": _dumps(_slim(record, "", "good")), ":k": skey,
+                           ":st": record["state"]}, {"#v": "good"})
+        for kind in ("success", "last"):
+            self._edit_fresh(job_id, kind, skey,
+                             lambda run: {k: v for k, v in run.items() if k != "suspect"})
 
     def get(self, app: str, rid: str, *, consistent: bool = False) -> JobRecord:
         """One record of ``app`` (404 if unknown or another app's); ``consistent``: as last
@@ -236,6 +482,68 @@ def record_item(record: JobRecord, suspect: str = "", retention_days: int = 0) -
     if suspect:
         item["suspect"] = suspect
     return item
+
+
+def _fresh_key(job_id: str) -> dict[str, str] | None:
+    """Where a job's slim item is: its node's partition (the job ID starts with the node's IP)."""
+    node = node_of_job_id(job_id)
+    return {"pk": f"{FRESH}{node}", "sk": job_id} if node else None
+
+
+def _slim(record: Mapping[str, Any], flag: str, kind: str, sizes: list[int] | None = None,
+          streak: list[int] | None = None) -> dict[str, Any]:
+    """What freshness, the retention floor and the next success's judgment read of a run: its
+    brief (a failure's reason cut at MAX_REASON), why it is suspect; of the newest success its
+    archive and size and the ``streak`` of agreeing suspect sizes; of the newest good one its
+    archive and size, the recent good ``sizes`` and why it is ``gone``."""
+    out: dict[str, Any] = {k: record[k] for k in BRIEF if k in record}
+    if isinstance(out.get("reason"), str):
+        out["reason"] = out["reason"][:MAX_REASON]
+    suspect = flag or record.get("suspect")
+    if suspect and kind != "good":
+        out["suspect"] = suspect
+    result = record.get("result")
+    if kind != "last" and isinstance(result, dict):
+        out["result"] = {k: result[k] for k in ("file", "size") if k in result}
+    if kind == "success" and suspect and streak:
+        out["streak"] = streak
+    if kind == "good":
+        if record.get("gone"):
+            out["gone"] = record["gone"]
+        if sizes:
+            out["sizes"] = sizes
+    return out
+
+
+def _kinds(state: str, suspect: str) -> list[str]:
+    """Which of a job's latest runs a run of that state (and judgment) may become."""
+    return ["last", *(["success"] if state == "success" else []),
+            *(["good"] if state == "success" and not suspect else [])]
+
+
+def _stored(run: Mapping[str, Any]) -> str:
+    """A slim run as written back: without the rid and state that live beside it."""
+    return _dumps({k: v for k, v in run.items() if k not in ("rid", "state")})
+
+
+def _dumps(run: Mapping[str, Any]) -> str:
+    """A slim run as one string attribute: DynamoDB bills the same bytes as a map, and reading
+    it back is one JSON parse instead of boto3 deserializing each field."""
+    return json.dumps(run, separators=(",", ":"))
+
+
+def _raw_run(item: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The slim ``kind`` run of a job's slim item, with its rid and state (kept beside it, in
+    its ordering key and its state, which the writes' conditions compare)."""
+    run: dict[str, Any] = json.loads(item[kind])
+    run["rid"] = str(item[f"{kind}_k"]).rpartition("#")[2]
+    run["state"] = item[f"{kind}_s"]
+    return run
+
+
+def _run_of(item: Mapping[str, Any], kind: str) -> JobRecord:
+    """The slim ``kind`` run as the record fields freshness reads."""
+    return cast(JobRecord, _raw_run(item, kind))
 
 
 def _with_flag(item: dict[str, Any]) -> JobRecord:

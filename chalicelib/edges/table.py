@@ -5,7 +5,13 @@ Single table, generic keys. Item kinds (``pk`` / ``sk``):
 
 * job record      ``RID#<rid>`` / ``RECORD``; ``gsi1`` = ``<app>#<YYYY-MM>`` / ``<start>#<rid>``
                   (newest-first records of an app-month);
-* job's latest    ``JOBLAST`` / ``<job id>#last`` and ``<job id>#success`` (freshness);
+* job's latest    ``FRESH#<node ip>`` / ``<job id>``: one slim item per job (state, start, end,
+                  size, suspect of its newest run, success and good success; the recent good
+                  sizes), what a scheduled run reads, one Query per node; ``FRESH`` / ``ready``
+                  says every job has one; before it, ``JOBLAST`` / ``<job id>#last``,
+                  ``#success``, ``#good`` held them whole (read, and written, until then);
+* expire list     ``EXPIRE#<digest of its dirs>`` / ``last``: a node's expire job's last run (its
+                  successes are not records: see :mod:`chalicelib.edges.records`);
 * node state      ``NODES`` / ``<ip>`` (version, job ids, time of the last good push);
 * job pause       ``PAUSES`` / ``<ip>#<job id>``;
 * reconcile run   ``RECONCILE`` / ``<time>`` (bounded by ``ttl``);
@@ -20,6 +26,9 @@ from __future__ import annotations
 from typing import Any
 
 TTL_ATTRIBUTE = "ttl"
+# Written when every job's slim freshness item exists: by the first scheduled run that built them
+# from the JOBLAST items (a table from before them), or at once when the table is created.
+FRESH_READY = {"pk": "FRESH", "sk": "ready"}
 GSI_BY_APP_MONTH = "gsi1"
 
 KEY_SCHEMA = [
@@ -44,6 +53,7 @@ GLOBAL_SECONDARY_INDEXES = [
 
 # Every DynamoDB action the code issues; the IAM policy allows these and nothing else.
 DYNAMODB_ACTIONS = [
+    "dynamodb:BatchGetItem",  # each listed job's newest good backup (listings, deletes)
     "dynamodb:BatchWriteItem",  # node states after a reconcile, dropped pauses, forgotten nodes
     "dynamodb:CreateBackup",  # POST /api/v2/system/backup
     "dynamodb:DeleteItem",  # wakeup removes a pause; held removals applied; an operation's lock
@@ -52,6 +62,7 @@ DYNAMODB_ACTIONS = [
     "dynamodb:GetItem",  # a record by rid, a pause, the held removals
     "dynamodb:PutItem",  # conditional record writes (and the Puts of a TransactWriteItems)
     "dynamodb:Query",  # records of an app-month / of a job
+    "dynamodb:UpdateItem",  # a job's slim freshness item, one kind of run at a time
 ]
 
 
@@ -74,6 +85,7 @@ def create_table(client: Any, table_name: str) -> None:
         TableName=table_name,
         TimeToLiveSpecification={"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
     )
+    client.put_item(TableName=table_name, Item={k: {"S": v} for k, v in FRESH_READY.items()})
 
 
 def cloudformation_resources(table_name: str) -> dict[str, Any]:
@@ -94,6 +106,10 @@ def cloudformation_resources(table_name: str) -> dict[str, Any]:
             "x-amazon-apigateway-gateway-responses": {
                 "MISSING_AUTHENTICATION_TOKEN": answer(
                     404, "unknown_route", "no such route: $context.httpMethod $context.path"),
+                # a throttled call is a 503, not API Gateway's 429: a daemon posts a record
+                # again only after a 5xx (or no answer), so a 429 would lose it
+                "THROTTLED": answer(503, "throttled",
+                                    "$context.error.messageString; retry later"),
                 "DEFAULT_4XX": answer(None, "gateway_refused",
                                       "$context.error.messageString"),
                 "DEFAULT_5XX": answer(None, "gateway_error",

@@ -154,7 +154,8 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
         good: dict[str, Any] = dict((latest.get(p.job["id"], {}) if p.job else {}).get("good") or {})
         result = good.get("result")
         key = drill.item_key(p.proc.app, p.proc.full_name, p.item.volume, p.pod.instance_no)
-        if isinstance(result, dict) and result.get("file") and key not in found:
+        if isinstance(result, dict) and result.get("file") and not good.get("gone") \
+                and key not in found:
             found[key] = (p, str(result["file"]), int(result.get("size") or 0),
                           str(good.get("start", "")))
     candidates = [drill.Candidate(key, p.node, size, drill.verified_time(drilled.get(key)),

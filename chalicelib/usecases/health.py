@@ -25,10 +25,11 @@ from chalicelib.errors import BadRequest, ControllerError
 
 def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = None,
            pauses: Pauses | None = None, latest: Latest | None = None) -> list[freshness.ItemStatus]:
-    """Status of every item of ``cluster``: at most three Queries (node states, pauses and every
-    job's latest records, unless the caller already read them), with the retention floor's holds."""
+    """Status of every item of ``cluster``: node states and pauses (a Query each) and every job's
+    slim latest runs (a Query per node), unless the caller already read them, with the retention
+    floor's holds."""
     states = deps.state.states() if states is None else states
-    latest = deps.records.latest_by_job() if latest is None else latest
+    latest = deps.records.latest_by_job(cluster.node_ips()) if latest is None else latest
     first_seen = {(node, job_id): when for node, state in states.items()
                   for job_id, when in state.first_seen}
     now = deps.clock()

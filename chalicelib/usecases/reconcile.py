@@ -92,7 +92,7 @@ def observe(deps: Deps, *, confirm: bool = False, check_restarts: bool = True,
     to push (the retention floor's holds applied), the removals held, the restarted daemons."""
     settings = deps.settings
     cluster = cluster or deps.cluster()
-    latest = deps.records.latest_by_job()
+    latest = deps.records.latest_by_job(cluster.node_ips())
     expiry_held = retention.held_dirs(cluster, latest, deps.clock(),
                                       settings.expiry_hold_margin_percent,
                                       deps.operations.undos(deps.clock()))

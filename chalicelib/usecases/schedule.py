@@ -32,11 +32,24 @@ def scheduled(deps: Deps) -> dict[str, Any]:
     (a failed run is logged and kept in the history; Lambda must not retry it on top of the next
     scheduled one)."""
     try:
-        return dict(_run(deps))
+        result = dict(_run(deps))
     except ControllerError as e:
-        return {"ok": False, "error": e.message}
+        result = {"ok": False, "error": e.message}
     except Exception as e:  # the run already logged it and kept it in the history
-        return {"ok": False, "error": f"internal error ({type(e).__name__})"}
+        result = {"ok": False, "error": f"internal error ({type(e).__name__})"}
+    _build_fresh(deps)
+    return result
+
+
+def _build_fresh(deps: Deps) -> None:
+    """On a table from before the slim freshness items, build them once (runs read the old way
+    until then). Last, with the time the run leaves: on a large cluster it takes minutes, and if
+    the function's timeout cuts it off, the run's own work is done and the next run tries again."""
+    try:
+        deps.records.build_fresh()
+    except Exception as e:  # the scheduled run never raises
+        event(log, "fresh_items_not_built", level=WARNING, exc=not isinstance(e, ControllerError),
+              error=getattr(e, "message", type(e).__name__))
 
 
 def run_now(deps: Deps, confirm: list[str] | None = None) -> ReconcileSummary:
@@ -63,7 +76,7 @@ def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
         recovered = _archives(deps, done, items)
         done.summary["records_recovered"] = recovered
         if recovered:  # what the archives proved changes the status: assess again
-            done.latest = deps.records.latest_by_job()
+            done.latest = deps.records.latest_by_job(done.cluster.node_ips())
             items = _assess(deps, done)
     done.summary["alerts"] = alerts.check(deps, items, done.pauses) if items is not None else 0
     try:  # tick never raises by design; this guards the summary and metrics against a bug in it

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -354,3 +355,72 @@ def test_lists_from_a_spec_with_copies_of_the_same_item_are_stable(api, ddb, dae
     first = reconcile(api)
     assert first["held"] == {"127.0.0.13": [MYSQL_JOB]} and first["pushed"] == []
     assert reconcile(api)["pushed"] == []
+
+
+# -- 5. never a throttled record: a record not stored is a 5xx, which the daemon posts again --------
+
+
+@contextmanager
+def throttled(operation: str, times: int = 1, code: str = "ProvisionedThroughputExceededException"):
+    """DynamoDB throttles the app's next ``times`` calls of ``operation``, answered as DynamoDB
+    answers them (botocore raises them as it would)."""
+    from botocore.awsrequest import AWSResponse
+
+    from chalicelib.deps import get_deps
+
+    left = [times]
+
+    def refuse(**_: object) -> tuple[AWSResponse, dict] | None:
+        if left[0] <= 0:
+            return None
+        left[0] -= 1
+        return (AWSResponse("https://dynamodb.us-east-1.amazonaws.com", 400, {}, None),
+                {"Error": {"Code": code, "Message": "Rate of requests exceeds the allowed "
+                           "throughput"}, "ResponseMetadata": {"HTTPStatusCode": 400}})
+
+    events = get_deps().table.meta.client.meta.events
+    hook = f"before-call.dynamodb.{operation}"
+    events.register_first(hook, refuse, unique_id="test-throttle")
+    try:
+        yield left
+    finally:
+        events.unregister(hook, unique_id="test-throttle")
+
+
+def backup_success(api) -> dict:
+    job = reference.job(HELLO_JOB)
+    return reference.record_of(job, "success", datetime.now(UTC) - timedelta(minutes=2),
+                               result={"file": "hello.tar.gz", "size": 1000})
+
+
+def notify(api, record: dict):
+    return api.http.post("/api/v2/system/notify", headers={"Content-Type": "application/json"},
+                         body=json.dumps(record))
+
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException",
+                                  "RequestLimitExceeded"])
+def test_a_throttled_record_is_a_503_and_its_retry_stores_it(api, ddb, code):
+    record = backup_success(api)
+    with throttled("PutItem", code=code) as left:
+        resp = notify(api, record)
+    assert left == [0] and resp.status_code == 503, resp.body  # never a 4xx: the daemon retries
+    assert error_of(resp)["code"] == "store_unavailable" and "retry" in error_of(resp)["error"]
+    assert api.http.get(f"/api/v2/app/hello/cron/records/{record['rid']}").status_code == 404
+    assert notify(api, record).json_body == {"rid": record["rid"], "stored": True}
+    assert api.http.get(f"/api/v2/app/hello/cron/records/{record['rid']}").json_body == record
+
+
+def test_a_retry_finishes_what_a_throttle_left_half_done(api, ddb, pushed):
+    """The record was written, the job's latest run was throttled: the 503 brings the daemon's
+    retry, which is a repeat (stored false) and still makes the run the job's latest."""
+    assert api.http.post("/api/v2/system/reconcile").status_code == 200
+    record = backup_success(api)
+    with throttled("UpdateItem") as left:
+        resp = notify(api, record)
+    assert left == [0] and resp.status_code == 503, resp.body
+    assert api.http.get(f"/api/v2/app/hello/cron/records/{record['rid']}").status_code == 200
+    assert notify(api, record).json_body == {"rid": record["rid"], "stored": False}
+    items = api.http.get("/api/v2/app/hello/backups/status").json_body
+    [item] = [i for i in items["items"] if i["job_id"] == HELLO_JOB]
+    assert item["last_success"]["rid"] == record["rid"] and item["status"] == "ok"

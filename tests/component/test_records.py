@@ -24,6 +24,11 @@ MYSQL_RUN_B = "1795564014320543a0be79c0b68c1e817583f770a5"
 EXPIRE_RUN = "17955640200e05ba002880a4a224078136de88f478"
 
 
+
+def nothing_stored(table) -> bool:
+    """No item but the table's own mark (every job's slim item exists: there is none)."""
+    return [i for i in table.scan()["Items"] if i["pk"] != "FRESH"] == []
+
 def post(api, record, token=None):
     path = NOTIFY + (f"?token={token}" if token is not None else "")
     body = record if isinstance(record, (bytes, str)) else json.dumps(record)
@@ -39,10 +44,9 @@ def replay_samples(api):
 def test_captured_sequence_keeps_terminal_states(api, ddb):
     replay_samples(api)
     states = {rid: api.http.get(f"/api/v2/app/{app}/cron/records/{rid}").json_body["state"]
-              for app, rid in [("mysql", MYSQL_RUN_A), ("mysql", MYSQL_RUN_B),
-                               ("backupctl", EXPIRE_RUN)]}
+              for app, rid in [("mysql", MYSQL_RUN_A), ("mysql", MYSQL_RUN_B)]}
     # MYSQL_RUN_B's "running" post arrived after its "failed" post: failed stays
-    assert states == {MYSQL_RUN_A: "failed", MYSQL_RUN_B: "failed", EXPIRE_RUN: "success"}
+    assert states == {MYSQL_RUN_A: "failed", MYSQL_RUN_B: "failed"}
     kept = api.http.get(f"/api/v2/app/mysql/cron/records/{MYSQL_RUN_B}").json_body
     assert kept == next(r for _, r in reference.notify_samples()
                         if r["rid"] == MYSQL_RUN_B and r["state"] == "failed")
@@ -57,26 +61,50 @@ def test_records_route_answers_the_month_newest_first(api, ddb):
     v1 = api.http.get("/api/v1/cron/records/app/mysql?year=2026&month=11&total=1")
     assert [r["rid"] for r in v1.json_body] == [MYSQL_RUN_B]
     assert api.http.get("/api/v2/app/mysql/cron/records?year=2026&month=10").json_body == []
-    one = api.http.get(f"/api/v1/cron/record/app/backupctl/id/{EXPIRE_RUN}")
-    assert one.json_body["action"] == "backup_expire"
+    one = api.http.get(f"/api/v1/cron/record/app/mysql/id/{MYSQL_RUN_A}")
+    assert one.json_body["action"] == "backup"
 
 
 def test_state_filter(api, ddb):
     replay_samples(api)
-    ok = api.http.get("/api/v2/app/backupctl/cron/records?year=2026&month=11&state=success")
-    assert [r["rid"] for r in ok.json_body] == [EXPIRE_RUN]
+    failed = api.http.get("/api/v2/app/mysql/cron/records?year=2026&month=11&state=failed")
+    assert [r["rid"] for r in failed.json_body] == [MYSQL_RUN_B, MYSQL_RUN_A]
     assert api.http.get("/api/v2/app/mysql/cron/records?year=2026&month=11&state=success"
                         ).json_body == []
 
 
+def test_an_expire_run_is_a_record_only_when_it_failed(api, ddb):
+    """Every node's expire job posts twice a minute, and its record never says what it deleted:
+    a success is kept as the node's last expire run only, a failure as a record too."""
+    replay_samples(api)  # the expire job's running and success posts among them
+    assert api.http.get(f"/api/v2/app/backupctl/cron/records/{EXPIRE_RUN}").status_code == 404
+    assert api.http.get("/api/v2/app/backupctl/cron/records?year=2026&month=11").json_body == []
+    success = reference.notify_samples()[5][1]
+    [last] = [i for i in ddb.scan()["Items"] if i["pk"].startswith("EXPIRE#")]
+    assert json.loads(last["run"])["rid"] == EXPIRE_RUN and last["state"] == "success"
+    later = {**success, "rid": EXPIRE_RUN.replace("1795564020", "1795564080"),
+             "start": "2026-11-24T23:48:00.000380974Z", "end": "2026-11-24T23:48:00.1Z",
+             "state": "failed", "reason": "rm: permission denied"}
+    running = {**later, "state": "running", "end": "0001-01-01T00:00:00Z", "reason": ""}
+    assert post(api, running).json_body["stored"] is False
+    assert post(api, later).json_body["stored"] is True
+    listed = api.http.get("/api/v2/app/backupctl/cron/records?year=2026&month=11").json_body
+    assert listed == [later]
+    [last] = [i for i in ddb.scan()["Items"] if i["pk"].startswith("EXPIRE#")]
+    assert json.loads(last["run"])["reason"] == "rm: permission denied"
+    assert post(api, success).json_body["stored"] is False  # older than the last run
+
+
 def test_duplicate_success_leaves_one_record(ddb):
     store = RecordStore(ddb)
-    record = copy.deepcopy(reference.notify_samples()[5][1])  # the expire job's success
+    job = reference.job("7f00000bb19d69edd273f3535f5cd42e6fcbd556")
+    start = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    record = reference.record_of(job, "success", start, result={"file": "f", "size": 3})
     assert store.put(record) is True
     assert store.put(copy.deepcopy(record)) is False  # same post again: harmless, unchanged
-    running = {**record, "state": "running", "end": "0001-01-01T00:00:00Z"}
+    running = {**record, "state": "running", "end": "0001-01-01T00:00:00Z", "result": None}
     assert store.put(running) is False
-    assert store.month("backupctl", 2026, 11, 100) == [record]
+    assert store.month("hello", 2026, 11, 100) == [record]
 
 
 def test_terminal_state_is_not_replaced_by_another_terminal_state(ddb):
@@ -169,7 +197,7 @@ def test_bad_query_is_400(api, ddb, query, words):
 def test_malformed_notify_is_400_and_stores_nothing(api, ddb, body, words):
     resp = post(api, body)
     assert resp.status_code == 400 and words in error_of(resp)["error"]
-    assert ddb.scan()["Count"] == 0  # (the test may scan; the app never does)
+    assert nothing_stored(ddb)  # (the test may scan; the app never does)
 
 
 FAILED = reference.notify_samples()[1][1]  # mysql's failed run, as captured
@@ -209,13 +237,13 @@ def test_notify_validates_every_field(api, ddb, change, words):
     resp = post(api, body)
     assert resp.status_code == 400, resp.body
     assert words in error_of(resp)["error"] and error_of(resp)["code"] == "bad_record"
-    assert ddb.scan()["Count"] == 0
+    assert nothing_stored(ddb)
 
 
 def test_oversize_record_is_413(api, ddb):
     resp = post(api, {**FAILED, "reason": "x" * 70_000})
     assert resp.status_code == 413 and "65,536" in error_of(resp)["error"]
-    assert ddb.scan()["Count"] == 0
+    assert nothing_stored(ddb)
 
 
 def test_a_record_cannot_be_moved_to_another_app_or_rewritten(api, ddb):
@@ -254,7 +282,7 @@ def test_notify_token(api, ddb, monkeypatch):
     get_settings.cache_clear()
     assert post(api, record).status_code == 401
     assert post(api, record, token="WRONG").status_code == 401
-    assert ddb.scan()["Count"] == 0
+    assert nothing_stored(ddb)
     resp = post(api, record, token="EXAMPLE")  # the daemon posts to the URL it was given
     assert resp.status_code == 200 and resp.json_body == {"rid": record["rid"], "stored": True}
     monkeypatch.setenv("NOTIFY_TOKEN", "")
@@ -276,12 +304,17 @@ def test_backup_of_the_store(api, ddb, monkeypatch):
 
 
 def test_retention_sets_ttl(ddb):
-    RecordStore(ddb, retention_days=30).put(reference.notify_samples()[5][1])
-    item = ddb.get_item(Key={"pk": f"RID#{EXPIRE_RUN}", "sk": "RECORD"})["Item"]
-    started = datetime(2026, 11, 24, 23, 47, tzinfo=UTC)
+    RecordStore(ddb, retention_days=30).put(reference.notify_samples()[0][1])
+    item = ddb.get_item(Key={"pk": f"RID#{MYSQL_RUN_A}", "sk": "RECORD"})["Item"]
+    started = datetime(2026, 11, 24, 23, 46, 54, tzinfo=UTC)
     assert int(item["ttl"]) == int((started + timedelta(days=30)).timestamp())
-    RecordStore(ddb).put({**reference.notify_samples()[0][1]})
-    assert "ttl" not in ddb.get_item(Key={"pk": f"RID#{MYSQL_RUN_A}", "sk": "RECORD"})["Item"]
+    RecordStore(ddb).put({**reference.notify_samples()[2][1]})
+    assert "ttl" not in ddb.get_item(Key={"pk": f"RID#{MYSQL_RUN_B}", "sk": "RECORD"})["Item"]
+
+
+def test_records_are_kept_400_days_unless_told_otherwise():
+    assert Settings().record_retention_days == 400
+    assert Settings.from_env({"RECORD_RETENTION_DAYS": "0"}).record_retention_days == 0
 
 
 def test_sort_key_orders_mixed_precision():
@@ -318,13 +351,16 @@ def test_a_late_running_post_never_hides_its_own_result(ddb):
     done = reference.record_of(job, "success", start, result={"file": "f", "size": 3})
     store.put(done)
     store.put({**done, "state": "running", "end": "0001-01-01T00:00:00Z", "result": None})
-    latest = store.latest_by_job()[job["id"]]
+    node = ["127.0.0.11"]
+    latest = store.latest_by_job(node)[job["id"]]
     assert latest["last"]["state"] == "success" and latest["success"]["rid"] == done["rid"]
     # the race: "running" stored first, its result next, then "running"'s write of the job's
-    # latest lands last; the ordering rule of the latest item must still keep the result
+    # latest lands last; the ordering rule of the latest items must still keep the result
     running = {**done, "state": "running", "end": "0001-01-01T00:00:00Z", "result": None}
-    store._put_latest(running, sort_key(running["start"], running["rid"]), "last")
-    assert store.latest_by_job()[job["id"]]["last"]["state"] == "success"
+    key = sort_key(running["start"], running["rid"])
+    store._put_latest(running, key, "last")
+    store._put_fresh(running, key, ["last"])
+    assert store.latest_by_job(node)[job["id"]]["last"]["state"] == "success"
 
 
 def test_suspicious_successes_are_flagged_and_never_count_as_good(api, ddb):
@@ -339,7 +375,7 @@ def test_suspicious_successes_are_flagged_and_never_count_as_good(api, ddb):
     records_flow.store(deps, tiny)
     zero = reference.record_of(job, "success", base + timedelta(days=4), result={"file": "z", "size": 0})
     records_flow.store(deps, zero)
-    latest = store.latest_by_job()[job["id"]]
+    latest = store.latest_by_job(["127.0.0.11"])[job["id"]]
     assert latest["last"]["rid"] == zero["rid"] and latest["last"]["suspect"] == "the archive is 0 bytes"
     assert latest["good"]["rid"] != tiny["rid"] and latest["good"]["result"]["size"] == 900
     answered = api.http.get(f"/api/v2/app/hello/cron/records/{tiny['rid']}").json_body

@@ -1,0 +1,97 @@
+"""Each job's slim freshness item: what a scheduled run reads instead of every job's whole records,
+and the upgrade of a table from before it (built once by a run, posts going on meanwhile)."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from unittest.mock import ANY
+
+from chalicelib.core import jobs
+from chalicelib.core.cluster import Cluster
+from chalicelib.deps import Deps
+from chalicelib.edges.records import RecordStore
+from chalicelib.settings import Settings
+from chalicelib.usecases import health, schedule
+from chalicelib.usecases import notify as notify_flow
+from tests import reference
+
+HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"  # on 127.0.0.11
+MYSQL = "7f00000d021a80f569807176a366a7fac5c3ba76"  # on 127.0.0.13
+
+
+def job(job_id: str) -> dict:
+    """The reference cluster's job of that ID, as generated (and pushed)."""
+    cluster = Cluster.from_backupspec(reference.backupspec())
+    return next(j for js in jobs.generate(cluster).values() for j in js if j["id"] == job_id)
+
+
+def post(deps: Deps, job_id: str, state: str, start: datetime, reason: str = "") -> None:
+    notify_flow.store(deps, reference.record_of(
+        job(job_id), state, start, reason=reason,
+        result={"file": f"f{start:%d}", "size": 1000} if state == "success" else None))
+
+
+def as_before(table) -> None:
+    """The table as a controller from before the slim items left it: whole items only."""
+    with table.batch_writer() as batch:
+        for item in table.scan(ProjectionExpression="pk, sk")["Items"]:
+            if item["pk"].startswith("FRESH"):
+                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+
+
+def statuses(deps: Deps) -> list[dict]:
+    cluster = Cluster.from_backupspec(reference.backupspec())
+    return [{k: v for k, v in i.to_dict().items() if k != "next_run"}
+            for i in health.assess(deps, cluster)]
+
+
+def test_an_upgraded_table_answers_the_same_before_and_after_its_first_run(settings, ddb,
+                                                                           pushed):
+    now = datetime.now(UTC)
+    schedule._run(Deps(settings, table=ddb))  # the jobs reach their nodes
+    as_before(ddb)
+    old = Deps(settings, table=ddb)  # an older controller: the whole latest items
+    post(old, HELLO_DATA, "success", now - timedelta(days=1, minutes=5))
+    post(old, HELLO_DATA, "success", now - timedelta(minutes=5))
+    post(old, MYSQL, "failed", now - timedelta(minutes=3), reason="preRun exited 1")
+    as_before(ddb)
+    expected = statuses(Deps(settings, table=ddb))
+    assert {i["status"] for i in expected if i["job_id"] in (HELLO_DATA, MYSQL)} == {"ok",
+                                                                                     "failing"}
+    upgraded = Deps(settings, table=ddb)
+    assert statuses(upgraded) == expected  # read the old way until the slim items are built
+    assert schedule.scheduled(upgraded)["ok"]
+    assert ddb.get_item(Key={"pk": "FRESH", "sk": "ready"}).get("Item")
+    slim = ddb.get_item(Key={"pk": "FRESH#127.0.0.13", "sk": MYSQL})["Item"]
+    assert json.loads(slim["last"]) == {"start": ANY, "end": ANY, "reason": "preRun exited 1"}
+    assert statuses(Deps(settings, table=ddb)) == expected
+    whole = [i for i in ddb.scan()["Items"] if i["pk"] == "JOBLAST"]
+    post(upgraded, MYSQL, "success", now - timedelta(minutes=1))  # and notify keeps them
+    assert {i["status"] for i in statuses(Deps(settings, table=ddb))
+            if i["job_id"] == MYSQL} == {"ok"}
+    # ... alone: no post writes the one partition every job's whole items shared (a hot key)
+    assert [i for i in ddb.scan()["Items"] if i["pk"] == "JOBLAST"] == whole
+
+
+def test_a_post_while_the_slim_items_are_built_is_not_lost(ddb, monkeypatch):
+    now = datetime.now(UTC)
+    as_before(ddb)
+    deps = Deps(Settings(), table=ddb)  # an older controller, posting on while the run builds
+    post(deps, HELLO_DATA, "success", now - timedelta(days=1))
+    as_before(ddb)
+    store = RecordStore(ddb)
+    read = store._fresh_from_whole
+    calls = []
+
+    def read_then_a_post() -> dict:
+        found = read()
+        if not calls:  # the run read the whole items; a failure is posted before it writes
+            post(deps, HELLO_DATA, "failed", now - timedelta(minutes=2), reason="disk full")
+        calls.append(1)
+        return found
+
+    monkeypatch.setattr(store, "_fresh_from_whole", read_then_a_post)
+    assert store.build_fresh() == 1 and len(calls) == 3  # built, the change written, then calm
+    latest = store.latest_by_job(["127.0.0.11"])[HELLO_DATA]
+    assert latest["last"]["state"] == "failed" and latest["last"]["reason"] == "disk full"
+    assert latest["success"]["start"] == latest["good"]["start"] != latest["last"]["start"]
+    assert store.build_fresh() is None  # once
