@@ -11,7 +11,7 @@ from chalicelib.deps import Deps
 from chalicelib.edges.records import RecordStore
 from chalicelib.settings import Settings
 from chalicelib.usecases import health, schedule
-from chalicelib.usecases import notify as notify_flow
+from chalicelib.usecases import records as records_flow
 from tests import reference
 
 HELLO_DATA = "7f00000bb19d69edd273f3535f5cd42e6fcbd556"  # on 127.0.0.11
@@ -25,7 +25,7 @@ def job(job_id: str) -> dict:
 
 
 def post(deps: Deps, job_id: str, state: str, start: datetime, reason: str = "") -> None:
-    notify_flow.store(deps, reference.record_of(
+    records_flow.store(deps, reference.record_of(
         job(job_id), state, start, reason=reason,
         result={"file": f"f{start:%d}", "size": 1000} if state == "success" else None))
 
