@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from logging import WARNING
 from typing import Any
 
+from chalicelib.core.drill import PROOF_SPEC
 from chalicelib.core.formats.answers import Partial
 from chalicelib.core.formats.inputs import preview
 from chalicelib.core.gotime import format_time, parse_go_time
@@ -46,7 +47,8 @@ def app_jobs(deps: Deps, app: str, query: Mapping[str, str]) -> Partial:
     result = deps.fan_out(cluster.node_ips_of_app(app), lambda c: c.jobs(params))
     body = [{**entry, "job": public_job(entry["job"])}
             for entries in result.results.values() for entry in entries
-            if entry["job"].get("args", {}).get("app") == app]
+            if entry["job"].get("args", {}).get("app") == app
+            and entry["job"].get("spec") != PROOF_SPEC]  # a drill's own job is no job of the app
     return Partial(body, result.unreachable)
 
 

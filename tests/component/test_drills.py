@@ -214,6 +214,9 @@ def test_one_drill_per_node_at_a_time_under_concurrency(sim):
     refused = next(a.json() for a in answers if a.status_code == 409)
     assert "one drill per node" in refused["error"]
     schedule._run(sim.deps)  # the scheduler sees the node busy: no second drill there
+    assert any(j["args"]["path"] == AREA for j in sim.daemon.jobs)  # its proof job is pushed ...
+    listed = requests.get(sim.url + "/api/v2/app/db/cron/jobs", timeout=5).json()
+    assert [e["job"]["args"]["volume"] for e in listed] == ["/data"]  # ... and no job of the app
     assert len([o for o in requests.get(sim.url + "/api/v2/app/db/operations",
                                         timeout=5).json() if o["kind"] == "drill"]) == 1
 

@@ -231,7 +231,7 @@ def test_a_newcomer_sees_a_verified_restore_drill(runner):
         requests.post(runner.url("/api/v2/system/reconcile"), timeout=30)
         ops = requests.get(runner.url("/api/v2/app/hello/operations"), timeout=10).json()
         done = [o for o in ops if o["kind"] == "drill" and o["instance"] == 2
-                and o["phase"] in ("Completed", "Failed")]
+                and o["volume"] == "/data" and o["phase"] in ("Completed", "Failed")]
         return done[0] if done else None
 
     op = runner.wait(drilled, seconds=60, every=1.0)
