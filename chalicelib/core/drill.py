@@ -165,14 +165,29 @@ def item_key(app: str, proc: str, volume: str, instance: int) -> str:
     return f"{app}#{proc}#{volume}#{instance}"
 
 
-def verified_time(result: Result | None) -> datetime | None:
-    """When a drill last verified the item (None: never, or not readable)."""
-    if result is None or not result.verified_at:
-        return None
+def item_of(key: str) -> dict[str, Any]:
+    """:func:`item_key` read back: app, proc, volume and instance (None when not a number)."""
+    app, proc, rest = [*key.split("#", 2), "", ""][:3]
+    volume, _, instance = rest.rpartition("#")
+    return {"app": app, "proc": proc, "volume": volume,
+            "instance": int(instance) if instance.isdigit() else None}
+
+
+def _time(text: str) -> datetime | None:
     try:
-        return parse_go_time(result.verified_at)[0]
+        return parse_go_time(text)[0] if text else None
     except ValueError:
         return None
+
+
+def verified_time(result: Result | None) -> datetime | None:
+    """When a drill last verified the item (None: never, or not readable)."""
+    return _time(result.verified_at) if result else None
+
+
+def attempted_time(result: Result | None) -> datetime | None:
+    """When the item's newest drill ended, whatever it proved (None: never, or not readable)."""
+    return _time(result.at) if result else None
 
 
 def verification(result: Result | None, now: datetime, cycle: timedelta) -> dict[str, Any]:

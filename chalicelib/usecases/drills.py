@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib.core import drill
 from chalicelib.core.cluster import Cluster
-from chalicelib.core.gotime import format_time, parse_go_time
+from chalicelib.core.gotime import format_time
 from chalicelib.core.jobs import Placement, placements
 from chalicelib.core.naming import owned_backup
 from chalicelib.core.operation import RestorePlan
@@ -159,7 +159,7 @@ def due(deps: Deps, cluster: Cluster, latest: Latest) -> tuple[list[RestorePlan]
             found[key] = (p, str(result["file"]), int(result.get("size") or 0),
                           str(good.get("start", "")))
     candidates = [drill.Candidate(key, p.node, size, drill.verified_time(drilled.get(key)),
-                                  _attempted(drilled.get(key)))
+                                  drill.attempted_time(drilled.get(key)))
                   for key, (p, _, size, _) in found.items()]
     budget = deps.settings.drill_bytes_per_night or None
     night = drill.night_of(hours, now)
@@ -207,13 +207,6 @@ def _not_planned(deps: Deps, key: str, p: Placement, name: str, error: Controlle
     except ControllerError as e:
         event(log, "drill_not_remembered", level=WARNING, node=p.node, backup=name,
               error=e.message)
-
-
-def _attempted(result: drill.Result | None) -> datetime | None:
-    try:
-        return parse_go_time(result.at)[0] if result and result.at else None
-    except ValueError:
-        return None
 
 
 def _idle(deps: Deps, nodes: list[str]) -> set[str]:

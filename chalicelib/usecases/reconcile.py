@@ -692,19 +692,13 @@ def _drill_problems(deps: Deps, cluster: Cluster) -> list[dict[str, Any]]:
     for key, result in sorted(deps.operations.drilled().items()):
         if result.outcome == drill.VERIFIED or key not in items:
             continue
-        app, proc, rest = [*key.split("#", 2), "", ""][:3]
-        volume, _, instance = rest.rpartition("#")
-        out.append({"kind": "drill", "problem": result.outcome, "app": app, "proc": proc,
-                    "instance": int(instance) if instance.isdigit() else None, "volume": volume,
+        out.append({"kind": "drill", "problem": result.outcome, **drill.item_of(key),
                     "since": result.at, "reason": f"restore drill {result.operation}: "
                     f"{result.outcome}{f' ({result.fault} fault)' if result.fault else ''}: "
                     f"{result.why}"})
     for u in deps.operations.uncoverable():
-        app, proc, rest = [*str(u.get("item", "")).split("#", 2), "", ""][:3]
-        volume, _, instance = rest.rpartition("#")
-        out.append({"kind": "drill", "problem": "drill_cycle_impossible", "app": app, "proc": proc,
-                    "instance": int(instance) if instance.isdigit() else None, "volume": volume,
-                    "node": str(u.get("node", "")),
+        out.append({"kind": "drill", "problem": "drill_cycle_impossible",
+                    **drill.item_of(str(u.get("item", ""))), "node": str(u.get("node", "")),
                     "reason": f"no restore drill can cover it within DRILL_CYCLE_DAYS: {u.get('why')}"})
     return out
 
