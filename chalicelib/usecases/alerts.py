@@ -64,7 +64,7 @@ def transitions(deps: Deps, items: list[ItemStatus], pauses: Pauses | None = Non
         f"{PAUSE}{node}#{job_id}" for node, jobs in (pauses or {}).items() for job_id in jobs}
     gone = {k for k in before if ":" not in k or k.startswith(PAUSE)} - current
     if changed or gone:
-        deps.state.save_statuses(changed, gone)
+        deps.state.save_statuses(changed, gone, before)
     return posted + pause_posted
 
 

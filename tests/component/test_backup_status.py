@@ -130,3 +130,37 @@ def test_status_routes(api, deps, daemons):
     assert system["apps"]["ghost"]["invalid"] == 1  # its only node IP is not an IP
     assert sum(system["counts"].values()) == len(system["items"])
     assert api.http.get("/api/v2/app/nosuch/backups/status").status_code == 404
+
+
+def _memory_items(ddb, pk):
+    return [i for i in ddb.scan()["Items"] if i["pk"] == pk]
+
+
+def test_alert_memory_is_one_item_per_node_and_moves_the_older_form(settings, ddb, daemons, receiver):
+    """What the runs saw is kept as one item per node (a run reads a few hundred items, not one per
+    backup item); memory an earlier version kept one item per key is read, then moved, so an
+    item that was ``ok`` before the upgrade still alerts when it fails after it."""
+    deps = Deps(dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook"), table=ddb)
+    key = "hello.web.web/1/data@127.0.0.11"
+    ddb.put_item(Item={"pk": "STATUS", "sk": key, "status": "ok", "since": "2026-01-01T00:00:00Z",
+                       "owed": "", "told": False})  # as the version before wrote it
+    assert deps.state.statuses()[key] == Seen("ok", "2026-01-01T00:00:00Z")
+    post(deps, "failed", datetime.now(UTC) - timedelta(seconds=30))
+    assert cycle(deps) == 1 and "failed" in receiver.messages[-1]["text"]
+    assert _memory_items(ddb, "STATUS") == []  # moved
+    nodes = {i["sk"] for i in _memory_items(ddb, "SEEN")}
+    assert nodes == {"127.0.0.11", "127.0.0.12", "127.0.0.13", "-"}  # "-": items placed nowhere
+    seen = deps.state.statuses()
+    assert seen[key].status == "failing" and seen[key].told
+    assert len(seen) == sum(len(json.loads(i["seen"])) for i in _memory_items(ddb, "SEEN"))
+    assert cycle(deps) == 0  # told once
+
+
+def test_an_unreadable_node_memory_is_forgotten_not_fatal(settings, ddb, daemons, receiver):
+    deps = Deps(dataclasses.replace(settings, alert_webhook_url=receiver.url + "/hook"), table=ddb)
+    cycle(deps)
+    ddb.put_item(Item={"pk": "SEEN", "sk": "127.0.0.11", "seen": "{not json"})
+    ddb.put_item(Item={"pk": "SEEN", "sk": "127.0.0.12", "seen": json.dumps({"x@127.0.0.12": [1]})})
+    assert not any(k.endswith("@127.0.0.11") for k in deps.state.statuses())
+    cycle(deps)  # the run goes on and remembers those nodes' items afresh
+    assert any(k.endswith("@127.0.0.11") for k in deps.state.statuses())
