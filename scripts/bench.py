@@ -369,13 +369,14 @@ def _scale_run(settings: Settings, endpoint: str, out: Any, profile: str = "") -
             del answer
 
         measure("push", lambda: schedule.scheduled(deps))
-        if profile:  # the no-op run once under the profiler, apart from the measured one
+        measure("no-op", lambda: schedule.scheduled(deps))
+        if profile:  # a no-op run once more under the profiler, apart from the measured one (and
+            # after it: the profiled run is minutes long, and a later minute inspects other nodes)
             import cProfile
 
             cProfile.runctx("schedule.scheduled(deps)", globals(), locals(), profile)
             meter.take()
             tap.take()
-        measure("no-op", lambda: schedule.scheduled(deps))
         ips = deps.cluster().node_ips()
         # the read a run made before the slim items (every job's whole latest items), and now
         measure("whole read", deps.records._fresh_from_whole)
