@@ -108,14 +108,17 @@ def start_daemons(ips: list[str], port: int, delay: float, poll: float = 0.02) -
     return out
 
 
-def _serve_daemons(ips: list[str], port: int, delay: float, ready: Any, stop: Any) -> None:
+def _serve_daemons(ips: list[str], port: int, delay: float, ready: Any, stop: Any,
+                   archives: dict[str, list[dict[str, Any]]]) -> None:
     """Child process: the stand-in daemons, so they do not share the controller's GIL (real
-    daemons run on other machines)."""
+    daemons run on other machines), each holding its node's ``archives``."""
     from concurrent.futures import ThreadPoolExecutor
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     daemons = start_daemons(ips, port, delay, poll=0.5)
+    for d in daemons:
+        d.backups.extend(archives.get(d.host, ()))
     ready.set()
     stop.wait()
     with ThreadPoolExecutor(64) as pool:
@@ -123,13 +126,15 @@ def _serve_daemons(ips: list[str], port: int, delay: float, ready: Any, stop: An
 
 
 class DaemonsProcess:
-    def __init__(self, ips: list[str], port: int, delay: float) -> None:
+    def __init__(self, ips: list[str], port: int, delay: float,
+                 archives: dict[str, list[dict[str, Any]]] | None = None) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         self.ready, self.stop_event = ctx.Event(), ctx.Event()
-        self.process = ctx.Process(target=_serve_daemons,
-                                   args=(ips, port, delay, self.ready, self.stop_event), daemon=True)
+        mine = {ip: (archives or {}).get(ip, []) for ip in ips}
+        self.process = ctx.Process(target=_serve_daemons, args=(
+            ips, port, delay, self.ready, self.stop_event, mine), daemon=True)
         self.process.start()
         if not self.ready.wait(120):
             raise SystemExit("stand-in daemons did not start")
@@ -400,14 +405,17 @@ def bench_scale(settings: Settings, nodes: int, profile: str = "") -> tuple[list
     port = free_port(ips)
     lainlet = LainletStandIn(spec_for(procs, 4, ips, realistic=True)).start()
     share = 500
-    daemons = [DaemonsProcess(ips[i:i + share], port, delay=0.02) for i in range(0, nodes, share)]
     s = dataclasses.replace(settings, lainlet_url=lainlet.url, backupd_port=port,
                             advertise_url="http://127.0.0.1:8000", lainlet_timeout_seconds=60,
                             dynamodb_timeout_seconds=60)
     server = None
+    daemons: list[DaemonsProcess] = []
     try:
         server = benchtable.TableServer(s.table_name, partial(
             _steady_table, s, nodes, procs, datetime.now(UTC).isoformat()))
+        archives = server.filled.archives  # the daemons hold the archives the records name
+        daemons = [DaemonsProcess(ips[i:i + share], port, 0.02, archives)
+                   for i in range(0, nodes, share)]
         ctx = multiprocessing.get_context("spawn")
         out = ctx.Queue()
         child = ctx.Process(target=_scale_run, args=(s, server.url, out,

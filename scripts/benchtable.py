@@ -719,6 +719,8 @@ class Filled:
     seconds: float = 0.0
     kinds: Counter[str] = field(default_factory=Counter)  # items by partition-key prefix
     bytes: Counter[str] = field(default_factory=Counter)  # their wire bytes, by the same
+    archives: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by node: what its
+    # daemon lists (``GET /backup/json``), one entity per backup posted
 
     def summary(self) -> str:
         parts = ", ".join(f"{k} {n:,} ({self.bytes[k] / n:,.0f} B each)"
@@ -754,7 +756,7 @@ def fill(table: Any, settings: Any, lists: Mapping[str, Sequence[Mapping[str, An
     logging.disable(logging.CRITICAL)  # a post's line is the log rows' business, not the fill's
     try:
         for day in range(days - 1, -1, -1):
-            for jobs in lists.values():
+            for node, jobs in lists.items():
                 for job in jobs:
                     if job.get("action") != "backup":
                         continue
@@ -763,15 +765,17 @@ def fill(table: Any, settings: Any, lists: Mapping[str, Sequence[Mapping[str, An
                         continue
                     start = last - timedelta(days=day)
                     seconds = min(30.0, max((now - start).total_seconds() - 1, 0.0))
-                    out.posts += _post_run(deps, clock, job, start, seconds, size + 4096 * (days - day))
+                    done = _post_run(deps, clock, job, start, seconds, size + 4096 * (days - day))
+                    out.posts += 2
                     out.jobs += day == 0
+                    out.archives.setdefault(node, []).append(_entity(node, job, done))
         minute = now.replace(second=0, microsecond=0)
         for back in range(expire_minutes - 1, -1, -1):
             for jobs in lists.values():
                 for job in jobs:
                     if job.get("action") == "backup_expire":
-                        out.posts += _post_run(deps, clock, job, minute - timedelta(minutes=back),
-                                               0.2, 0)
+                        _post_run(deps, clock, job, minute - timedelta(minutes=back), 0.2, 0)
+                        out.posts += 2
     finally:
         logging.disable(previous)
     from chalicelib.edges.table import FRESH_READY
@@ -782,7 +786,8 @@ def fill(table: Any, settings: Any, lists: Mapping[str, Sequence[Mapping[str, An
 
 
 def _post_run(deps: Any, clock: list[datetime], job: Mapping[str, Any], start: datetime,
-              seconds: float, size: int) -> int:
+              seconds: float, size: int) -> dict[str, Any]:
+    """Post one run's two records; its success record."""
     from chalicelib.usecases import notify
 
     running, done = run_records(job, start, seconds=seconds, size=size)
@@ -790,7 +795,17 @@ def _post_run(deps: Any, clock: list[datetime], job: Mapping[str, Any], start: d
     notify.notify(deps, json.dumps(running))
     clock[0] = start + timedelta(seconds=seconds + 0.1)
     notify.notify(deps, json.dumps(done))
-    return 2
+    return done
+
+
+def _entity(node: str, job: Mapping[str, Any], done: Mapping[str, Any]) -> dict[str, Any]:
+    """The backup a run left on its node, as the daemon lists it (``backup.go``'s entity): the
+    archives the records name exist, as on a cluster whose backups nobody deleted."""
+    args = job["args"]
+    return {"mode": args.get("mode") or "full", "source": args.get("path", ""),
+            "volume": args.get("volume", ""), "name": done["result"]["file"],
+            "server": node, "size": done["result"]["size"], "created": done["end"],
+            "containers": args.get("containers", []), "instanceNo": args.get("instanceNo", 0)}
 
 
 def census(items: Iterable[Mapping[str, Any]], hash_key: str, into: Filled) -> None:
