@@ -308,20 +308,28 @@ class Run:
 
 def _run_of(record: Mapping[str, Any]) -> tuple[tuple[str, int, str], Run] | None:
     """(item key, run) of a backup job's finished record; None for anything else."""
-    if record.get("action") != "backup" or record.get("state") not in ("success", "failed"):
+    if record.get("action") != "backup":
         return None
     args = record.get("args")
-    start = _parse(record.get("start"))
-    if not isinstance(args, Mapping) or start is None:
+    run = _finished(record)
+    if not isinstance(args, Mapping) or run is None:
         return None
     try:
         instance = int(args.get("instanceNo"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return (str(args.get("proc", "")), instance, str(args.get("volume", ""))), Run(
-        start, str(record.get("rid", "")), str(record["state"]), archive_size(record.get("result")),
-        str(record.get("suspect") or ""), str(record.get("reason") or ""),
-        bool(record.get("recovered")))
+    return (str(args.get("proc", "")), instance, str(args.get("volume", ""))), run
+
+
+def _finished(record: Mapping[str, Any]) -> Run | None:
+    """The run of a finished record, or of a job's newest good success as the store keeps it
+    (its few fields: no action nor args, the job it is of says whose it is); None otherwise."""
+    start = _parse(record.get("start"))
+    if record.get("state") not in ("success", "failed") or start is None:
+        return None
+    return Run(start, str(record.get("rid", "")), str(record["state"]),
+               archive_size(record.get("result")), str(record.get("suspect") or ""),
+               str(record.get("reason") or ""), bool(record.get("recovered")))
 
 
 def _drill_of(op: Operation) -> dict[str, Any]:
@@ -369,6 +377,8 @@ def item_report(d: Declared, runs: Sequence[Run], newest_good: Run | None,
     first_seen = _parse(d.first_seen)
     if first_seen is not None and runs:  # a run before its recorded first push: the job existed
         first_seen = min(first_seen, runs[0].start)  # (the node states were made afresh since)
+    if first_seen is not None and newest_good:  # so did the item, before its job's ID changed
+        first_seen = min(first_seen, newest_good.start)  # (its history followed: core/lineage)
     counted_from = max(start, first_seen) if first_seen else start
     schedule = None
     if d.pushed:
@@ -535,16 +545,16 @@ def app_report(inputs: AppInputs, *, now: datetime, days: int, grace: int) -> di
     newest_good: dict[tuple[str, int, str], Run] = {}
     gone: set[str] = set()  # rids of good backups whose archive is known deleted
     for job, record in sorted(inputs.latest_good.items()):
-        found = _run_of(record)
-        key = by_job.get(job)
-        if not (found and key and found[1].good):
+        good = _finished(record)  # the job's newest good success, possibly carried from the
+        key = by_job.get(job)     # item's former job ID (core/lineage.py)
+        if not (good and key and good.good):
             continue
         if record.get("gone"):
-            gone.add(found[1].rid)
-            own[key].append({"kind": "backup_gone", "at": _iso(found[1].start),
-                             "rid": found[1].rid, "detail": str(record["gone"])})
-        elif key not in newest_good or found[1].start > newest_good[key].start:
-            newest_good[key] = found[1]
+            gone.add(good.rid)
+            own[key].append({"kind": "backup_gone", "at": _iso(good.start),
+                             "rid": good.rid, "detail": str(record["gone"])})
+        elif key not in newest_good or good.start > newest_good[key].start:
+            newest_good[key] = good
     for p in inputs.pauses:
         at, until = _parse(p.at), _parse(p.until)
         if (until is not None and until < start) or (at is not None and at > end):

@@ -3,7 +3,9 @@ Pure: no I/O, no clock.
 
 A node is pushed when its wanted list's version differs from the one of its last accepted push
 (``changed``), when it has no state yet (``new``), when lainlet names no job for it while it still
-holds some (``stale``: it gets an empty list), or when its daemon restarted and lost its jobs.
+holds some (``stale``: it gets an empty list), or when its daemon restarted and lost its jobs. A pushed job
+that continues a job of the node's last pushed list under a new ID (its schedule changed) is
+``carried``: its history follows it (:mod:`chalicelib.core.lineage`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chalicelib.core.jobs import list_version
+from chalicelib.core.lineage import successors
 from chalicelib.core.types import Job
 
 DRIFTED = "drifted:"  # a node state's version while its node must get its list again (+ since)
@@ -51,6 +54,7 @@ class NodePlan:
     unchanged: int
     notify_stale: bool = False  # the daemon posts to an older notify URL: hand it the current one
     drifted: str = ""  # since when the node ran another list than the one pushed (a re-push)
+    carried: dict[str, str] = field(default_factory=dict)  # new job ID -> the old one it continues
 
     @property
     def push(self) -> bool:
@@ -111,6 +115,8 @@ def plan(generated: dict[str, list[Job]], states: dict[str, NodeState],
             removed=[i for i in old_ids if i not in new_ids],
             unchanged=len([i for i in new_ids if i in old_ids]), notify_stale=stale_url,
             drifted=state.version.removeprefix(DRIFTED) if state and "drifted" in reasons else "",
+            carried=successors(state.jobs, node_jobs)
+            if reasons and state and state.jobs is not None else {},
         ))
     return plans
 

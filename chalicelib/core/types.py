@@ -75,6 +75,7 @@ class ReconcileSummary(TypedDict, total=False):
     held_reasons: list[str]
     held_runs: int
     removals_applied: int
+    carried: int  # jobs whose history followed their item to a new ID (core/lineage.py)
     forgotten: list[str]
     expiry_held: int
     problems: int

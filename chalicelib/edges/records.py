@@ -295,6 +295,53 @@ class RecordStore:
             before = now
         return None
 
+    def carry(self, pairs: Mapping[str, str]) -> int:
+        """History follows the item (:mod:`chalicelib.core.lineage`): each new job ID (key) of
+        ``pairs`` continues the old one (value) on the same node, so it takes the old job's slim
+        runs (newest run, newest success with its suspect streak, newest good success with the
+        recent good sizes: the next success is judged against them) of each kind it has no newer
+        run of. Once per ID change, by the reconcile, before the node gets the new list: one
+        BatchGetItem per 100 old jobs and one conditional UpdateItem per job with a history; done
+        again (the push failed, or the item's ID changed back), the rule keeps whatever is newer.
+        The number of jobs that took a history. A table whose slim items are not built yet
+        carries nothing (the whole items are read until then)."""
+        pairs = {new: old for new, old in pairs.items()
+                 if node_of_job_id(new) is not None and node_of_job_id(new) == node_of_job_id(old)}
+        if not pairs or not self.fresh_ready():
+            return 0
+        keys = [k for old in dict.fromkeys(pairs.values()) if (k := _fresh_key(old)) is not None]
+        olds = {i["sk"]: i for i in self.db.get_many(keys, consistent=True)}
+        carried = 0
+        for new, old in sorted(pairs.items()):
+            item, fresh = olds.get(old), _fresh_key(new)
+            kinds = [k for k in KINDS if item and k in item and f"{k}_k" in item]
+            if item is None or fresh is None or not kinds:
+                continue
+            wrote = self._carry_kinds(fresh, item, kinds, old)
+            if not wrote and len(kinds) > 1:
+                wrote = sum(self._carry_kinds(fresh, item, [k], old) for k in kinds) > 0
+            carried += wrote
+        if carried:
+            event(log, "history_carried", jobs=carried,
+                  pairs=dict(sorted(pairs.items())[:10]), of=len(pairs))
+        return carried
+
+    def _carry_kinds(self, fresh: dict[str, str], item: Mapping[str, Any], kinds: list[str],
+                     old: str) -> bool:
+        """The new job's slim item takes ``item``'s runs of ``kinds``, each where it has none
+        newer (one UpdateItem); ``carried_from`` names the job it continues."""
+        names = {"#f": "carried_from"}
+        values: dict[str, Any] = {":f": old}
+        sets, rules = ["#f = :f"], []
+        for n, kind in enumerate(kinds):
+            names |= {f"#v{n}": kind, f"#k{n}": f"{kind}_k", f"#s{n}": f"{kind}_s"}
+            values |= {f":v{n}": item[kind], f":k{n}": item[f"{kind}_k"],
+                       f":s{n}": item[f"{kind}_s"]}
+            sets.append(f"#v{n} = :v{n}, #k{n} = :k{n}, #s{n} = :s{n}")
+            rules.append(f"(attribute_not_exists(#k{n}) OR #k{n} < :k{n})")
+        return self.db.update_if(fresh, "SET " + ", ".join(sets), " AND ".join(rules), values,
+                                 names)
+
     def accept_size(self, job_id: str) -> dict[str, Any]:
         """Take the job's latest success as its good baseline now: it becomes the newest good
         success, the recent sizes are its size alone, and its suspect flag goes from the job's

@@ -26,6 +26,7 @@ SEEN = "SEEN"  # what the runs saw, one item per node: {key: [status, since, owe
 HELD = {"pk": "HELD", "sk": "removals"}  # the removals the last runs held, and for how many runs
 LEASE = {"pk": "LEASE", "sk": "reconcile"}  # which run may reconcile now, and until when
 RUN_HISTORY_DAYS = 7
+PAUSE_MEMORY = "pause:"  # what the alerts remember of a pause: pause:<node>#<job id>
 
 
 class NodeStateStore:
@@ -162,6 +163,18 @@ class NodeStateStore:
                             for node, memory in sorted(shards.items()) if not memory)
         if legacy:
             self.db.delete_many({"pk": STATUSES, "sk": key} for key in sorted(legacy))
+
+    def carry_pause_memory(self, node: str, new: str, old: str) -> None:
+        """What the alerts remember of the pause of job ``old`` on ``node`` (its start told, its
+        end's notice owed) is kept for job ``new``, which carries that pause now (its ID
+        changed: :mod:`chalicelib.core.lineage`): no second "paused" message, no "over" for a
+        pause that goes on."""
+        before = {"pk": STATUSES, "sk": f"{PAUSE_MEMORY}{node}#{old}"}
+        item = self.db.get(before, consistent=True)
+        if item is None:
+            return
+        self.db.put_if({**item, "sk": f"{PAUSE_MEMORY}{node}#{new}"}, "attribute_not_exists(pk)")
+        self.db.delete(before)
 
     # -- a line that would repeat every run ------------------------------------------------------
     def say(self, name: str, fingerprint: str, now: datetime, every: timedelta) -> str:

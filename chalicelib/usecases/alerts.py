@@ -24,11 +24,11 @@ from chalicelib.core.sizes import Baseline, Judgment, median
 from chalicelib.core.types import JobRecord, Pause, Pauses
 from chalicelib.deps import Deps
 from chalicelib.edges import webhook
-from chalicelib.edges.state import Seen
+from chalicelib.edges.state import PAUSE_MEMORY, Seen
 from chalicelib.errors import ControllerError
 from chalicelib.logs import event, log
 
-PAUSE = "pause:"  # memory keys of pauses: pause:<node>#<job id>
+PAUSE = PAUSE_MEMORY  # memory keys of pauses: pause:<node>#<job id>
 
 
 def check(deps: Deps, items: list[ItemStatus], pauses: Pauses) -> int:

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from logging import INFO, WARNING
 from typing import Any
 
-from chalicelib.core import drill, nodehealth, pausecheck, removals, retention
+from chalicelib.core import drill, lineage, nodehealth, pausecheck, removals, retention
 from chalicelib.core.cluster import Cluster
 from chalicelib.core.formats.answers import Partial
 from chalicelib.core.formats.inputs import bounded_int
@@ -475,7 +475,10 @@ def _apply(deps: Deps, seen: Observation) -> Run:
     pauses = deps.state.pauses()
     ended = pauses_ended(pauses, deps.clock(), deps.settings.pause_max_days)
     notify = notify_url(deps.settings, deps.secrets.notify_token())
-    result = _push_all(deps, todo, pauses, ended, notify)
+    _carry_pauses(deps, todo, pauses, ended)
+    carried: dict[str, int] = {}
+    result = _push_all(deps, todo, pauses, ended, notify, carried)
+    _carry_latest(seen, todo)
     woken = _wake(deps, ended)
     for node, ids in woken.items():  # what the run leaves paused is what it hands on
         pauses[node] = {j: p for j, p in pauses.get(node, {}).items() if j not in ids}
@@ -494,16 +497,51 @@ def _apply(deps: Deps, seen: Observation) -> Run:
     _warn(deps, seen, notify)
     summary = _summary(seen, todo, result, woken, inspected.pauses, held, notify)
     summary["node_problems"] = sum(len(s.problems) for s in states.values())
+    summary["carried"] = sum(carried.values())
     return Run(summary, seen.cluster, states, pauses, seen.latest, seen.expiry_held)
 
 
 def _push_all(deps: Deps, todo: dict[str, NodePlan], pauses: Pauses, ended: dict[str, set[str]],
-              notify: str) -> FanOut[list[str]]:
-    """Every planned node pushed at once (each with its jobs' active pauses applied again)."""
+              notify: str, carried: dict[str, int]) -> FanOut[list[str]]:
+    """Every planned node pushed at once (each with its jobs' active pauses applied again), the
+    history of its jobs whose ID changed carried to their new IDs first (so no run of a new ID
+    is stored before it: a failed carry fails the node's push, retried next run); ``carried``
+    gets how many jobs of each node took a history."""
     active = {n: set(jobs) - ended.get(n, set()) for n, jobs in pauses.items()}
     timeout = deps.settings.push_timeout_seconds
-    return deps.fan_out(list(todo), lambda c: _push(c, todo[c.node], notify,
-                                                     active.get(c.node, set()), timeout))
+
+    def one(client: BackupdClient) -> list[str]:
+        p = todo[client.node]
+        if p.carried:
+            carried[client.node] = deps.records.carry(p.carried)
+        return _push(client, p, notify, active.get(client.node, set()), timeout)
+
+    return deps.fan_out(list(todo), one)
+
+
+def _carry_pauses(deps: Deps, todo: dict[str, NodePlan], pauses: Pauses,
+                  ended: dict[str, set[str]]) -> None:
+    """A paused job whose ID changes stays paused: its pause (until, reason, since) is kept for
+    the new ID (unless that has one by now), and the push pauses the new job; the old ID's
+    pause goes with its job. ``pauses`` gets the pauses carried."""
+    for node, p in todo.items():
+        for new, old in p.carried.items():
+            pause = pauses.get(node, {}).get(old)
+            if pause is None or old in ended.get(node, set()) or new in pauses.get(node, {}):
+                continue
+            if deps.state.adopt_pause(node, new, pause):
+                pauses[node][new] = pause
+                deps.state.carry_pause_memory(node, new, old)
+                event(log, "pause_carried", node=node, job=new, was=old, until=pause.until)
+
+
+def _carry_latest(seen: Observation, todo: dict[str, NodePlan]) -> None:
+    """The run's own reading of the jobs' latest runs (read before the pushes) as the carry
+    left them, so the assessment after this run already sees each moved item's history."""
+    for p in todo.values():
+        for new, old in p.carried.items():
+            if old in seen.latest:
+                seen.latest[new] = lineage.merged(seen.latest[old], seen.latest.get(new, {}))
 
 
 def _remember(deps: Deps, seen: Observation, todo: dict[str, NodePlan],
@@ -527,6 +565,7 @@ def _remember(deps: Deps, seen: Observation, todo: dict[str, NodePlan],
         gone = set(pauses.get(node, {})) - set(todo[node].job_ids)
         if gone:
             store.drop_pauses(node, gone)
+            pauses[node] = {j: p for j, p in pauses[node].items() if j not in gone}
     return pushed
 
 

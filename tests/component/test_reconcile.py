@@ -110,13 +110,23 @@ def test_restarted_daemon_gets_its_list_and_pauses_back(settings, store, daemons
     assert summary["repaused"] == {"127.0.0.11": [HELLO_DATA]}
 
 
-def test_pause_of_a_removed_job_is_dropped(settings, store, daemons, lainlet):
+def test_pause_of_a_removed_job_is_dropped_and_of_a_changed_id_follows(settings, store, daemons,
+                                                                         lainlet):
+    """A pause of a job no longer on the node goes; one whose item got a new id (its schedule
+    edited) moves to the new id (history follows the item: core/lineage.py)."""
     run(settings, store)
-    store.set_pause("127.0.0.11", HELLO_DATA, Pause("2099-01-01T00:00:00Z"))
+    gone = "7f00000b" + "0" * 32
+    store.set_pause("127.0.0.11", HELLO_DATA, Pause("2099-01-01T00:00:00Z", "migration"))
+    store.set_pause("127.0.0.11", gone, Pause("2099-01-01T00:00:00Z"))
     pod = lainlet.spec["hello.web.web"][0]
     pod["Annotation"] = pod["Annotation"].replace('"0 3 * * *"', '"0 4 * * *"')  # new id
-    run(settings, store)
-    assert store.pauses() == {}
+    summary = run(settings, store)
+    [new] = [j["id"] for j in daemons["127.0.0.11"].jobs if j["spec"] == "0 4 * * *"
+             and j["args"]["volume"] == "/data"]
+    assert {n: {j: p.reason for j, p in ids.items()} for n, ids in store.pauses().items()} == \
+        {"127.0.0.11": {new: "migration"}}
+    assert summary["repaused"] == {"127.0.0.11": [new]}
+    assert daemons["127.0.0.11"].sleeping() == {new}
 
 
 def test_down_node_is_retried_after_it_returns(settings, store, daemons):

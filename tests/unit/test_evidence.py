@@ -135,6 +135,21 @@ def test_a_suspect_success_is_no_good_backup_and_is_an_exception():
     assert item["runs"] == {"good": 119, "failed": 0, "suspect": 1}
 
 
+def test_the_newest_good_backup_as_the_store_keeps_it_counts():
+    """The store keeps a job's newest good success as a few fields (no action, no args: the job
+    says whose it is), possibly carried from the item's former job ID: it is the newest good
+    backup, and the item existed before its job's recorded first push."""
+    old = record(NOW - timedelta(days=3), size=GIB)
+    kept = {k: old[k] for k in ("rid", "state", "start", "end", "result")}
+    pushed = dataclasses.replace(ITEM, first_seen=stamp(NOW - timedelta(hours=1)))
+    item = only_item(build(inputs([], items=[pushed], latest_good={JOB: kept}), days=1))
+    assert item["last_good"]["bytes"] == GIB
+    assert item["since_last_good"]["seconds"] == 3 * 86400
+    assert item["counted_from"] == "2026-12-02T12:00:00Z"  # the window, not the push an hour ago
+    assert item["achieved_rpo"]["seconds"] == 86400
+    assert item["controls"]["rpo"]["status"] == "fail"
+
+
 def test_the_newest_good_backup_may_be_older_than_the_window():
     old = record(NOW - timedelta(days=40), size=GIB)
     item = only_item(build(inputs([], latest_good={JOB: old})))
