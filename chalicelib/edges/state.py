@@ -151,13 +151,12 @@ class NodeStateStore:
         legacy: frozenset[str] = getattr(before, "legacy", frozenset())
         touched = {seen_node(k) for k in (*changed, *gone)} | (
             {seen_node(k) for k in (*before, *changed)} if legacy else set())
-        shards: dict[str, dict[str, list[Any]]] = {node: {} for node in touched}
+        shards: dict[str, dict[str, Seen]] = {node: {} for node in touched}
         for key, seen in {**before, **changed}.items():
             node = seen_node(key)
             if node in shards and key not in gone:
-                shards[node][key] = [seen.status, seen.since, seen.owed, seen.told]
-        self.db.put_many({"pk": SEEN, "sk": node or "-",
-                          "seen": json.dumps(memory, separators=(",", ":"), sort_keys=True)}
+                shards[node][key] = seen
+        self.db.put_many({"pk": SEEN, "sk": node or "-", "seen": _shard_text(memory)}
                          for node, memory in sorted(shards.items()) if memory)
         self.db.delete_many({"pk": SEEN, "sk": node or "-"}
                             for node, memory in sorted(shards.items()) if not memory)
@@ -168,13 +167,22 @@ class NodeStateStore:
         """What the alerts remember of the pause of job ``old`` on ``node`` (its start told, its
         end's notice owed) is kept for job ``new``, which carries that pause now (its ID
         changed: :mod:`chalicelib.core.lineage`): no second "paused" message, no "over" for a
-        pause that goes on."""
-        before = {"pk": STATUSES, "sk": f"{PAUSE_MEMORY}{node}#{old}"}
-        item = self.db.get(before, consistent=True)
-        if item is None:
+        pause that goes on. The node's memory is rewritten only if no run changed it meanwhile."""
+        was, now = f"{PAUSE_MEMORY}{node}#{old}", f"{PAUSE_MEMORY}{node}#{new}"
+        legacy = {"pk": STATUSES, "sk": was}  # the one-per-key form of a version before
+        item = self.db.get(legacy, consistent=True)
+        if item is not None:
+            self.db.put_if({**item, "sk": now}, "attribute_not_exists(pk)")
+            self.db.delete(legacy)
+        key = {"pk": SEEN, "sk": node or "-"}
+        shard = self.db.get(key, consistent=True)
+        memory = _shard(shard.get("seen")) if shard else {}
+        if was not in memory:
             return
-        self.db.put_if({**item, "sk": f"{PAUSE_MEMORY}{node}#{new}"}, "attribute_not_exists(pk)")
-        self.db.delete(before)
+        seen = memory.pop(was)
+        memory.setdefault(now, seen)
+        self.db.put_if({**key, "seen": _shard_text(memory)}, "seen = :old",
+                       {":old": shard["seen"]} if shard else None)
 
     # -- a line that would repeat every run ------------------------------------------------------
     def say(self, name: str, fingerprint: str, now: datetime, every: timedelta) -> str:
@@ -226,6 +234,12 @@ def _shard(text: Any) -> dict[str, Seen]:
         if isinstance(entry, list) and len(entry) == 4 and all(isinstance(v, str) for v in entry[:3]):
             out[str(key)] = Seen(entry[0], entry[1], entry[2], bool(entry[3]))
     return out
+
+
+def _shard_text(memory: Mapping[str, Seen]) -> str:
+    """One node's memory as the JSON string :func:`_shard` reads."""
+    return json.dumps({k: [v.status, v.since, v.owed, v.told] for k, v in memory.items()},
+                      separators=(",", ":"), sort_keys=True)
 
 
 def seen_node(key: str) -> str:
