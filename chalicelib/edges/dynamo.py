@@ -203,10 +203,11 @@ class Dynamo:
 
     def query(self, partition: str, *, index: str | None = None, newest_first: bool = False,
               limit: int | None = None, state: str | None = None, before: str = "",
-              after: str = "") -> Iterator[dict[str, Any]]:
+              after: str = "", consistent: bool = False) -> Iterator[dict[str, Any]]:
         """Items of one partition (of the table or of ``index``), in sort-key order: the one paging
         loop. ``limit`` stops after that many items; ``state`` keeps only items in that state;
-        ``before`` keeps only sort keys below it (a cursor), ``after`` only those above it."""
+        ``before`` keeps only sort keys below it (a cursor), ``after`` only those above it;
+        ``consistent``: every write acknowledged before the read is seen (twice the units)."""
         from boto3.dynamodb.conditions import Attr, Key
 
         key = f"{index}pk" if index else "pk"
@@ -219,6 +220,8 @@ class Dynamo:
                                   "ScanIndexForward": not newest_first}
         if index:
             kwargs["IndexName"] = index
+        if consistent:
+            kwargs["ConsistentRead"] = True
         if limit:
             kwargs["Limit"] = limit
         if state:

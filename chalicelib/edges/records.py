@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -55,6 +56,13 @@ KINDS = ("last", "success", "good")
 BRIEF = ("start", "end", "reason")  # what freshness reads of a run, besides its rid and state
 MAX_REASON = 1000  # a failure's reason kept on the slim item (the record keeps all of it)
 READ_WORKERS = 16  # per-node Queries at once: 2,000 nodes in about a second
+CHANGED = "~changed"  # sk, after every job id, of a FRESH partition's change mark (``v``)
+MAX_KEPT_NODES = 20_000
+# What this process read of each node's slim items, with the node's change mark then, by table:
+# a warm function (the schedule runs every minute) reads again only the nodes written since
+# (their mark renewed) and a few hundred bytes per node otherwise. Never changed once kept (the
+# runs are read only), replaced whole when their node is read again.
+_KEPT: dict[str, dict[str, tuple[str, dict[str, dict[str, JobRecord]]]]] = {}
 
 
 def _key(rid: str) -> dict[str, str]:
@@ -226,12 +234,27 @@ class RecordStore:
                 rules.append(f"(attribute_not_exists(#k{n}) OR #k{n} < :k{later})")
             if running:
                 vals.pop(":running", None)
-            return self.db.update_if(fresh, "SET " + ", ".join(sets), " AND ".join(rules), vals,
+            return self._fresh_update(fresh, "SET " + ", ".join(sets), " AND ".join(rules), vals,
                                      names)
 
         if not write(kinds) and len(kinds) > 1:
             for kind in kinds:
                 write([kind])
+
+    def _fresh_update(self, key: dict[str, str], update: str, condition: str,
+                      values: dict[str, Any], names: dict[str, str] | None = None) -> bool:
+        """Every write of a slim item: the conditional UpdateItem, then its node's change mark
+        renewed (whether or not the condition held: a post retried after a 503 may find its
+        item written and the mark not), so a reader's kept copy of that node is read again."""
+        try:
+            return self.db.update_if(key, update, condition, values, names)
+        finally:
+            self._mark_changed({key["pk"]})
+
+    def _mark_changed(self, partitions: Iterable[str]) -> None:
+        """Renew the change mark of each ``FRESH#<ip>`` partition: a token no write repeats."""
+        self.db.put_many({"pk": pk, "sk": CHANGED, "v": os.urandom(12).hex()}
+                         for pk in sorted(set(partitions)))
 
     def latest_by_job(self, nodes: Iterable[str]) -> Latest:
         """``{job id: {"last": run, "success": run, "good": run}}`` for every job of ``nodes``
@@ -246,10 +269,29 @@ class RecordStore:
         wanted = sorted(set(nodes))
         if not wanted:
             return out
-        with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(wanted))) as pool:
-            for items in pool.map(lambda n: list(self.db.query(f"{FRESH}{n}")), wanted):
-                for item in items:
-                    out[item["sk"]] = {k: _run_of(item, k) for k in KINDS if k in item}
+        kept = _KEPT.setdefault(self.db.table.name, {})
+        if len(kept) > MAX_KEPT_NODES:  # nodes long gone: start afresh
+            kept.clear()
+        marks = {i["pk"][len(FRESH):]: str(i.get("v", "")) for i in self.db.get_many(
+            [{"pk": f"{FRESH}{n}", "sk": CHANGED} for n in wanted])}
+        stale = [n for n in wanted if n not in marks or kept.get(n, ("",))[0] != marks[n]]
+
+        def read(node: str) -> dict[str, dict[str, JobRecord]]:
+            # a node with a mark is read consistently: a write the mark does not show yet is
+            # seen, or it renews the mark after this read (the next run reads the node again)
+            items = self.db.query(f"{FRESH}{node}", consistent=node in marks)
+            return {i["sk"]: {k: _run_of(i, k) for k in KINDS if k in i}
+                    for i in items if i["sk"] != CHANGED}
+
+        if stale:
+            with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(stale))) as pool:
+                for node, runs in zip(stale, pool.map(read, stale), strict=True):
+                    kept[node] = (marks.get(node, ""), runs)
+        for node in wanted:
+            mark, runs = kept[node]
+            out.update(runs)
+            if not mark:  # no mark yet (no write since this version): read every time
+                del kept[node]
         return out
 
     def _fresh_from_whole(self) -> dict[str, dict[str, Any]]:
@@ -292,6 +334,7 @@ class RecordStore:
                 event(log, "fresh_items_built", jobs=len(now))
                 return len(now)
             self.db.put_many(changed)
+            self._mark_changed({item["pk"] for item in changed})
             before = now
         return None
 
@@ -339,7 +382,7 @@ class RecordStore:
                        f":s{n}": item[f"{kind}_s"]}
             sets.append(f"#v{n} = :v{n}, #k{n} = :k{n}, #s{n} = :s{n}")
             rules.append(f"(attribute_not_exists(#k{n}) OR #k{n} < :k{n})")
-        return self.db.update_if(fresh, "SET " + ", ".join(sets), " AND ".join(rules), values,
+        return self._fresh_update(fresh, "SET " + ", ".join(sets), " AND ".join(rules), values,
                                  names)
 
     def accept_size(self, job_id: str) -> dict[str, Any]:
@@ -411,7 +454,7 @@ class RecordStore:
                            ":oldl": item["last"]}
                 rule += " AND last_k = :k AND #l = :oldl"
                 names["#l"] = "last"
-            if fresh and self.db.update_if(fresh, "SET " + ", ".join(sets), rule, values, names):
+            if fresh and self._fresh_update(fresh, "SET " + ", ".join(sets), rule, values, names):
                 event(log, "size_accepted", job=job_id, rid=success["rid"], accepted_size=size,
                       previous_median=before)
                 return {"job": job_id, "accepted_size": size, "record": success["rid"],
@@ -440,7 +483,7 @@ class RecordStore:
             good = _raw_run(slim, "good") if "good" in slim else None
             if not fresh or not good or good.get("gone") or archive_of(good) != file:
                 return False
-            return self.db.update_if(fresh, "SET #g = :new", "good_k = :k AND #g = :old",
+            return self._fresh_update(fresh, "SET #g = :new", "good_k = :k AND #g = :old",
                                      {":new": _stored({**good, "gone": why}),
                                       ":old": slim["good"], ":k": slim["good_k"]}, {"#g": "good"})
         item = self.db.get({"pk": LATEST, "sk": f"{job_id}#good"}, consistent=True)
@@ -460,7 +503,7 @@ class RecordStore:
         item = self.db.get(fresh, consistent=True) if fresh else None
         if not fresh or not item or item.get(f"{kind}_k") != skey or kind not in item:
             return
-        self.db.update_if(fresh, "SET #v = :new", "#k = :k AND #v = :old",
+        self._fresh_update(fresh, "SET #v = :new", "#k = :k AND #v = :old",
                           {":new": _dumps(change(json.loads(item[kind]))), ":old": item[kind],
                            ":k": skey}, {"#v": kind, "#k": f"{kind}_k"})
 
@@ -470,7 +513,7 @@ class RecordStore:
         fresh = _fresh_key(job_id)
         if fresh is None:
             return
-        self.db.update_if(fresh, "SET #v = :v, good_k = :k, good_s = :st",
+        self._fresh_update(fresh, "SET #v = :v, good_k = :k, good_s = :st",
                           "attribute_not_exists(good_k) OR good_k <= :k",
                           {":v": _dumps(_slim(record, "", "good")), ":k": skey,
                            ":st": record["state"]}, {"#v": "good"})

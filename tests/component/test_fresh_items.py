@@ -98,3 +98,53 @@ def test_a_post_while_the_slim_items_are_built_is_not_lost(ddb, monkeypatch):
     assert latest["last"]["state"] == "failed" and latest["last"]["reason"] == "disk full"
     assert latest["success"]["start"] == latest["good"]["start"] != latest["last"]["start"]
     assert store.build_fresh() is None  # once
+
+
+class Queries:
+    """Counts the Queries a table's client sends, by partition (botocore's own event hook)."""
+
+    def __init__(self, table) -> None:
+        self.partitions: list[str] = []
+        self.events = table.meta.client.meta.events
+        self.events.register("before-call.dynamodb.Query", self._count)
+
+    def _count(self, params, **_) -> None:
+        self.partitions.append(json.loads(params["body"])["ExpressionAttributeValues"][":v0"]["S"])
+
+    def stop(self) -> None:
+        self.events.unregister("before-call.dynamodb.Query", self._count)
+
+
+def test_a_warm_reader_reads_again_only_the_nodes_written_since(settings, ddb):
+    """The scheduled function runs every minute in a warm process: it keeps what it read of
+    each node's slim items and reads again only the nodes whose change mark a write renewed —
+    written by another process (notify), a retried post, or an edit of a run."""
+    now = datetime.now(UTC)
+    writer = Deps(settings, table=ddb)  # notify, another function
+    post(writer, HELLO_DATA, "success", now - timedelta(minutes=5))
+    post(writer, MYSQL, "success", now - timedelta(minutes=5))
+    nodes = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+    reader = RecordStore(ddb)
+    assert reader.latest_by_job(nodes)[MYSQL]["last"]["state"] == "success"
+    queries = Queries(ddb)
+    try:
+        again = reader.latest_by_job(nodes)
+        assert queries.partitions == ["FRESH#127.0.0.12"]  # no items, no mark: asked each time
+        assert again[HELLO_DATA]["good"]["start"] == again[HELLO_DATA]["last"]["start"]
+        post(writer, MYSQL, "failed", now - timedelta(minutes=1), reason="preRun exited 1")
+        queries.partitions.clear()
+        seen = RecordStore(ddb).latest_by_job(nodes)  # a new store in the same process: kept too
+        assert sorted(queries.partitions) == ["FRESH#127.0.0.12", "FRESH#127.0.0.13"]
+        assert seen[MYSQL]["last"]["reason"] == "preRun exited 1"
+        assert seen[HELLO_DATA] == again[HELLO_DATA]
+        # a post the daemon sends again (after a 503) writes no run, but renews the mark
+        post(writer, MYSQL, "failed", now - timedelta(minutes=1), reason="preRun exited 1")
+        queries.partitions.clear()
+        reader.latest_by_job(nodes)
+        assert "FRESH#127.0.0.13" in queries.partitions
+        # a good backup known gone (an edit of the run) is seen by the warm reader
+        good = seen[MYSQL]["good"]
+        assert RecordStore(ddb).mark_gone(MYSQL, good["result"]["file"], "deleted by hand")
+        assert reader.latest_by_job(nodes)[MYSQL]["good"]["gone"] == "deleted by hand"
+    finally:
+        queries.stop()
