@@ -374,7 +374,18 @@ def _scale_run(settings: Settings, endpoint: str, out: Any, profile: str = "") -
             del answer
 
         measure("push", lambda: schedule.scheduled(deps))
-        measure("no-op", lambda: schedule.scheduled(deps))
+        measure("no-op", lambda: schedule.scheduled(deps))  # warm: nothing written since
+        # a typical minute of a warm function: notify wrote the slim items of some nodes since
+        # the last run (every job daily at its own H minute: 80 jobs' two posts on a node touch
+        # it in about 1 minute in 9), here every 8th node's
+        from chalicelib.edges import records as records_edge
+
+        every_8th = deps.cluster().node_ips()[::8]
+        deps.records._mark_changed(f"{records_edge.FRESH}{n}" for n in every_8th)
+        meter.take()
+        measure("no-op, 1/8 changed", lambda: schedule.scheduled(deps))
+        records_edge._KEPT.clear()  # a cold start: nothing kept
+        measure("no-op, cold", lambda: schedule.scheduled(deps))
         if profile:  # a no-op run once more under the profiler, apart from the measured one (and
             # after it: the profiled run is minutes long, and a later minute inspects other nodes)
             import cProfile
@@ -429,10 +440,10 @@ def bench_scale(settings: Settings, nodes: int, profile: str = "") -> tuple[list
         for d in daemons:
             d.stop()
         lainlet.stop()
-    push, noop, whole, slim, upgrade = (ScaleRun(**r) for r in found)  # plain values: picklable
+    push, warm, noop, cold, whole, slim, upgrade = (ScaleRun(**r) for r in found)  # picklable
     assert push.answer["ok"] and noop.answer["ok"], (push.answer, noop.answer)
     assert push.answer["pushed"] == nodes and not push.answer["failed"], push.answer
-    assert noop.answer["unchanged"] == nodes, noop.answer
+    assert all(r.answer["unchanged"] == nodes for r in (warm, noop, cold)), (warm, noop, cold)
     filled = server.filled
     scenario = (f"scheduled run, {nodes:,} nodes / {procs * 8:,} jobs, steady-state table "
                 f"({filled.items:,} items: {_kinds(filled)}), 20 ms per request")
@@ -440,8 +451,15 @@ def bench_scale(settings: Settings, nodes: int, profile: str = "") -> tuple[list
         Row("scale push", f"{scenario}: first push of every node (+ status of every item)",
             push.text(), f"<= {RECONCILE_TIMEOUT_S} s, <= {RECONCILE_MEMORY_MB:,} MB",
             push.wall <= RECONCILE_TIMEOUT_S and push.peak_mb <= RECONCILE_MEMORY_MB),
-        Row("scale no-op", f"{scenario}: nothing changed", noop.text(),
-            f"<= {RECONCILE_TIMEOUT_S} s", noop.wall <= RECONCILE_TIMEOUT_S),
+        Row("scale no-op", f"{scenario}: nothing to push, a warm function (the schedule runs "
+            "every minute), the slim items of every 8th node written since its last run (a "
+            "typical minute)", noop.text(), f"<= {RECONCILE_TIMEOUT_S} s",
+            noop.wall <= RECONCILE_TIMEOUT_S),
+        Row("scale no-op warm", f"{scenario}: nothing to push, nothing written since the last "
+            "run", warm.text(), f"<= {RECONCILE_TIMEOUT_S} s", warm.wall <= RECONCILE_TIMEOUT_S),
+        Row("scale no-op cold", f"{scenario}: nothing to push, the first run of a new process "
+            "(every node's slim items read)", cold.text(), f"<= {RECONCILE_TIMEOUT_S} s",
+            cold.wall <= RECONCILE_TIMEOUT_S),
     ]
     rows += [
         Row("scale latest read", f"{scenario}: what a run reads of every job's latest runs, "
@@ -459,18 +477,21 @@ def bench_scale(settings: Settings, nodes: int, profile: str = "") -> tuple[list
             and upgrade.peak_mb <= RECONCILE_MEMORY_MB),
     ]
     if nodes >= 2000:  # issue 24's targets at 2,000 nodes
-        peak = max(push.peak_mb, noop.peak_mb)
+        peak = max(r.peak_mb for r in (push, warm, noop, cold))
         rows += [
-            Row("scale memory", f"{scenario}: the larger peak of the two runs (each measured "
+            Row("scale memory", f"{scenario}: the largest peak of the runs (each measured "
                 "from its own start)", f"{peak:,.0f} MB (push {push.peak_mb:,.0f}, no-op "
-                f"{noop.peak_mb:,.0f})", "<= 1,024 MB", peak <= 1024),
-            Row("scale cpu", f"{scenario}: the no-op run's CPU", f"{noop.cpu:.1f} s CPU "
-                f"({noop.wall:.1f} s wall)", "<= 15 s CPU", noop.cpu <= 15),
+                f"{noop.peak_mb:,.0f}, cold {cold.peak_mb:,.0f})", "<= 1,024 MB", peak <= 1024),
+            Row("scale cpu", f"{scenario}: the no-op run's CPU (a typical minute; the cold "
+                "one in brackets)", f"{noop.cpu:.1f} s CPU ({noop.wall:.1f} s wall; cold "
+                f"{cold.cpu:.1f} s)", "<= 15 s CPU", noop.cpu <= 15),
         ]
     elif nodes == 200:
-        rows.append(Row("scale cpu 200", f"{scenario}: the no-op run's CPU",
+        rows.append(Row("scale cpu 200", f"{scenario}: the no-op run's CPU (a typical minute; "
+                        "the cold one in brackets)",
                         f"{noop.cpu:.2f} s CPU ({noop.wall:.1f} s wall, peak "
-                        f"{noop.peak_mb:,.0f} MB)", "<= 2 s CPU", noop.cpu <= 2))
+                        f"{noop.peak_mb:,.0f} MB; cold {cold.cpu:.2f} s)", "<= 2 s CPU",
+                        noop.cpu <= 2))
     return rows, noop
 
 
