@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 GO_ZERO = "0001-01-01T00:00:00Z"  # Go's zero time.Time: "never" (an unset end, a fresh daemon)
 _GO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
@@ -15,9 +16,19 @@ _GO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z
 
 def parse_go_time(text: str) -> tuple[datetime, int]:
     """A Go RFC 3339 time → (UTC datetime to the second, nanoseconds). ValueError if malformed."""
-    m = _GO_TIME.match(text) if isinstance(text, str) else None
-    if not m:
+    if not isinstance(text, str):
         raise ValueError(f"{str(text)[:40]!r} is not an RFC 3339 time")
+    return _parse_go_time(text)
+
+
+@lru_cache(maxsize=1 << 17)
+def _parse_go_time(text: str) -> tuple[datetime, int]:
+    """Remembered: every scheduled run reads the same times again (the latest runs of every job:
+    ~96,000 parses a minute at 200 nodes), and the answer is immutable. At most 131,072 of them
+    (~25 MB): a larger cluster's runs parse most of theirs again rather than hold more."""
+    m = _GO_TIME.match(text)
+    if not m:
+        raise ValueError(f"{text[:40]!r} is not an RFC 3339 time")
     zone = "+00:00" if m.group(3) == "Z" else m.group(3)
     when = datetime.fromisoformat(m.group(1) + zone).astimezone(UTC)
     return when, int((m.group(2) or "").ljust(9, "0"))
