@@ -128,6 +128,8 @@ class Cluster:
     problems: list[Problem] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
     busy: set[tuple[str, str, int, str]] = field(default_factory=set)
+    placed: tuple[tuple[int, int], tuple[Any, ...]] | None = field(
+        default=None, repr=False, compare=False)  # :func:`chalicelib.core.jobs.placements`, once
 
     @classmethod
     def from_backupspec(cls, data: Any, *, spread_seconds: bool = False) -> Cluster:

@@ -81,7 +81,17 @@ class Placement(NamedTuple):
 
 
 def placements(cluster: Cluster) -> Iterator[Placement]:
-    """Every (item, instance, node) in (proc, instance, item, container) order."""
+    """Every (item, instance, node) in (proc, instance, item, container) order. Worked out once
+    per cluster (a scheduled run walks them five times: the reconcile, the retention floor,
+    the status, the archives, the drills), again only if its procs were replaced; the jobs are
+    shared, so never changed by a reader."""
+    key = (id(cluster.procs), len(cluster.busy))
+    if cluster.placed is None or cluster.placed[0] != key:
+        cluster.placed = (key, tuple(_placements(cluster)))
+    return iter(cluster.placed[1])
+
+
+def _placements(cluster: Cluster) -> Iterator[Placement]:
     busy = cluster.busy
     for proc in cluster.procs.values():
         app, full_name = proc.app, proc.full_name

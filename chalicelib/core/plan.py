@@ -11,6 +11,7 @@ that continues a job of the node's last pushed list under a new ID (its schedule
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ class NodeState:
     job_count: int = 0
     pushed_at: str = ""
     first_seen: tuple[tuple[str, str], ...] = ()  # (job id, time it was first pushed)
-    jobs: tuple[Job, ...] | None = None
+    jobs: Sequence[Job] | None = None  # (read lazily from the store: see edges/state.PackedJobs)
     unreachable_since: str = ""
     notify_digest: str = ""  # which notify URL the daemon was given (its token rotates)
     problems: tuple[tuple[str, str, str], ...] = ()  # (kind, since, detail): core.nodehealth

@@ -80,6 +80,8 @@ def lost(generated: Mapping[str, Sequence[Job]],
     new_paths = {_path(j) for node_jobs in generated.values() for j in _backups(node_jobs)}
     for node in sorted(set(old_lists) | set(old_ids)):
         new_ids = {j["id"] for j in _backups(generated.get(node, []))}
+        if node in old_ids and all(not i or i in new_ids for i in old_ids[node]):
+            continue  # every job it had it keeps: its old list need not be read
         old = old_lists.get(node)
         if old is None:
             out.extend(Removal(node, i) for i in old_ids.get(node, ()) if i and i not in new_ids)
