@@ -386,6 +386,10 @@ def _scale_run(settings: Settings, endpoint: str, out: Any, profile: str = "") -
         measure("no-op, 1/8 changed", lambda: schedule.scheduled(deps))
         records_edge._KEPT.clear()  # a cold start: nothing kept
         measure("no-op, cold", lambda: schedule.scheduled(deps))
+        from chalicelib.usecases import health
+
+        # GET /api/v2/system/backups/status (its first page), in a function that answered before
+        measure("status", lambda: {"ok": bool(health.system_status(deps).body)})
         if profile:  # a no-op run once more under the profiler, apart from the measured one (and
             # after it: the profiled run is minutes long, and a later minute inspects other nodes)
             import cProfile
@@ -440,7 +444,7 @@ def bench_scale(settings: Settings, nodes: int, profile: str = "") -> tuple[list
         for d in daemons:
             d.stop()
         lainlet.stop()
-    push, warm, noop, cold, whole, slim, upgrade = (ScaleRun(**r) for r in found)  # picklable
+    push, warm, noop, cold, status, whole, slim, upgrade = (ScaleRun(**r) for r in found)
     assert push.answer["ok"] and noop.answer["ok"], (push.answer, noop.answer)
     assert push.answer["pushed"] == nodes and not push.answer["failed"], push.answer
     assert all(r.answer["unchanged"] == nodes for r in (warm, noop, cold)), (warm, noop, cold)
@@ -460,6 +464,9 @@ def bench_scale(settings: Settings, nodes: int, profile: str = "") -> tuple[list
         Row("scale no-op cold", f"{scenario}: nothing to push, the first run of a new process "
             "(every node's slim items read)", cold.text(), f"<= {RECONCILE_TIMEOUT_S} s",
             cold.wall <= RECONCILE_TIMEOUT_S),
+        Row("scale status", f"{scenario}: GET /api/v2/system/backups/status (the status of "
+            "every item, its first page), a warm function", status.text(), "<= 29 s (the API's "
+            "timeout)", status.wall <= 29),
     ]
     rows += [
         Row("scale latest read", f"{scenario}: what a run reads of every job's latest runs, "
