@@ -144,3 +144,22 @@ def test_a_record_not_stored_is_a_5xx_so_the_daemon_posts_it_again(api, dynamodb
     status, answer = through_url(api, url_event(json.dumps(RUNNING)))
     assert status == 503 and answer["code"] == "store_unavailable"
     assert (status, answer) == through_rest(api, json.dumps(RUNNING))
+
+
+def test_one_line_per_meaningful_post_none_for_an_expire_run_that_did_not_fail(api, ddb, token, logs):
+    """Every node's expire job posts two records a minute that tell nothing (the daemon does not
+    say what it deleted): no line for them; one for a backup record, a failure, a refusal."""
+    expire_running, expire_success = (r for _, r in reference.notify_samples()[4:6])
+    query = f"token={token}"
+    for record in (expire_running, expire_success):
+        assert through_url(api, url_event(json.dumps(record), query=query))[0] == 200
+        assert through_rest(api, json.dumps(record), query)[0] == 200
+    assert list(logs) == []
+    failed_expire = {**expire_success, "rid": expire_success["rid"][:10] + "f" * 32,
+                     "state": "failed", "reason": "rm: cannot remove: read-only file system"}
+    assert through_url(api, url_event(json.dumps(failed_expire), query=query))[0] == 200
+    assert through_url(api, url_event(json.dumps(RUNNING), query=query))[0] == 200
+    assert through_url(api, url_event(b"{not json", query=query))[0] == 400
+    said = [(x["event"], x["level"], x.get("state")) for x in logs]
+    assert said == [("notify", "WARNING", "failed"), ("notify", "INFO", "running"),
+                    ("notify_refused_count", "INFO", None), ("rejected", "INFO", None)]
