@@ -81,7 +81,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # The notify function, sized from the modelled herd (scripts/bench.py, herd and notify rows)
 NOTIFY_TIMEOUT = 10  # s: a post is a few DynamoDB calls, each given up after ~4 s (2 attempts)
-NOTIFY_POST_SECONDS = 0.05  # a post's modelled duration at 256 MB (its CPU at 1/7 vCPU + its calls)
+NOTIFY_POST_SECONDS = 0.08  # a post's modelled duration at 256 MB (bench: 61-79 ms a backup post)
 LAMBDA_RPS_PER_CONCURRENCY = 10  # Lambda takes at most 10 requests/s per unit of a function's concurrency
 NOTIFY_HEADROOM = 1.25  # above the modelled peak: a throttled post through a function URL is a 429, lost
 WRU_PER_POST = 5  # DynamoDB write units of a backup post (running: 5; success: 5), counted by the bench
