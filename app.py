@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # mypy checks every handler's call against the real modules .
         schedule,
     )
     from chalicelib.usecases import dashboard as dashboard_page
+    from chalicelib.web import ingress
     from chalicelib.web import openapi as apidoc
 else:  # ... which each route imports on first use (cold start pays only for what it calls)
     backups = LazyModule("chalicelib.usecases.backups")
@@ -49,6 +50,7 @@ else:  # ... which each route imports on first use (cold start pays only for wha
     records = LazyModule("chalicelib.usecases.records")
     schedule = LazyModule("chalicelib.usecases.schedule")
     apidoc = LazyModule("chalicelib.web.openapi")
+    ingress = LazyModule("chalicelib.web.ingress")
 
 app = Chalice(app_name="backupctl", configure_logs=False)
 logs.setup()
@@ -258,6 +260,13 @@ def v2_reconcile_history() -> Any:
 def v2_notify() -> Any:
     """Where the daemons post each job record (with the notify token)."""
     return notify.notify(deps(), r.request().raw_body)
+
+
+@app.lambda_function(name="notify_ingress")
+def notify_ingress(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The same notify post through the stack's function URL (its ``NotifyURL`` output), which the
+    daemons are handed: no API Gateway charge per post (docs/operating.md, Deploying)."""
+    return ingress.handle(event, context, lambda body: notify.notify(deps(), body))
 
 
 @r.route(V2 + "/app/{app_name}/cron/records", V1 + "/cron/records/app/{app_name}",

@@ -70,6 +70,7 @@ class Settings:
     backupd_port: int = setting(9002, "BACKUPD_PORT", minimum=1)
     backupd_api_prefix: str = setting("/api/v1", "BACKUPD_API_PREFIX", normalize=_prefix)
     advertise_url: str = setting("", "ADVERTISE_URL", normalize=_url)
+    notify_url: str = setting("", "NOTIFY_URL")
     notify_token: str = setting("", "NOTIFY_TOKEN", secret=True)
     api_token: str = setting("", "API_TOKEN", secret=True)
     notify_token_param: str = setting("", "NOTIFY_TOKEN_PARAM")
@@ -112,6 +113,14 @@ class Settings:
     evidence_rto_minutes: float = setting(240.0, "EVIDENCE_RTO_MINUTES", minimum=0)
     evidence_success_percent: float = setting(95.0, "EVIDENCE_SUCCESS_PERCENT", minimum=0)
     evidence_app_targets: str = setting("", "EVIDENCE_APP_TARGETS", normalize=_app_targets)
+
+    @property
+    def notify_address(self) -> str:
+        """Where the daemons post their records (without the token): ``NOTIFY_URL`` (a deployed
+        stack's function URL), else the REST route under ``ADVERTISE_URL``; "" with neither."""
+        if self.notify_url:
+            return self.notify_url
+        return self.advertise_url + NOTIFY_PATH if self.advertise_url else ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -293,7 +293,8 @@ def bench_reconcile(settings: Settings, nodes: int) -> list[Row]:
 
 
 RECONCILE_TIMEOUT_S, RECONCILE_MEMORY_MB = 300, 1769  # the prod stage's reconcile function
-API_MEMORY_MB = 1024  # the prod stage's API function (it answers the notify posts)
+API_MEMORY_MB = 1024  # the prod stage's API function (it answered the notify posts before)
+NOTIFY_MEMORY_MB = 256  # the prod stage's notify function (behind its function URL): posts' peak RSS ~95 MB
 SCALE_DAYS, SCALE_EXPIRE_MINUTES = 2, 10  # the steady state: 2 days of every job's records, the
 # last 10 minutes of every node's expire runs (what a run reads does not grow with more of them)
 JOBS_PER_NODE = 80  # 4 pods x 2 items per proc, one proc per 10 nodes: 160,000 jobs on 2,000
@@ -666,7 +667,8 @@ HERD_SAMPLE_JOBS, HERD_SAMPLE_NODES = 160, 20  # posted for real: jobs spread ov
 HERD_MIX = {"0 0 * * *": 1.0}  # every backup job's schedule, by share: all of them at midnight
 HERD_DAY = date(2026, 1, 1)  # a day every daily, weekly, monthly and yearly schedule fires
 DYNAMODB_CALL_SECONDS = 0.005  # a DynamoDB call from Lambda in its region (assumed, typical)
-LAMBDA_PLATFORM_LOG_BYTES = 330  # Lambda's own START, END and REPORT lines per invocation
+LAMBDA_PLATFORM_LOG_BYTES = 330  # Lambda's own START, END and REPORT lines per invocation (none
+# for the notify function: its system log level is WARN, scripts/render_config.py)
 RETENTION_EXAMPLE_DAYS = 30  # the bill with records kept that long (RECORD_RETENTION_DAYS)
 COST_TARGETS = {200: 30, 2000: 300}  # dollars a month (issue 24)
 COST_MONTH = 12  # the month billed: records kept for ever have grown for a year by then
@@ -676,7 +678,8 @@ COST_MONTH = 12  # the month billed: records kept for ever have grown for a year
 class PostFigures:
     """The posts of one kind (backup or expire; running or its result) as counted: per post, its
     DynamoDB calls and units, its log bytes, its wall time through the handler and its modelled
-    Lambda duration (the time outside DynamoDB calls, plus each call at DYNAMODB_CALL_SECONDS)."""
+    Lambda duration at NOTIFY_MEMORY_MB (the time outside DynamoDB calls, stretched to the share of a
+    vCPU that memory buys, plus each call at DYNAMODB_CALL_SECONDS)."""
 
     posts: int = 0
     calls: float = 0.0
@@ -689,7 +692,8 @@ class PostFigures:
     def add(self, wall: float, tally: benchtable.Tally, log_bytes: int) -> None:
         n = self.posts
         calls = sum(tally.calls.values())
-        seconds = wall - tally.call_seconds + calls * DYNAMODB_CALL_SECONDS
+        seconds = costmodel.lambda_seconds(wall - tally.call_seconds, calls * DYNAMODB_CALL_SECONDS,
+                                           NOTIFY_MEMORY_MB)
         for name, value in (("calls", calls), ("wru", tally.units.wru), ("rru", tally.units.rru),
                             ("log_bytes", log_bytes), ("wall", wall), ("seconds", seconds)):
             setattr(self, name, (getattr(self, name) * n + value) / (n + 1))
@@ -891,7 +895,8 @@ def cost_rows(sample: HerdSample, runs: dict[int, ScaleRun]) -> tuple[list[Row],
                 nodes, jobs_count, posts, run.wall * scale, run.tally.units.wru * scale,
                 run.tally.units.rru * scale, run.log_bytes * scale, API_MEMORY_MB,
                 RECONCILE_MEMORY_MB, costmodel.retained(per_day, fixed, days),
-                platform_log_bytes=LAMBDA_PLATFORM_LOG_BYTES)
+                platform_log_bytes=LAMBDA_PLATFORM_LOG_BYTES, ingress="function-url",
+                notify_memory_mb=NOTIFY_MEMORY_MB, notify_platform_log_bytes=0)
 
         retention = Settings().record_retention_days  # the store's default (0: for ever)
         kept_days = min(retention or COST_MONTH * costmodel.DAYS_PER_MONTH,
@@ -900,7 +905,9 @@ def cost_rows(sample: HerdSample, runs: dict[int, ScaleRun]) -> tuple[list[Row],
         total = costmodel.total(lines)
         first = costmodel.total(costmodel.bill(workload(min(kept_days, costmodel.DAYS_PER_MONTH))))
         kept = costmodel.total(costmodel.bill(workload(RETENTION_EXAMPLE_DAYS)))
-        groups = {"API Gateway": 0.0, "Lambda": 0.0, "DynamoDB": 0.0, "CloudWatch": 0.0}
+        rest = costmodel.total(costmodel.bill(dataclasses.replace(  # as before: REST, API function
+            workload(kept_days), ingress="rest", notify_memory_mb=0, notify_platform_log_bytes=None)))
+        groups = {"Notify ingress": 0.0, "Lambda": 0.0, "DynamoDB": 0.0, "CloudWatch": 0.0}
         for line in lines:
             groups[next(g for g in groups if line.what.startswith(g))] += line.dollars
         source = (f"the no-op run measured at {measured:,} nodes" if measured == nodes else
@@ -912,7 +919,8 @@ def cost_rows(sample: HerdSample, runs: dict[int, ScaleRun]) -> tuple[list[Row],
             f"{retention}): the bill of month {COST_MONTH})",
             f"${total:,.0f}/month (" + ", ".join(f"{g} ${d:,.0f}" for g, d in groups.items())
             + f"); month 1: ${first:,.0f}; records kept {RETENTION_EXAMPLE_DAYS} days: "
-            f"${kept:,.0f}", f"<= ${target}/month", total <= target))
+            f"${kept:,.0f}; the posts through the REST API instead: ${rest:,.0f}",
+            f"<= ${target}/month", total <= target))
         details += [f"\ncost {nodes:,} nodes ({source}):\n",
                     "| line | quantity | unit price | $/month |", "|---|---|---|---|"]
         details += [f"| {line.what} | {line.quantity:,.1f} {line.unit} | ${line.price:.10g} | "

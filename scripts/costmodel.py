@@ -415,6 +415,8 @@ class Prices:
     lambda_gb_second: float = 0.0000166667
     lambda_request: float = 0.20 / 1e6
     api_request: float = 3.50 / 1e6  # REST API, first 333 million a month
+    http_api_request: float = 1.00 / 1e6  # HTTP API, first 300 million a month
+    function_url_request: float = 0.0  # a Lambda function URL: only the invocation is billed
     wru: float = 0.625 / 1e6  # on-demand
     rru: float = 0.125 / 1e6
     storage_gb_month: float = 0.25
@@ -449,6 +451,9 @@ class Workload:
     storage_bytes: float
     runs: int = RUNS_PER_MONTH
     platform_log_bytes: int = 0  # Lambda's own START/END/REPORT lines, per invocation
+    ingress: str = "rest"  # what the daemons post through: rest | http-api | function-url
+    notify_memory_mb: int = 0  # the function serving the posts (0: the API function's)
+    notify_platform_log_bytes: int | None = None  # its platform lines per post (None: as any)
 
 
 @dataclass(frozen=True)
@@ -468,6 +473,18 @@ def monthly_posts(nodes: int, jobs: int, *, posts_per_run: int = 2, runs_per_day
             "expire": nodes * expire_runs_per_day * posts_per_run * DAYS_PER_MONTH}
 
 
+FULL_VCPU_MB = 1769  # Lambda gives a function one vCPU at 1,769 MB, and CPU in proportion to memory
+INGRESSES = {"rest": ("API Gateway REST", "api_request"),
+             "http-api": ("API Gateway HTTP API", "http_api_request"),
+             "function-url": ("Lambda function URL", "function_url_request")}
+
+
+def lambda_seconds(cpu_seconds: float, wait_seconds: float, memory_mb: int) -> float:
+    """An invocation's duration at ``memory_mb``: its CPU time measured on a full core, stretched
+    below 1,769 MB (a share of a vCPU), plus the time it waits on calls."""
+    return cpu_seconds * max(1.0, FULL_VCPU_MB / memory_mb) + wait_seconds
+
+
 def gb_seconds(memory_mb: int, seconds: float) -> float:
     """Lambda's GB-s of one invocation: its memory times its duration, billed by the started ms."""
     return memory_mb / 1024 * math.ceil(seconds * 1000) / 1000
@@ -477,20 +494,25 @@ def bill(w: Workload, prices: Prices = Prices()) -> list[Line]:
     """The month's lines, each a quantity times a unit price; :func:`total` adds them up."""
     posts = sum(p.per_month for p in w.posts)
     invocations = posts + w.runs
-    api_gb_s = sum(p.per_month * gb_seconds(w.api_memory_mb, p.seconds) for p in w.posts)
+    memory = w.notify_memory_mb or w.api_memory_mb
+    notify_gb_s = sum(p.per_month * gb_seconds(memory, p.seconds) for p in w.posts)
     run_gb_s = w.runs * gb_seconds(w.reconcile_memory_mb, w.run_seconds)
     wru = sum(p.per_month * p.wru for p in w.posts) + w.runs * w.run_wru
     rru = sum(p.per_month * p.rru for p in w.posts) + w.runs * w.run_rru
+    post_platform = (w.platform_log_bytes if w.notify_platform_log_bytes is None
+                     else w.notify_platform_log_bytes)
     log_gb = (sum(p.per_month * p.log_bytes for p in w.posts) + w.runs * w.run_log_bytes
-              + invocations * w.platform_log_bytes) / 1e9
+              + posts * post_platform + w.runs * w.platform_log_bytes) / 1e9
     storage_gb = w.storage_bytes / 1e9
+    ingress, price_name = INGRESSES[w.ingress]
+    ingress_price = getattr(prices, price_name)
     return [
-        Line("API Gateway requests (notify posts)", posts, "request", prices.api_request,
-             posts * prices.api_request),
+        Line(f"Notify ingress: {ingress} (notify posts)", posts, "request", ingress_price,
+             posts * ingress_price),
         Line("Lambda requests (posts + scheduled runs)", invocations, "request",
              prices.lambda_request, invocations * prices.lambda_request),
-        Line(f"Lambda notify GB-s ({w.api_memory_mb} MB)", api_gb_s, "GB-s",
-             prices.lambda_gb_second, api_gb_s * prices.lambda_gb_second),
+        Line(f"Lambda notify GB-s ({memory} MB)", notify_gb_s, "GB-s",
+             prices.lambda_gb_second, notify_gb_s * prices.lambda_gb_second),
         Line(f"Lambda scheduled GB-s ({w.reconcile_memory_mb} MB x {w.run_seconds:.2f} s x "
              f"{w.runs:,})", run_gb_s, "GB-s", prices.lambda_gb_second,
              run_gb_s * prices.lambda_gb_second),

@@ -33,7 +33,9 @@ anyone who reaches the API may change backups.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import os
 import shutil
 import sys
@@ -61,17 +63,32 @@ PROJECT_FILES = ("app.py", "requirements.txt", ".python-version")
 API_GATEWAY_STAGE = "live"  # the raw URL is …/live/api/v2/…; a domain or the router hides it
 LAINLET_CLUSTER_HOST = "lainlet.lain"  # the default LAINLET_URL's host: the cluster's DNS only
 API_GATEWAY_TIMEOUT = 29  # API Gateway's integration limit: the API function must answer within it
+INGRESSES = ("function-url", "rest")  # where the daemons post records: the notify function's URL, or the API
 DEFAULTS: dict[str, dict[str, Any]] = {
     "local": {"table_name": "backupctl-local", "api_memory": 256, "api_timeout": 28,
-              "reconcile_memory": 256, "reconcile_timeout": 60},
+              "reconcile_memory": 256, "reconcile_timeout": 60, "notify_memory": 256,
+              "notify_peak_posts": 100, "api_rate_limit": 25, "api_burst_limit": 50},
     "dev": {"table_name": "backupctl-dev", "api_memory": 512, "api_timeout": 28,
             "reconcile_memory": 1024, "reconcile_timeout": 300,
-            "metrics_namespace": "backupctl/dev"},
-    # sized from scripts/bench.py: a 2,000-node reconcile peaks under 700 MB and runs in seconds
+            "metrics_namespace": "backupctl/dev", "notify_memory": 256, "notify_peak_posts": 100,
+            "api_rate_limit": 25, "api_burst_limit": 50},
+    # sized from scripts/bench.py: a 2,000-node reconcile peaks under 700 MB and runs in seconds;
+    # the notify herd of 200 nodes with SPREAD_SECONDS on is about 1,000 posts/s (2,000 nodes: 9,130)
     "prod": {"table_name": "backupctl-prod", "api_memory": 1024, "api_timeout": 28,
              "reconcile_memory": 1769, "reconcile_timeout": 300,
-             "metrics_namespace": "backupctl/prod"},
+             "metrics_namespace": "backupctl/prod", "notify_memory": 256,
+             "notify_peak_posts": 1000, "api_rate_limit": 25, "api_burst_limit": 50},
 }
+# The notify function, sized from the modelled herd (scripts/bench.py, herd and notify rows)
+NOTIFY_TIMEOUT = 10  # s: a post is a few DynamoDB calls, each given up after ~4 s (2 attempts)
+NOTIFY_POST_SECONDS = 0.08  # a post's modelled duration at 256 MB (bench: 61-79 ms a backup post)
+LAMBDA_RPS_PER_CONCURRENCY = 10  # Lambda takes at most 10 requests/s per unit of a function's concurrency
+NOTIFY_HEADROOM = 1.25  # above the modelled peak: a throttled post through a function URL is a 429, lost
+WRU_PER_POST = 5  # DynamoDB write units of a backup post (running: 5; success: 5), counted by the bench
+TABLE_WARM_WRITES = 4000  # an on-demand table takes this many WRU/s at once before it scales
+UNRESERVED_FLOOR = 100  # Lambda keeps this much of the account's concurrency unreserved
+LAMBDA_ACCOUNT_CONCURRENCY = 1000  # an account's default quota of concurrent executions, per region
+API_GATEWAY_ACCOUNT_RPS, API_GATEWAY_ACCOUNT_BURST = 10_000, 5000  # the account's default throttle
 ALARM_DEFAULTS = {"alarm_failed_runs": 3, "alarm_unreachable_minutes": 5}
 DEPLOY_OPTIONS = {  # flag -> help; values also come from the environment (upper-case names)
     "subnet_ids": "VPC subnets the functions run in (comma-separated; prod needs them)",
@@ -79,6 +96,15 @@ DEPLOY_OPTIONS = {  # flag -> help; values also come from the environment (upper
     "api_memory": "API function memory, MB", "api_timeout": "API function timeout, s (<= 29)",
     "reconcile_memory": "reconcile function memory, MB",
     "reconcile_timeout": "reconcile function timeout, s",
+    "notify_ingress": "where the daemons post records: function-url (the notify function's own "
+                      "URL, the stack output NotifyURL; default) or rest (the API's notify route, "
+                      "for nodes that reach only a private API)",
+    "notify_memory": "notify function memory, MB",
+    "notify_peak_posts": "the most notify posts a second the stack must take (the bench's herd "
+                         "rows): sizes the notify function's reserved concurrency, the REST notify "
+                         "route's throttle and the table's warm write throughput",
+    "api_rate_limit": "the REST API's steady requests/s for every route but notify (stage throttle)",
+    "api_burst_limit": "the REST API's burst for every route but notify (stage throttle)",
     "log_retention_days": "CloudWatch log retention of every function, days",
     "domain": "custom domain of the API, e.g. backupctl.<lain domain> (with --certificate-arn)",
     "certificate_arn": "ACM certificate of --domain",
@@ -141,6 +167,12 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
     if domain and not private and not certificate:
         raise ConfigError(f"{stage}: --domain needs --certificate-arn (an ACM certificate of it)")
     reconcile_timeout = int(pick("reconcile_timeout"))
+    ingress = str(pick("notify_ingress", "function-url" if deployed else "rest"))
+    if ingress not in INGRESSES:
+        raise ConfigError(f"{stage}: --notify-ingress {ingress!r}: one of {', '.join(INGRESSES)}")
+    sizing = notify_sizing(_positive(stage, "notify_peak_posts", pick("notify_peak_posts")))
+    api_rate = _positive(stage, "api_rate_limit", pick("api_rate_limit"))
+    api_burst = _positive(stage, "api_burst_limit", pick("api_burst_limit"))
     if deployed:  # a run still going when its lease ends would let a second run start beside it
         lease = environment.setdefault("RECONCILE_LEASE_SECONDS", str(reconcile_timeout))
         if float(lease) < reconcile_timeout:
@@ -188,6 +220,13 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
         "api_timeout": int(pick("api_timeout")),
         "reconcile_memory": int(pick("reconcile_memory")),
         "reconcile_timeout": reconcile_timeout,
+        "notify_memory": _positive(stage, "notify_memory", pick("notify_memory")),
+        "notify_timeout": NOTIFY_TIMEOUT,
+        "notify_ingress": ingress,
+        "sizing": sizing,
+        "api_rate_limit": api_rate,
+        "api_burst_limit": api_burst,
+        "deployed": deployed,
         "log_retention_days": int(pick("log_retention_days", 30)),
         "subnet_ids": subnets,
         "security_group_ids": groups,
@@ -205,6 +244,28 @@ def stage_values(stage: str, flags: Mapping[str, Any], env: Mapping[str, str]) -
                                    webhooks, alarm_periods["alarm_failed_runs"],
                                    alarm_periods["alarm_unreachable_minutes"]) if deployed else {},
     }
+
+
+def _positive(stage: str, name: str, raw: Any) -> int:
+    if not str(raw).isdigit() or int(raw) < 1:
+        raise ConfigError(f"{stage}: --{name.replace('_', '-')} {raw!r} must be a whole number >= 1")
+    return int(raw)
+
+
+def notify_sizing(peak_posts: int) -> dict[str, int]:
+    """What the stack needs to take ``peak_posts`` notify posts in one second without throttling
+    one (a post a function URL throttles is a 429, which a daemon never posts again): the notify
+    function's reserved concurrency (Lambda serves at most 10 requests/s per unit of it, and each
+    post holds one for its duration), the REST notify route's throttle (the same posts, if the
+    daemons post there), and the table's warm write throughput (each post's write units), with
+    headroom; ``account_concurrency`` is the account quota that reservation needs."""
+    need = max(peak_posts / LAMBDA_RPS_PER_CONCURRENCY, peak_posts * NOTIFY_POST_SECONDS)
+    reserved = math.ceil(need * NOTIFY_HEADROOM)
+    writes = math.ceil(peak_posts * WRU_PER_POST * NOTIFY_HEADROOM)
+    return {"peak_posts": peak_posts, "reserved_concurrency": reserved,
+            "rest_rate": math.ceil(peak_posts * NOTIFY_HEADROOM),
+            "table_writes": writes if writes > TABLE_WARM_WRITES else 0,
+            "account_concurrency": reserved + 1 + UNRESERVED_FLOOR}
 
 
 def _check_lainlet(stage: str, url: str) -> None:
@@ -267,11 +328,91 @@ def outputs(stage: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"RestAPIHost": {
         "Description": "the API's own host name (the Host a private API is called by)",
         "Value": {"Fn::Sub": "${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}}}
+    if stage["notify_ingress"] == "function-url":
+        out["NotifyURL"] = {
+            "Description": "where the daemons post their records (NOTIFY_URL: the reconcile "
+                           "hands each daemon this URL with ?token=<the notify token>)",
+            "Value": {"Fn::GetAtt": [NOTIFY_URL_RESOURCE, "FunctionUrl"]}}
     if stage["domain"]:
         out["RegionalDomainName"] = {
             "Description": f"the regional target of {stage['domain']}: where its DNS name points, "
                            "and where the cluster's router connects",
             "Value": {"Fn::GetAtt": ["ApiGatewayCustomDomain", "RegionalDomainName"]}}
+    return out
+
+
+NOTIFY_FUNCTION = "NotifyIngress"  # chalice's name for app.py's notify_ingress function
+NOTIFY_URL_RESOURCE = "NotifyIngressUrl"
+NOTIFY_ROUTE = "/api/v2/system/notify"
+
+
+def notify_resources(stage: Mapping[str, Any]) -> dict[str, Any]:
+    """The notify function's URL (no auth at the URL: the function checks the notify token, as the
+    REST route does), the two permissions a URL with ``AuthType: NONE`` needs (since October 2025
+    a new function URL needs ``lambda:InvokeFunction`` as well as ``lambda:InvokeFunctionUrl``),
+    the URL handed to the other functions as ``NOTIFY_URL``, and the function's logs as JSON with
+    Lambda's own START/END/REPORT lines left out (system level WARN)."""
+    function = {"Ref": NOTIFY_FUNCTION}
+    out: dict[str, Any] = {NOTIFY_FUNCTION: {"Properties": {"LoggingConfig": {
+        "LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}}}}
+    if stage["notify_ingress"] != "function-url":
+        return out
+    url = {"Fn::GetAtt": [NOTIFY_URL_RESOURCE, "FunctionUrl"]}
+    out.update({
+        NOTIFY_URL_RESOURCE: {"Type": "AWS::Lambda::Url", "Properties": {
+            "AuthType": "NONE", "InvokeMode": "BUFFERED",
+            "TargetFunctionArn": {"Fn::GetAtt": [NOTIFY_FUNCTION, "Arn"]}}},
+        "NotifyIngressUrlPermission": {"Type": "AWS::Lambda::Permission", "Properties": {
+            "Action": "lambda:InvokeFunctionUrl", "FunctionName": function, "Principal": "*",
+            "FunctionUrlAuthType": "NONE"}},
+        "NotifyIngressInvokePermission": {"Type": "AWS::Lambda::Permission", "Properties": {
+            "Action": "lambda:InvokeFunction", "FunctionName": function, "Principal": "*",
+            "InvokedViaFunctionUrl": True}},
+    })
+    for name in ("APIHandler", "ScheduledReconcile"):  # the reconcile hands it out; ready checks it
+        if "NOTIFY_URL" in stage["environment"]:  # --notify-url: another address, on purpose
+            break
+        out[name] = {"Properties": {"Environment": {"Variables": {"NOTIFY_URL": url}}}}
+    return out
+
+
+def api_throttles(stage: Mapping[str, Any]) -> dict[str, Any]:
+    """The REST API stage's throttles: every route at ``--api-rate-limit``/``--api-burst-limit``
+    (people, lain-cli, the dashboard, a scrape: each call may fan out to the daemons), the notify
+    route at the modelled herd (a throttled call is answered 503, which a daemon posts again)."""
+    notify = stage["sizing"]["rest_rate"]
+    return {"RestAPI": {"Properties": {"MethodSettings": [
+        {"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": stage["api_rate_limit"],
+         "ThrottlingBurstLimit": stage["api_burst_limit"]},
+        {"ResourcePath": "/" + NOTIFY_ROUTE.replace("/", "~1"), "HttpMethod": "POST",
+         "ThrottlingRateLimit": min(notify, API_GATEWAY_ACCOUNT_RPS),
+         "ThrottlingBurstLimit": min(notify, API_GATEWAY_ACCOUNT_BURST)},
+    ]}}}
+
+
+def table_resource(stage: Mapping[str, Any]) -> dict[str, Any]:
+    """The table, warmed for the modelled peak of writes when an on-demand table's own start
+    (4,000 WRU/s) is short of it: the table and its index (an index short of write capacity
+    throttles the table's writes too). A one-time charge, nothing a month."""
+    table = copy.deepcopy(table_schema.cloudformation_table(stage["table_name"]))
+    writes = stage["sizing"]["table_writes"]
+    if writes and stage["deployed"]:
+        warm = {"WriteUnitsPerSecond": writes}
+        table["Properties"]["WarmThroughput"] = warm
+        for index in table["Properties"]["GlobalSecondaryIndexes"]:
+            index["WarmThroughput"] = dict(warm)
+    return table
+
+
+def merged(*parts: Mapping[str, Any]) -> dict[str, Any]:
+    """Resources deep-merged, later parts adding to (or replacing leaves of) earlier ones."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+                out[key] = merged(out[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
     return out
 
 
@@ -284,14 +425,14 @@ def render(stages: Sequence[dict[str, Any]]) -> dict[str, str]:
     for stage in stages:
         files[stage["policy_file"]] = policy.render(
             stage=stage, dynamodb_actions=table_schema.DYNAMODB_ACTIONS, vpc=bool(stage["subnet_ids"]))
-        resources = {"Resources": {
-            **table_schema.cloudformation_resources(stage["table_name"]),
-            # chalice 1.34 names the API function APIHandler but its log group ${ApiHandler}
-            "ApiHandlerLogGroup": {"Properties": {
-                "LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}},
-            **stage["network"],
-            **stage["alarms"],
-        }}
+        deployed = {**notify_resources(stage), **api_throttles(stage)} if stage["deployed"] else {}
+        resources: dict[str, Any] = {"Resources": merged(
+            table_schema.cloudformation_resources(stage["table_name"]),
+            {"ControllerTable": table_resource(stage),
+             # chalice 1.34 names the API function APIHandler but its log group ${ApiHandler}
+             "ApiHandlerLogGroup": {"Properties": {
+                 "LogGroupName": {"Fn::Sub": "/aws/lambda/${APIHandler}"}}}},
+            deployed, stage["network"], stage["alarms"])}
         if stage["name"] != "local":
             resources["Outputs"] = outputs(stage)
         files[f"resources-{stage['name']}.json"] = json.dumps(resources, indent=2) + "\n"
@@ -378,6 +519,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 2
     for path in write(target, render([stage])):
         print(f"wrote {path}")
+    needed = stage["sizing"]["account_concurrency"]
+    if stage["deployed"] and needed > LAMBDA_ACCOUNT_CONCURRENCY:
+        print(f"note: the notify function reserves {stage['sizing']['reserved_concurrency']:,} "
+              f"concurrent executions for {stage['sizing']['peak_posts']:,} posts/s: the account's "
+              f"Lambda concurrency quota in this region must be at least {needed:,} (default "
+              f"{LAMBDA_ACCOUNT_CONCURRENCY:,}) before the deploy, or it fails")
     if target != ROOT:
         shown = os.path.relpath(target)
         shown = str(target) if shown.startswith("..") else shown

@@ -475,3 +475,83 @@ def test_the_policy_allows_every_dynamodb_call_the_code_makes():
     actions = {"BatchWriteItem" if c == "batch_writer" else
                "".join(w.title() for w in c.split("_")) for c in calls}
     assert actions and {f"dynamodb:{a}" for a in actions} <= set(DYNAMODB_ACTIONS)
+
+
+def test_the_daemons_post_to_the_notify_functions_url(packaged):
+    """A deployed stage serves notify through the notify function's URL (no API Gateway charge
+    per post): the URL (no auth at the URL: the function checks the token), both permissions a
+    public URL needs since October 2025, the NotifyURL output, and NOTIFY_URL handed to the
+    functions that tell the daemons and check it. The function's logs are JSON without Lambda's
+    START/END/REPORT lines."""
+    for variant in ("dev", "prod", "prod-private"):
+        template = packaged[variant][1]
+        resources = template["Resources"]
+        function = resources["NotifyIngress"]["Properties"]
+        assert function["Handler"] == "app.notify_ingress" and function["MemorySize"] == 256
+        assert function["LoggingConfig"] == {"LogFormat": "JSON", "ApplicationLogLevel": "INFO",
+                                             "SystemLogLevel": "WARN"}
+        url = resources["NotifyIngressUrl"]
+        assert url["Type"] == "AWS::Lambda::Url"
+        assert url["Properties"] == {"AuthType": "NONE", "InvokeMode": "BUFFERED",
+                                     "TargetFunctionArn": {"Fn::GetAtt": ["NotifyIngress", "Arn"]}}
+        permissions = sorted((v["Properties"]["Action"], v["Properties"].get("FunctionUrlAuthType"),
+                              v["Properties"].get("InvokedViaFunctionUrl"))
+                             for v in resources.values() if v["Type"] == "AWS::Lambda::Permission"
+                             and v["Properties"]["FunctionName"] == {"Ref": "NotifyIngress"})
+        assert permissions == [("lambda:InvokeFunction", None, True),
+                               ("lambda:InvokeFunctionUrl", "NONE", None)]
+        given = {"Fn::GetAtt": ["NotifyIngressUrl", "FunctionUrl"]}
+        assert template["Outputs"]["NotifyURL"]["Value"] == given
+        for name in ("APIHandler", "ScheduledReconcile"):
+            assert resources[name]["Properties"]["Environment"]["Variables"]["NOTIFY_URL"] == given
+        assert "NOTIFY_URL" not in function["Environment"]["Variables"]
+    local = packaged["local"][1]["Resources"]
+    assert "NotifyIngressUrl" not in local and "NotifyURL" not in packaged["local"][1].get("Outputs", {})
+
+
+def test_the_stack_is_sized_for_the_modelled_notify_peak(packaged, tmp_path):
+    """The notify function reserves what the modelled herd needs (10 posts/s per unit of
+    concurrency, or a post's duration), the REST API throttles every route but notify at the
+    users' rate, and the table is warmed for the herd's writes when its own start is short."""
+    prod = packaged["prod"][1]["Resources"]
+    sizing = render_config.notify_sizing(1000)  # the prod default: 200 nodes, SPREAD_SECONDS on
+    assert sizing == {"peak_posts": 1000, "reserved_concurrency": 125, "rest_rate": 1250,
+                      "table_writes": 6250, "account_concurrency": 226}
+    assert prod["NotifyIngress"]["Properties"]["ReservedConcurrentExecutions"] == 125
+    assert prod["RestAPI"]["Properties"]["MethodSettings"] == [
+        {"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": 25, "ThrottlingBurstLimit": 50},
+        {"ResourcePath": "/~1api~1v2~1system~1notify", "HttpMethod": "POST",
+         "ThrottlingRateLimit": 1250, "ThrottlingBurstLimit": 1250}]
+    table = prod["ControllerTable"]["Properties"]
+    assert table["WarmThroughput"] == {"WriteUnitsPerSecond": 6250}
+    assert [i["WarmThroughput"] for i in table["GlobalSecondaryIndexes"]] == [{"WriteUnitsPerSecond": 6250}]
+    dev = packaged["dev"][1]["Resources"]  # 100 posts/s: the table's own start is enough
+    assert dev["NotifyIngress"]["Properties"]["ReservedConcurrentExecutions"] == 13
+    assert "WarmThroughput" not in dev["ControllerTable"]["Properties"]
+    big = render_config.notify_sizing(9130)  # 2,000 nodes, SPREAD_SECONDS on
+    assert (big["reserved_concurrency"], big["account_concurrency"]) == (1142, 1243)
+    out = tmp_path / "big"
+    _, stages = rendered(tmp_path, [*DEPLOYED, "--notify-peak-posts", "9130", "--api-rate-limit", "5",
+                                    "--api-burst-limit", "9", "--notify-memory", "512"])
+    notify = stages["prod"]["lambda_functions"]["notify_ingress"]
+    assert (notify["reserved_concurrency"], notify["lambda_memory_size"]) == (1142, 512)
+    resources = json.loads((tmp_path / "project" / ".chalice" / "resources-prod.json").read_text())
+    settings = resources["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    assert [(m["ThrottlingRateLimit"], m["ThrottlingBurstLimit"]) for m in settings] == [
+        (5, 9), (10_000, 5000)]  # at most the account's default API Gateway throttle
+    assert out.parent.exists()
+
+
+def test_the_rest_route_can_stay_the_daemons_notify_address(tmp_path, capsys):
+    rendered(tmp_path, [*DEPLOYED, "--notify-ingress", "rest"])
+    resources = json.loads((tmp_path / "project" / ".chalice" / "resources-prod.json").read_text())
+    assert "NotifyIngressUrl" not in resources["Resources"] and "NotifyURL" not in resources["Outputs"]
+    assert "NOTIFY_URL" not in json.dumps(resources)
+    assert render_config.main(["--out", str(tmp_path / "x"), *DEPLOYED, "--notify-ingress", "queue"],
+                              env={}) == 2
+    assert "--notify-ingress 'queue'" in capsys.readouterr().err
+    assert render_config.main(["--out", str(tmp_path / "y"), *DEPLOYED, "--notify-peak-posts", "0"],
+                              env={}) == 2
+    assert render_config.main(["--out", str(tmp_path / "z"), *DEPLOYED, "--notify-peak-posts", "20000"],
+                              env={}) == 0
+    assert "quota in this region must be at least 2,601" in capsys.readouterr().out

@@ -103,7 +103,7 @@ def ready(deps: Deps) -> Partial:
     for node in nodes:
         check(f"backupd {node}", lambda node=node: _daemon(deps, node))  # type: ignore[misc]
     check("nodes", lambda: _nodes(deps))
-    checks["notify_url"] = _notify_url(deps.settings.advertise_url, deps.settings.lainlet_url)
+    checks["notify_url"] = _notify_url(deps.settings.notify_address, deps.settings.lainlet_url)
     ok = all(c["ok"] for c in checks.values())
     return Partial({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
@@ -127,7 +127,7 @@ def _notify_url(advertise: str, lainlet: str) -> dict[str, Any]:
 
     if not advertise:
         return {"ok": False, "detail": "ADVERTISE_URL is empty: no daemon can post records"}
-    notify = f"{advertise}/api/v2/system/notify"
+    notify = advertise  # NOTIFY_URL, else the REST route under ADVERTISE_URL
     if loopback(advertise) and not loopback(lainlet):
         return {"ok": False, "code": "notify_url_loopback",
                 "detail": f"the nodes are told to post records to {notify}, a loopback address, "

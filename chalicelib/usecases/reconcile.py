@@ -42,7 +42,7 @@ from chalicelib.deps import Deps
 from chalicelib.edges.backupd import BackupdClient, BackupdError, FanOut
 from chalicelib.errors import Conflict, ControllerError, LainletError
 from chalicelib.logs import event, log
-from chalicelib.settings import NOTIFY_PATH, Settings
+from chalicelib.settings import Settings
 
 
 class EmptySpecRefused(LainletError):
@@ -53,10 +53,10 @@ class EmptySpecRefused(LainletError):
 
 def notify_url(settings: Settings, token: str) -> str:
     """Where daemons post records; the token rides in the query (daemons keep the URL as given)."""
-    if not settings.advertise_url:
-        return ""
-    url = settings.advertise_url + NOTIFY_PATH
-    return f"{url}?token={token}" if token else url
+    url = settings.notify_address
+    if not url or not token:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}token={token}"
 
 
 def digest(url: str) -> str:

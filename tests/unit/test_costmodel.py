@@ -205,7 +205,7 @@ def test_the_bill_is_quantities_times_unit_prices():
                     api_memory_mb=1024, reconcile_memory_mb=2048, storage_bytes=4e9, runs=1000,
                     platform_log_bytes=100)
     lines = {line.what.split(" (")[0]: line for line in cm.bill(w)}
-    assert lines["API Gateway requests"].dollars == pytest.approx(3.50)
+    assert lines["Notify ingress: API Gateway REST"].dollars == pytest.approx(3.50)
     assert lines["Lambda requests"].quantity == 1_001_000
     assert lines["Lambda notify GB-s"].quantity == pytest.approx(20_000)
     assert lines["Lambda scheduled GB-s"].quantity == pytest.approx(2000)
@@ -218,3 +218,31 @@ def test_the_bill_is_quantities_times_unit_prices():
     assert cm.total(cm.bill(w)) == pytest.approx(
         3.5 + 1_001_000 * 0.2e-6 + 22_000 * 0.0000166667 + 2_010_000 * 0.625e-6
         + 600_000 * 0.125e-6 + 1.0 + log_gb * 0.5)
+
+
+def test_the_notify_ingress_is_priced_by_what_the_daemons_post_through():
+    """A function URL bills nothing per request beyond the invocation, an HTTP API $1.00 a
+    million, REST $3.50; the notify function's own memory prices its GB-s, and its platform lines
+    (left out at system log level WARN) its log bytes."""
+    post = cm.Post("p", 1_000_000, wru=1, rru=0, log_bytes=0, seconds=0.05)
+    base = dict(nodes=1, jobs=1, posts=(post,), run_seconds=0, run_wru=0, run_rru=0,
+                run_log_bytes=0, api_memory_mb=1024, reconcile_memory_mb=1769, storage_bytes=0,
+                runs=0, platform_log_bytes=330)
+    ingress = {kind: cm.bill(cm.Workload(**base, ingress=kind))[0]
+               for kind in ("rest", "http-api", "function-url")}
+    assert {k: round(v.dollars, 2) for k, v in ingress.items()} == {
+        "rest": 3.5, "http-api": 1.0, "function-url": 0.0}
+    assert ingress["function-url"].what == "Notify ingress: Lambda function URL (notify posts)"
+    url = {line.what.split(" (")[0]: line for line in cm.bill(cm.Workload(
+        **base, ingress="function-url", notify_memory_mb=256, notify_platform_log_bytes=0))}
+    assert url["Lambda notify GB-s"].quantity == pytest.approx(1_000_000 * 0.25 * 0.05)
+    assert url["CloudWatch Logs ingested"].quantity == 0
+    rest = {line.what.split(" (")[0]: line for line in cm.bill(cm.Workload(**base))}
+    assert rest["Lambda notify GB-s"].quantity == pytest.approx(1_000_000 * 1.0 * 0.05)
+    assert rest["CloudWatch Logs ingested"].quantity == pytest.approx(330 * 1_000_000 / 1e9)
+
+
+def test_cpu_time_stretches_below_a_full_vcpu():
+    assert cm.lambda_seconds(0.01, 0.015, 1769) == pytest.approx(0.025)
+    assert cm.lambda_seconds(0.01, 0.015, 3538) == pytest.approx(0.025)  # no faster than a core
+    assert cm.lambda_seconds(0.01, 0.015, 256) == pytest.approx(0.01 * 1769 / 256 + 0.015)

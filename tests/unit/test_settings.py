@@ -38,3 +38,18 @@ def test_the_spread_is_off_unless_asked():
     assert Settings.from_env({"SPREAD_SECONDS": "true"}).spread_seconds is True
     with pytest.raises(SettingsError, match="SPREAD_SECONDS='sometimes' is not true or false"):
         Settings.from_env({"SPREAD_SECONDS": "sometimes"})
+
+
+def test_the_daemons_post_to_the_function_url_when_one_is_set():
+    from chalicelib.usecases.reconcile import notify_url
+
+    rest = Settings.from_env({"ADVERTISE_URL": "https://ctl/"})
+    assert rest.notify_address == "https://ctl/api/v2/system/notify"
+    assert notify_url(rest, "t0k") == "https://ctl/api/v2/system/notify?token=t0k"
+    url = Settings.from_env({"ADVERTISE_URL": "https://ctl",
+                             "NOTIFY_URL": "https://abc.lambda-url.us-east-1.on.aws/"})
+    assert url.notify_address == "https://abc.lambda-url.us-east-1.on.aws/"  # kept as given
+    assert notify_url(url, "t0k") == "https://abc.lambda-url.us-east-1.on.aws/?token=t0k"
+    assert notify_url(url, "") == "https://abc.lambda-url.us-east-1.on.aws/"
+    assert notify_url(Settings.from_env({"NOTIFY_URL": "https://n/?a=1"}), "t") == "https://n/?a=1&token=t"
+    assert notify_url(Settings.from_env({}), "t") == ""
