@@ -24,10 +24,11 @@ from chalicelib.errors import BadRequest, ControllerError
 
 
 def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = None,
-           pauses: Pauses | None = None, latest: Latest | None = None) -> list[freshness.ItemStatus]:
+           pauses: Pauses | None = None, latest: Latest | None = None,
+           expiry_held: dict[tuple[str, str], str] | None = None) -> list[freshness.ItemStatus]:
     """Status of every item of ``cluster``: node states and pauses (a Query each) and every job's
     slim latest runs (a Query per node), unless the caller already read them, with the retention
-    floor's holds."""
+    floor's holds (``expiry_held``: those the run pushed, else worked out from ``latest``)."""
     states = deps.state.states() if states is None else states
     latest = deps.records.latest_by_job(cluster.node_ips()) if latest is None else latest
     first_seen = {(node, job_id): when for node, state in states.items()
@@ -38,7 +39,8 @@ def assess(deps: Deps, cluster: Cluster, states: dict[str, NodeState] | None = N
                             latest=latest, now=now,
                             grace=timedelta(seconds=deps.settings.freshness_grace_seconds),
                             expiry_held=retention.held_dirs(
-                                cluster, latest, now, deps.settings.expiry_hold_margin_percent),
+                                cluster, latest, now, deps.settings.expiry_hold_margin_percent)
+                            if expiry_held is None else expiry_held,
                             node_problems={node: nodehealth.problems(node, state.problems)
                                            for node, state in states.items() if state.problems})
     return _verified(deps, items, now) if deps.settings.drill_root else items

@@ -71,13 +71,13 @@ def _run(deps: Deps, confirm: bool = False) -> ReconcileSummary:
                                    f"internal error ({type(e).__name__}: {str(e)[:200]})",
                                    unexpected=not isinstance(e, ControllerError))
         raise
-    items = _assess(deps, done)
+    items = _assess(deps, done, done.expiry_held)  # the holds the run pushed
     if items is not None:
         recovered = _archives(deps, done, items)
         done.summary["records_recovered"] = recovered
         if recovered:  # what the archives proved changes the status: assess again
             done.latest = deps.records.latest_by_job(done.cluster.node_ips())
-            items = _assess(deps, done)
+            items = _assess(deps, done, None)
     done.summary["alerts"] = alerts.check(deps, items, done.pauses) if items is not None else 0
     try:  # tick never raises by design; this guards the summary and metrics against a bug in it
         done.summary["operations_moved"] = operations.tick(deps)
@@ -117,9 +117,10 @@ def _drills(deps: Deps, done: reconcile.Run) -> int:
     return started
 
 
-def _assess(deps: Deps, done: reconcile.Run) -> list[ItemStatus] | None:
+def _assess(deps: Deps, done: reconcile.Run, held: dict[tuple[str, str], str] | None
+            ) -> list[ItemStatus] | None:
     try:
-        return health.assess(deps, done.cluster, done.states, done.pauses, done.latest)
+        return health.assess(deps, done.cluster, done.states, done.pauses, done.latest, held)
     except ControllerError as e:
         event(log, "status_not_assessed", level=WARNING, error=e.message)
         return None
