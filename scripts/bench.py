@@ -785,22 +785,38 @@ def herd_sample(nodes: int = HERD_NODES) -> HerdSample:
                 writes.append(_job_writes("backup", units, rid, job["id"], node,
                                           record_app(job)))
             after_backups = stored()
+            # each node's expire job, every minute at second 0: the runs of ten minutes in a
+            # row (what is kept of an expire success depends on its minute), counted per run
+            minute = now.replace(second=0, microsecond=0)
             for _, job in expiring:  # each node's expire job ran before
-                for record in benchtable.run_records(job, now - timedelta(seconds=60), seconds=0.2):
+                for record in benchtable.run_records(job, minute - timedelta(minutes=11),
+                                                     seconds=0.2):
                     post(record)
             before_expire = stored()
             for node, job in expiring:
                 units = costmodel.Units()
-                for record in benchtable.run_records(job, now - timedelta(seconds=30), seconds=0.2):
-                    units.add(post(record, "expire"))
-                    rid = record["rid"]
-                writes.append(_job_writes("expire", units, rid, "", node, ""))
+                for back in range(EXPIRE_RUNS, 0, -1):
+                    for record in benchtable.run_records(job, minute - timedelta(minutes=back),
+                                                         seconds=0.2):
+                        units.add(post(record, "expire"))
+                        rid = record["rid"]
+                writes.append(_job_writes("expire", _per_run(units, EXPIRE_RUNS), rid, "", node,
+                                          ""))
             after_expire = stored()
     dynamo._table.cache_clear()
     deps_module._deps_for.cache_clear()
     growth = (after_backups - before) / len(chosen)
     return HerdSample(lists, figures, writes, before / len(chosen) - growth, growth,
-                      (after_expire - before_expire) / len(expiring))
+                      (after_expire - before_expire) / len(expiring) / EXPIRE_RUNS)
+
+
+EXPIRE_RUNS = 10  # the sampled expire runs per node, one a minute
+
+
+def _per_run(units: costmodel.Units, runs: int) -> costmodel.Units:
+    """``runs`` runs' units as one run's mean."""
+    return costmodel.Units(units.rru / runs, units.wru / runs,
+                           Counter({k: v / runs for k, v in units.keys.items()}))
 
 
 def _job_writes(kind: str, units: costmodel.Units, rid: str, job_id: str, node: str, app: str

@@ -75,16 +75,25 @@ def test_state_filter(api, ddb):
 
 def test_an_expire_run_is_a_record_only_when_it_failed(api, ddb):
     """Every node's expire job posts twice a minute, and its record never says what it deleted:
-    a success is kept as the node's last expire run only, a failure as a record too."""
-    replay_samples(api)  # the expire job's running and success posts among them
+    a success is kept as the node's last expire run only, and only every tenth minute (the same
+    fact every minute); a failure is kept at once, as a record too."""
+    replay_samples(api)  # the expire job's running and success posts among them (at 23:47)
     assert api.http.get(f"/api/v2/app/backupctl/cron/records/{EXPIRE_RUN}").status_code == 404
     assert api.http.get("/api/v2/app/backupctl/cron/records?year=2026&month=11").json_body == []
+    assert [i for i in ddb.scan()["Items"] if i["pk"].startswith("EXPIRE#")] == []
     success = reference.notify_samples()[5][1]
+
+    def at(minute: int, **fields) -> dict:
+        when = datetime(2026, 11, 24, 23, 47, tzinfo=UTC) + timedelta(minutes=minute)
+        return {**success, "rid": EXPIRE_RUN.replace("1795564020", str(1795564020 + 60 * minute)),
+                "start": f"{when:%Y-%m-%dT%H:%M}:00.000380974Z", "end": f"{when:%Y-%m-%dT%H:%M}:00.1Z",
+                **fields}
+
+    tenth = at(3)  # 23:50
+    assert post(api, tenth).json_body["stored"] is True
     [last] = [i for i in ddb.scan()["Items"] if i["pk"].startswith("EXPIRE#")]
-    assert json.loads(last["run"])["rid"] == EXPIRE_RUN and last["state"] == "success"
-    later = {**success, "rid": EXPIRE_RUN.replace("1795564020", "1795564080"),
-             "start": "2026-11-24T23:48:00.000380974Z", "end": "2026-11-24T23:48:00.1Z",
-             "state": "failed", "reason": "rm: permission denied"}
+    assert json.loads(last["run"])["rid"] == tenth["rid"] and last["state"] == "success"
+    later = at(4, state="failed", reason="rm: permission denied")  # 23:51
     running = {**later, "state": "running", "end": "0001-01-01T00:00:00Z", "reason": ""}
     assert post(api, running).json_body["stored"] is False
     assert post(api, later).json_body["stored"] is True
@@ -92,7 +101,9 @@ def test_an_expire_run_is_a_record_only_when_it_failed(api, ddb):
     assert listed == [later]
     [last] = [i for i in ddb.scan()["Items"] if i["pk"].startswith("EXPIRE#")]
     assert json.loads(last["run"])["reason"] == "rm: permission denied"
-    assert post(api, success).json_body["stored"] is False  # older than the last run
+    assert post(api, tenth).json_body["stored"] is False  # older than the last run
+    assert post(api, at(5)).json_body["stored"] is False  # 23:52: not a tenth minute
+    assert post(api, at(13)).json_body["stored"] is True  # 00:00 the next day: kept again
 
 
 def test_duplicate_success_leaves_one_record(ddb):
