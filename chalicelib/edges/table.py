@@ -10,12 +10,16 @@ Single table, generic keys. Item kinds (``pk`` / ``sk``):
                   sizes), what a scheduled run reads, one Query per node; ``FRESH`` / ``ready``
                   says every job has one; before it, ``JOBLAST`` / ``<job id>#last``,
                   ``#success``, ``#good`` held them whole (read, and written, until then);
+                  ``FRESH#<node ip>`` / ``~changed``: a token every write of the partition
+                  renews (a warm run reads again only the nodes whose token changed);
 * expire list     ``EXPIRE#<digest of its dirs>`` / ``last``: a node's expire job's last run (its
-                  successes are not records: see :mod:`chalicelib.edges.records`);
+                  successes are not records, and are kept every 10th minute only: see
+                  :mod:`chalicelib.edges.records`);
 * node state      ``NODES`` / ``<ip>`` (version, job ids, time of the last good push);
 * job pause       ``PAUSES`` / ``<ip>#<job id>``;
 * reconcile run   ``RECONCILE`` / ``<time>`` (bounded by ``ttl``);
-* held removals   ``HELD`` / ``removals``; alert memory ``STATUS`` / ``<item key>``.
+* held removals   ``HELD`` / ``removals``; alert memory ``SEEN`` / ``<node ip>`` (its items'
+                  and pauses' last status, one JSON string; ``STATUS`` / ``<item key>`` before).
 
 Node states, pauses and runs each sit in one partition so a reconcile reads all of them with one
 Query each; a cluster has hundreds of nodes, far below a partition's limits.
