@@ -793,9 +793,10 @@ def herd_sample(nodes: int = HERD_NODES) -> HerdSample:
             # each node's expire job, every minute at second 0: the runs of ten minutes in a
             # row (what is kept of an expire success depends on its minute), counted per run
             minute = now.replace(second=0, microsecond=0)
+            before_run = minute - timedelta(minutes=11)
+            before_run -= timedelta(minutes=before_run.minute % 10)  # a kept one: its item exists
             for _, job in expiring:  # each node's expire job ran before
-                for record in benchtable.run_records(job, minute - timedelta(minutes=11),
-                                                     seconds=0.2):
+                for record in benchtable.run_records(job, before_run, seconds=0.2):
                     post(record)
             before_expire = stored()
             for node, job in expiring:
