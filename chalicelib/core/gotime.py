@@ -19,7 +19,11 @@ def parse_go_time(text: str) -> tuple[datetime, int]:
     if not isinstance(text, str):
         raise ValueError(f"{str(text)[:40]!r} is not an RFC 3339 time")
     if len(text) == 30 and text[10] == "T" and text[19] == "." and text[29] == "Z" \
-            and text.isascii() and text[20:29].isdigit():  # the daemons' own form: no regex
+            and text.isascii() and text[20:29].isdigit() and text[4] == text[7] == "-" \
+            and text[13] == text[16] == ":" and (text[:4] + text[5:7] + text[8:10] + text[11:13]
+                                                 + text[14:16] + text[17:19]).isdigit():
+        # the daemons' own form: no regex (fromisoformat alone also reads a week date or an
+        # offset in those 19 characters, which the regex refuses)
         try:
             return datetime.fromisoformat(text[:19]).replace(tzinfo=UTC), int(text[20:29])
         except ValueError:

@@ -21,3 +21,15 @@ def test_the_daemons_form_reads_as_the_general_parser_reads_it(when, nanos):
 def test_what_is_not_a_go_time_is_refused(text):
     with pytest.raises(ValueError):
         parse_go_time(text)
+
+
+@pytest.mark.parametrize("text", ["2026-W49-4T13:09:14.000000000Z",  # an ISO week date
+                                  "2026-12-03T13:09+01.000000000Z",  # an offset in the seconds
+                                  "2026-12-03T13+01:00.000000000Z"])
+def test_the_fast_path_refuses_what_the_regex_refuses(text):
+    """fromisoformat reads more 19-character forms than ``YYYY-MM-DDTHH:MM:SS`` (a week date, a
+    time with an offset, whose zone was then replaced by UTC): the fast path must not."""
+    with pytest.raises(ValueError):
+        _parse_go_time(text)
+    with pytest.raises(ValueError):
+        parse_go_time(text)
