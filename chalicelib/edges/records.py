@@ -258,9 +258,15 @@ class RecordStore:
             self._mark_changed({key["pk"]})
 
     def _mark_changed(self, partitions: Iterable[str]) -> None:
-        """Renew the change mark of each ``FRESH#<ip>`` partition: a token no write repeats."""
-        self.db.put_many({"pk": pk, "sk": CHANGED, "v": os.urandom(12).hex()}
-                         for pk in sorted(set(partitions)))
+        """Renew the change mark of each ``FRESH#<ip>`` partition: a token no write repeats. This
+        process forgets what it kept of those nodes first: it may read them again at once (a
+        scheduled run's archive check, accept-size then the status), and an eventually
+        consistent read of the mark may still return the token it kept them with."""
+        pks = sorted(set(partitions))
+        kept = _KEPT.get(self.db.table.name, {})
+        for pk in pks:
+            kept.pop(pk[len(FRESH):], None)
+        self.db.put_many({"pk": pk, "sk": CHANGED, "v": os.urandom(12).hex()} for pk in pks)
 
     def latest_by_job(self, nodes: Iterable[str]) -> Latest:
         """``{job id: {"last": run, "success": run, "good": run}}`` for every job of ``nodes``
@@ -280,7 +286,8 @@ class RecordStore:
             kept.clear()
         marks = {i["pk"][len(FRESH):]: str(i.get("v", "")) for i in self.db.get_many(
             [{"pk": f"{FRESH}{n}", "sk": CHANGED} for n in wanted])}
-        stale = [n for n in wanted if n not in marks or kept.get(n, ("",))[0] != marks[n]]
+        marks = {n: v for n, v in marks.items() if v}  # a mark without its token: no mark
+        stale = [n for n in wanted if n not in marks or n not in kept or kept[n][0] != marks[n]]
 
         def read(node: str) -> dict[str, dict[str, JobRecord]]:
             # a node with a mark is read consistently: a write the mark does not show yet is

@@ -148,3 +148,42 @@ def test_a_warm_reader_reads_again_only_the_nodes_written_since(settings, ddb):
         assert reader.latest_by_job(nodes)[MYSQL]["good"]["gone"] == "deleted by hand"
     finally:
         queries.stop()
+
+
+def test_a_change_mark_without_its_token_does_not_break_the_read(settings, ddb):
+    """A mark item without ``v`` (a hand edit, a partial restore) reads as no mark: the node is
+    read, and the run goes on (was: KeyError in every run and every status read)."""
+    deps = Deps(settings, table=ddb)
+    post(deps, HELLO_DATA, "success", datetime.now(UTC) - timedelta(minutes=5))
+    ddb.put_item(Item={"pk": "FRESH#127.0.0.11", "sk": "~changed"})
+    assert HELLO_DATA in RecordStore(ddb).latest_by_job(["127.0.0.11"])
+    ddb.put_item(Item={"pk": "FRESH#127.0.0.11", "sk": "~changed", "v": ""})
+    assert HELLO_DATA in RecordStore(ddb).latest_by_job(["127.0.0.11"])
+
+
+def test_a_write_of_this_process_is_read_back_by_it_whatever_the_replica_says(settings, ddb,
+                                                                             monkeypatch):
+    """The scheduled run marks a good backup gone (or recovers records from the archives) and
+    reads the latest runs again at once, to assess what it just wrote. The marks are read
+    eventually consistently: a replica that has not seen the renewed mark yet must not make the
+    process serve the copy it kept from before its own write."""
+    from chalicelib.edges import dynamo
+
+    deps = Deps(settings, table=ddb)
+    post(deps, HELLO_DATA, "success", datetime.now(UTC) - timedelta(minutes=5))
+    store = RecordStore(ddb)
+    assert "gone" not in store.latest_by_job(["127.0.0.11"])[HELLO_DATA]["good"]
+    replica = {json.dumps(k, sort_keys=True): i for i in ddb.scan()["Items"]
+               if i["sk"] == "~changed" for k in [{"pk": i["pk"], "sk": i["sk"]}]}
+    real = dynamo.Dynamo.get_many
+
+    def lagging(self, keys, *, consistent=False):  # the replica a quick read may hit
+        if consistent:
+            return real(self, keys, consistent=True)
+        return [replica[json.dumps(k, sort_keys=True)] for k in keys
+                if json.dumps(k, sort_keys=True) in replica]
+
+    monkeypatch.setattr(dynamo.Dynamo, "get_many", lagging)
+    assert store.mark_gone(HELLO_DATA, "f" + f"{datetime.now(UTC) - timedelta(minutes=5):%d}",
+                           "deleted by hand")
+    assert store.latest_by_job(["127.0.0.11"])[HELLO_DATA]["good"].get("gone") == "deleted by hand"
