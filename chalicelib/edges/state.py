@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from logging import WARNING
 from typing import Any, overload
 
 from chalicelib.core.gotime import format_time
@@ -20,6 +21,7 @@ from chalicelib.core.types import Job, Pause, Pauses
 from chalicelib.edges.dynamo import Dynamo
 from chalicelib.edges.table import TTL_ATTRIBUTE
 from chalicelib.errors import Conflict
+from chalicelib.logs import event, log
 
 NODES, PAUSES, RUNS, STATUSES, SAID = "NODES", "PAUSES", "RECONCILE", "STATUS", "SAID"
 SEEN = "SEEN"  # what the runs saw, one item per node: {key: [status, since, owed, told]}
@@ -137,9 +139,12 @@ class NodeStateStore:
         for i in legacy:
             memory[i["sk"]] = Seen(str(i.get("status", "")), str(i.get("since", "")),
                                    str(i.get("owed", "")), bool(i.get("told", False)))
+        texts: dict[str, Any] = {}
         for shard in self.db.query(SEEN):
             memory.update(_shard(shard.get("seen")))
+            texts[shard["sk"]] = shard.get("seen")
         memory.legacy = frozenset(i["sk"] for i in legacy)
+        memory.texts = texts
         return memory
 
     def save_statuses(self, changed: dict[str, Seen], gone: frozenset[str] | set[str] = frozenset(),
@@ -156,12 +161,38 @@ class NodeStateStore:
             node = seen_node(key)
             if node in shards and key not in gone:
                 shards[node][key] = seen
-        self.db.put_many({"pk": SEEN, "sk": node or "-", "seen": _shard_text(memory)}
-                         for node, memory in sorted(shards.items()) if memory)
-        self.db.delete_many({"pk": SEEN, "sk": node or "-"}
-                            for node, memory in sorted(shards.items()) if not memory)
+        texts: dict[str, Any] | None = getattr(before, "texts", None)
+        for node, memory in sorted(shards.items()):
+            self._write_shard(node, memory, texts, changed, gone)
         if legacy:
             self.db.delete_many({"pk": STATUSES, "sk": key} for key in sorted(legacy))
+
+    def _write_shard(self, node: str, memory: dict[str, Seen], texts: dict[str, Any] | None,
+                     changed: Mapping[str, Seen], gone: frozenset[str] | set[str]) -> None:
+        """One node's memory written whole, only over the one ``texts`` says this run read (the
+        alerts run after the reconcile's lease: two runs' may overlap, and the reconcile moves a
+        carried pause's memory meanwhile); else the node's memory as it is now, with this run's
+        ``changed`` and ``gone`` keys of that node applied, a few times, then left to the next
+        run."""
+        key = {"pk": SEEN, "sk": node or "-"}
+        known = texts is not None
+        expected = texts.get(key["sk"]) if texts is not None else None
+        for _ in range(5):
+            if not known:  # what the node's memory is now, with this run's changes on it
+                item = self.db.get(key, consistent=True) or {}
+                expected = item.get("seen")
+                memory = {k: v for k, v in _shard(expected).items() if k not in gone}
+                memory |= {k: v for k, v in changed.items() if seen_node(k) == node}
+            rule, values = (("seen = :old", {":old": expected}) if expected is not None
+                            else ("attribute_not_exists(seen)", {}))
+            if memory:
+                done = self.db.put_if({**key, "seen": _shard_text(memory)}, rule, values or None)
+            else:
+                done = expected is None or self.db.delete_if(key, rule, values)
+            if done:
+                return
+            known = False
+        event(log, "alert_memory_not_saved", level=WARNING, node=node)
 
     def carry_pause_memory(self, node: str, new: str, old: str) -> None:
         """What the alerts remember of the pause of job ``old`` on ``node`` (its start told, its
@@ -220,6 +251,7 @@ class Memory(dict[str, "Seen"]):
     items of the form before (``legacy``: the next save moves them into the nodes' items)."""
 
     legacy: frozenset[str] = frozenset()
+    texts: dict[str, Any] | None = None  # each node's memory item (``seen``) as read, by sort key
 
 
 def _shard(text: Any) -> dict[str, Seen]:

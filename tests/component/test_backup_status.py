@@ -164,3 +164,34 @@ def test_an_unreadable_node_memory_is_forgotten_not_fatal(settings, ddb, daemons
     assert not any(k.endswith("@127.0.0.11") for k in deps.state.statuses())
     cycle(deps)  # the run goes on and remembers those nodes' items afresh
     assert any(k.endswith("@127.0.0.11") for k in deps.state.statuses())
+
+
+def test_a_node_memory_rewrite_keeps_what_an_overlapping_run_saved(deps):
+    """The alerts run after the reconcile's lease is released, so two runs' alerts may overlap
+    (a slow run's archive check, a run-now beside the schedule). The older run rewrites a node's
+    memory from what it read: it must not put back what the newer run changed of another key
+    of that node (was: one key per item, so only the same key could be lost)."""
+    told = "hello.web.web/1/data@127.0.0.11"
+    other = "hello.web.web/1/var/log/hello@127.0.0.11"
+    deps.state.save_statuses({told: Seen("ok", "t0"), other: Seen("ok", "t0")})
+    older = deps.state.statuses()  # run A reads the memory...
+    newer = deps.state.statuses()  # ...and so does run B, which tells the item went bad
+    deps.state.save_statuses({told: Seen("failing", "t1", "", True)}, set(), newer)
+    deps.state.save_statuses({other: Seen("pending", "t2")}, set(), older)  # A, later
+    seen = deps.state.statuses()
+    assert seen[other] == Seen("pending", "t2")
+    assert seen[told] == Seen("failing", "t1", "", True)  # not "ok" again: told once
+
+
+def test_a_carried_pause_memory_survives_an_overlapping_save(deps):
+    """The reconcile moves a pause's memory to its job's new ID under the lease; a previous run's
+    alerts, still going, must not write the node's memory back as it read it before the move."""
+    node, old, new = "127.0.0.11", "7f00000b" + "a" * 32, "7f00000b" + "b" * 32
+    item = f"hello.web.web/1/data@{node}"
+    deps.state.save_statuses({f"pause:{node}#{old}": Seen("2026-12-31T00:00:00Z", "t0", "", True),
+                              item: Seen("ok", "t0")})
+    older = deps.state.statuses()
+    deps.state.carry_pause_memory(node, new, old)
+    deps.state.save_statuses({item: Seen("failing", "t1")}, set(), older)
+    seen = deps.state.statuses()
+    assert seen[f"pause:{node}#{new}"] == Seen("2026-12-31T00:00:00Z", "t0", "", True)
