@@ -1,6 +1,7 @@
 """Each job's slim freshness item: what a scheduled run reads instead of every job's whole records,
 and the upgrade of a table from before it (built once by a run, posts going on meanwhile)."""
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from unittest.mock import ANY
@@ -49,6 +50,11 @@ def statuses(deps: Deps) -> list[dict]:
 
 def test_an_upgraded_table_answers_the_same_before_and_after_its_first_run(settings, ddb,
                                                                            pushed):
+    # the stand-in daemons do not list the archives posted here: the scheduled run's rotating
+    # archive check (a slice of the nodes every minute) would mark a good backup gone, and the
+    # answer change, in the minutes its slice held 127.0.0.11 or .13 (a flake in CI): a slice of
+    # one node in a million minutes keeps this test to what it checks, the upgrade
+    settings = dataclasses.replace(settings, node_check_minutes=1_000_003)
     now = datetime.now(UTC)
     schedule._run(Deps(settings, table=ddb))  # the jobs reach their nodes
     as_before(ddb)
