@@ -277,8 +277,8 @@ def _shard_text(memory: Mapping[str, Seen]) -> str:
 def seen_node(key: str) -> str:
     """The node a memory key belongs to: an item's ``<proc>/<n><volume>@<node>``, a pause's
     ``pause:<node>#<job id>``; "" for anything else."""
-    if key.startswith("pause:"):
-        return key[len("pause:"):].partition("#")[0]
+    if key.startswith(PAUSE_MEMORY):
+        return key[len(PAUSE_MEMORY):].partition("#")[0]
     return key.rpartition("@")[2] if "@" in key else ""
 
 
