@@ -17,11 +17,15 @@ Every legal move, in one table (:data:`MOVES`; anything else changes nothing)::
                   snapshot record, failed or   → Failed       ("nothing was restored; the
                    not trustworthy                              volume is as it was")
                   snapshot refused/unanswered  → Failed
+                  snapshot record, busy        → Snapshotting (asked again on the next tick)
+                  tick (snapshot not asked)    → Snapshotting + run it (a drill's first, a retry)
     Snapshotted   tick                         → Restoring    + ask the restore (a retry)
     Restoring     restore accepted             → Restoring    (its record id kept)
                   restore refused              → Snapshotted  (retried on the next tick), or
                                                  Failed when there is no snapshot to wait on
                   restore unanswered           → Failed       (it may be running: never asked twice)
+                  restore record, busy         → Snapshotted, or Restoring without a
+                                                 snapshot (asked again on the next tick)
                   restore record, failed       → Failed
                   restore record, success      → Verifying    + run the target's backup job once
                                                  Completed    (verification off or impossible)
@@ -32,11 +36,16 @@ Every legal move, in one table (:data:`MOVES`; anything else changes nothing)::
                                                  restored")
                   verify record (increment)    → Verifying    + list the target's backup files
                   files listed                 → Completed or Failed (a file has another size)
+                  verify record, busy          → Verifying    (asked again on the next tick)
                   verify refused/unanswered/   → Completed, verification "inconclusive" (why)
                    failed record
     any open      tick past the phase limit    → Failed (Verifying: Completed, inconclusive)
                   broken (any exception)       → Failed with the reason
     Completed, Failed: never move again.
+
+*busy*: the record failed on the daemon's per-path lock ("Directory is now backuping, give up."):
+the run did nothing, another run of the dir held it (the cron's own, for a moment), so it is asked
+again; the phase limit bounds the retries.
 
 A record moves an operation only when it is the record of the run the operation asked for: its
 rid, its action (``backup`` for the snapshot and the verification, ``backup_recover`` for the
@@ -63,6 +72,10 @@ SCHEMA = 2  # 1: the untyped operations written before this module (read and upg
 BACKUP, RECOVER = "backup", "backup_recover"
 DRILL = "drill"  # a restore into a node's drill area, to prove a backup restores (core/drill.py)
 NAME_SECOND_GAP = 2  # seconds between two backups of one volume, so their names (by the second) differ
+# backupd's per-path lock: a backup or restore of a dir another run holds fails at once with
+# "Directory is now backuping, give up." before doing anything (the cron's own run of the volume,
+# for a moment): such a run is asked again on the next look, never taken as the run's outcome
+BUSY_WORDS = "now backuping"
 
 
 class Phase(StrEnum):
@@ -397,21 +410,23 @@ def _overdue(op: Operation, now: datetime, rules: Rules) -> bool:
 
 def _stuck(op: Operation, now: datetime, rules: Rules) -> Step:
     limit = f"longer than OPERATION_PHASE_MINUTES ({rules.phase_limit.total_seconds() / 60:g} min)"
+    last = f" (last: {op.error})" if op.error else ""
     if op.phase is Phase.VERIFYING:
         return _complete(op, now, "inconclusive",
                          f"the verification did not finish {limit}; the daemon reported the "
-                         "restore a success")
+                         f"restore a success{last}")
     undo = _undo_hint(op)
     why = {Phase.SNAPSHOTTING: "the pre-restore snapshot never reported; nothing was restored",
            Phase.SNAPSHOTTED: "the daemon never accepted the restore; nothing was restored",
            Phase.RESTORING: ("the restore never reported (it may still run on "
                              f"{op.plan.node}){undo}")}[op.phase]
-    return _fail(op, now, f"stuck in {op.phase} since {op.since}, {limit}: {why}")
+    return _fail(op, now, f"stuck in {op.phase} since {op.since}, {limit}: {why}{last}")
 
 
 def _on_first_tick(op: Operation, event: Tick, rules: Rules) -> Step:
-    """A drill's first run, on the schedule's first look after it was made (its proof job was
-    pushed by then): the proof run before the restore, or the restore of an increment drill."""
+    """A run not asked yet, on the schedule's look: a drill's first (its proof job was pushed by
+    then: the proof run before the restore, or the restore of an increment drill), or a run that
+    met the daemon's per-path lock, asked again."""
     at = format_time(event.now)
     if op.phase is Phase.SNAPSHOTTING and op.snapshot and not op.snapshot.asked:
         return Step(replace(op, snapshot=replace(op.snapshot, asked=True), updated=at),
@@ -468,6 +483,10 @@ def _on_snapshot_record(op: Operation, event: RecordArrived, rules: Rules) -> St
         return Step(op, ignored=why)
     assert op.snapshot is not None  # foreign() matched the snapshot's rid
     target = op.plan.target_dir
+    if _busy(record):
+        return Step(replace(op, snapshot=replace(op.snapshot, asked=False, rid=""),
+                            updated=format_time(event.now),
+                            error=_busy_note(op, "pre-restore snapshot", record)))
     if op.plan.is_drill:
         return _on_drill_baseline(op, event)
     if record.get("state") == "failed":
@@ -486,7 +505,7 @@ def _on_snapshot_record(op: Operation, event: RecordArrived, rules: Rules) -> St
                                     "nothing was restored; the volume is as it was")
     result = record.get("result") or {}
     taken = replace(op.snapshot, file=str(result["file"]), size=int(result["size"]))
-    moved = replace(op, phase=Phase.RESTORING, snapshot=taken, restore=Run(asked=True),
+    moved = replace(op, phase=Phase.RESTORING, snapshot=taken, restore=Run(asked=True), error="",
                     updated=format_time(event.now), since=format_time(event.now))
     return Step(moved, (AskRestore(op.plan),))
 
@@ -520,6 +539,11 @@ def _on_restore_record(op: Operation, event: RecordArrived, rules: Rules) -> Ste
     why = foreign(op, record)
     if why:
         return Step(op, ignored=why)
+    if _busy(record):  # nothing was restored: asked again on the next look
+        at, note = format_time(event.now), _busy_note(op, "restore", record)
+        if op.snapshot is not None:
+            return Step(replace(op, phase=Phase.SNAPSHOTTED, restore=None, updated=at, error=note))
+        return Step(replace(op, restore=Run(), updated=at, error=note))
     if record.get("state") == "failed":
         return _fail(op, event.now, f"the restore failed: {record.get('reason') or 'no reason given'}"
                                     f"{_undo_hint(op)}")
@@ -556,6 +580,9 @@ def _on_verify_record(op: Operation, event: RecordArrived, rules: Rules) -> Step
     if why:
         return Step(op, ignored=why)
     assert op.verify is not None
+    if _busy(record):
+        return Step(replace(op, verify=Run(job=op.verify.job), updated=format_time(event.now),
+                            error=_busy_note(op, "verification backup", record)))
     if record.get("state") == "failed":
         return _complete(op, event.now, "inconclusive",
                          f"the verification backup failed ({record.get('reason') or 'no reason'}); "
@@ -784,6 +811,16 @@ def _complete(op: Operation, now: datetime, verified: dict[str, int] | str | Non
         words += f" ({', '.join(f'{k} {v}' for k, v in sizes.items())})"
     return Step(replace(op, phase=Phase.COMPLETED, verified=verified, verification=words,
                         error="", updated=at, since=at))
+
+
+def _busy(record: Mapping[str, Any]) -> bool:
+    """The run failed on the daemon's per-path lock: it did nothing, another run held the dir."""
+    return record.get("state") == "failed" and BUSY_WORDS in str(record.get("reason") or "")
+
+
+def _busy_note(op: Operation, what: str, record: Mapping[str, Any]) -> str:
+    return (f"the {what} met another run of {op.plan.target_dir} on {op.plan.node} "
+            f"({str(record.get('reason'))[:120]}); asked again on the next look")
 
 
 def _undo_hint(op: Operation) -> str:

@@ -190,11 +190,51 @@ def test_a_failed_run_says_why(api, ddb, pushed, fail):
         assert SNAPSHOT_FILE in failed["error"]  # what undoes whatever was changed
         return
     notify(api, recover_record(rid, "success"))
-    notify(api, run_record(once(), verify_rid(daemon, op), "failed",
-                           reason="Directory is now backuping, give up."))
+    notify(api, run_record(once(), verify_rid(daemon, op), "failed", reason="exit status 2"))
     done = operation(api, op["operation"])
     assert done["phase"] == "Completed" and done["verified"] == "inconclusive"
-    assert "now backuping" in done["verification"]
+    assert "verification backup failed (exit status 2)" in done["verification"]
+
+
+BUSY = "Directory is now backuping, give up."  # backupd's per-path lock
+
+
+def test_runs_that_meet_the_daemons_lock_are_asked_again_by_the_schedule(settings, ddb, pushed):
+    """The cron's own run of the volume held its dir the moment the snapshot, the restore and
+    the verification each ran: each did nothing, so each is asked again on the schedule's next
+    look, and the restore still ends verified."""
+    clock = Clock(datetime.now(UTC))
+    deps = Deps(settings, clock, ddb)
+    daemon = pushed["127.0.0.11"]
+    op_id = operations.restore(deps, "hello", "web", FULL, [])["operation"]
+
+    def now(): return deps.operations.get("hello", op_id)
+
+    def tick():
+        clock.now += timedelta(seconds=61)
+        operations.tick(deps)
+
+    operations.advance(deps, _stored(deps, snapshot_done(now().snapshot.rid, state="failed",
+                                                         reason=BUSY)))
+    assert now().phase == "Snapshotting" and "asked again on the next look" in now().error
+    tick()
+    assert len(daemon.runs) == 2  # the snapshot, asked again
+    operations.advance(deps, _stored(deps, snapshot_done(now().snapshot.rid)))
+    operations.advance(deps, _stored(deps, recover_record(now().restore.rid, "failed", reason=BUSY)))
+    assert now().phase == "Snapshotted" and now().snapshot.file == SNAPSHOT_FILE
+    tick()
+    assert now().phase == "Restoring" and len(daemon.received(RECOVERS)) == 2
+    operations.advance(deps, _stored(deps, recover_record(now().restore.rid, "success")))
+    assert now().phase == "Verifying"
+    operations.advance(deps, _stored(deps, run_record(once(), now().verify.rid, "failed", reason=BUSY)))
+    assert now().phase == "Verifying" and not now().verify.asked
+    tick()
+    operations.advance(deps, _stored(deps, run_record(
+        once(), now().verify.rid, "success",
+        result={"file": "hello-hello.web.web-1-data-1795800000.tar.gz", "size": now().plan.size})))
+    done = now()
+    assert done.phase == "Completed" and isinstance(done.verified, dict), done
+    assert len(daemon.runs) == 4  # the snapshot twice, the verification twice
 
 
 def test_a_snapshot_of_a_missing_dir_names_the_way_out(api, ddb, pushed):

@@ -185,6 +185,50 @@ def test_a_refused_restore_waits_for_the_next_look_an_unanswered_one_never_retri
     assert gone.phase is Phase.FAILED and "may be restoring now" in gone.error
 
 
+BUSY = "Directory is now backuping, give up."  # backupd's per-path lock, word for word
+
+
+def test_a_run_that_meets_the_daemons_lock_is_asked_again_on_the_next_look():
+    """The cron's own run of the volume holds its dir for a moment: a snapshot, restore or
+    verification that meets it did nothing, so it is asked again, not taken as the outcome."""
+    op = m.step(started(), Accepted("snapshot", "r1", at(1)), RULES).op
+    busy = m.step(op, RecordArrived(backup_record("r1", "failed", reason=BUSY), at(2)), RULES)
+    assert busy.op.phase is Phase.SNAPSHOTTING and busy.effects == ()
+    assert "asked again on the next look" in busy.op.error and BUSY in busy.op.error
+    again = m.step(busy.op, Tick(at(3)), RULES)
+    assert again.effects == (RunJob("snapshot", "127.0.0.11", JOB),)
+    op = m.step(again.op, Accepted("snapshot", "r4", at(3)), RULES).op
+    op = m.step(op, RecordArrived(backup_record("r4", size=400), at(4)), RULES).op
+    assert op.phase is Phase.RESTORING and op.error == ""
+    op = m.step(op, Accepted("restore", "r5", at(4)), RULES).op
+    waiting = m.step(op, RecordArrived(recover_record("r5", "failed", reason=BUSY), at(5)), RULES).op
+    assert waiting.phase is Phase.SNAPSHOTTED and waiting.snapshot == op.snapshot  # the undo kept
+    retried = m.step(waiting, Tick(at(6)), RULES)
+    assert retried.op.phase is Phase.RESTORING and retried.effects == (AskRestore(op.plan),)
+    op = m.step(retried.op, Accepted("restore", "r6", at(6)), RULES).op
+    op = m.step(op, RecordArrived(recover_record("r6"), at(7)), RULES).op
+    op = m.step(op, Accepted("verify", "r7", at(7)), RULES).op
+    verifying = m.step(op, RecordArrived(backup_record("r7", "failed", reason=BUSY), at(8)), RULES).op
+    assert verifying.phase is Phase.VERIFYING and verifying.verify == m.Run(job=JOB)
+    asked = m.step(verifying, Tick(at(9)), RULES)
+    assert asked.effects == (RunJob("verify", "127.0.0.11", JOB),)
+    op = m.step(asked.op, Accepted("verify", "r8", at(9)), RULES).op
+    done = m.step(op, RecordArrived(backup_record("r8", size=990), at(10)), RULES).op
+    assert done.phase is Phase.COMPLETED and isinstance(done.verified, dict) and done.error == ""
+    # without a snapshot the restore itself is asked again; a lock held past the limit ends it
+    bare = m.step(started(snapshot=False), Accepted("restore", "r2", at(1)), RULES).op
+    bare = m.step(bare, RecordArrived(recover_record("r2", "failed", reason=BUSY), at(2)), RULES).op
+    assert bare.phase is Phase.RESTORING and m.step(bare, Tick(at(3)), RULES).effects == (
+        AskRestore(bare.plan),)
+    ended = m.step(bare, Tick(at(400)), RULES).op
+    assert ended.phase is Phase.FAILED and BUSY in ended.error
+    # any other failure still ends the run's phase at once
+    other = m.step(verifying, Accepted("verify", "r9", at(9)), RULES).op
+    other = m.step(other, RecordArrived(backup_record("r9", "failed", reason="exit status 2"),
+                                        at(10)), RULES).op
+    assert other.phase is Phase.COMPLETED and other.verified == "inconclusive"
+
+
 def test_every_phase_ends_at_its_limit():
     op = started()
     late = at(361)
@@ -262,7 +306,7 @@ def rid_of(n: int) -> str:
 # "next": the natural next thing (the oldest asked effect's answer, else the waited run's own
 # record), drawn most often so that sequences reach the deep phases; the others perturb it.
 OUTCOMES = st.sampled_from(["accepted"] * 3 + ["refused", "unanswered", "crash"])
-STATES = st.sampled_from(["success"] * 3 + ["failed"])
+STATES = st.sampled_from(["success"] * 3 + ["failed", "busy"])  # busy: failed on the daemon's lock
 SIZES = st.sampled_from([0, None, 400, 990, 1000, 5000])
 KINDS = {
     "next": st.tuples(st.just("next"), OUTCOMES, STATES, SIZES),
@@ -321,12 +365,14 @@ def test_random_event_sequences_keep_the_invariants(kind, verify, script):
             if purpose == "current":
                 purpose = m.WAITS_FOR.get(op.phase, "restore")
             rid = rids.get(purpose, rid_of(10_000)) if variant != STRANGER else rid_of(99_999)
+            busy = state == "busy"
+            state = "failed" if busy else state
             if purpose == "restore":
-                record = recover_record(rid, state)
+                record = recover_record(rid, state, **({"reason": BUSY} if busy else {}))
                 if kind == "increment":
                     record["args"]["backup"] = "hello-hello.web.web-1-var-log-hello"
             else:
-                record = backup_record(rid, state, size=size)
+                record = backup_record(rid, state, size=size, **({"reason": BUSY} if busy else {}))
             if variant == FOREIGN:
                 record["args"] = {**record["args"], "app": "mysql"}
                 foreign = True
@@ -364,6 +410,10 @@ def test_random_event_sequences_keep_the_invariants(kind, verify, script):
         if lose_next:  # the conditional write lost: nothing stored, nothing performed
             lose_next = False
             continue
+        if isinstance(event, RecordArrived) and op.restore and op.restore.rid and \
+                event.record.get("rid") == op.restore.rid and BUSY in event.record["reason"] and \
+                step.op.restore != op.restore:  # a restore the daemon's lock refused did nothing
+            restores_refused += 1
         op = step.op
         for effect in step.effects:
             pending.append(effect)
