@@ -71,6 +71,15 @@ def completed(runner: Runner, resp: requests.Response) -> dict:
     return op
 
 
+def past_the_second_of(name: str) -> None:
+    """Wait until the second that names the full backup ``name`` is over: a run of the same job
+    that started in it (the simulated cron's, which looks 5 times a second) would archive into
+    the same name, and with the volume damaged meanwhile, the backup would hold the damage (as
+    backupd does: its names are by the second)."""
+    second = int(name.removesuffix(".tar.gz").rpartition("-")[2])
+    time.sleep(max(0.0, second + 1.5 - time.time()))
+
+
 def test_run_get_recover_and_undo(runner):
     """lain backup recover, as an operation: the volume is snapshotted, then restored; restoring
     the snapshot undoes it."""
@@ -80,6 +89,7 @@ def test_run_get_recover_and_undo(runner):
     assert info.status_code == 200 and info.json()["instanceNo"] == 1
     data = runner.file("hello", "hello.web.web", 1, "/data", "hello.txt")
     damaged = "damaged " + os.urandom(8000).hex() + "\n"  # unlike the backup, in size too
+    past_the_second_of(name)
     data.write_text(damaged)
     time.sleep(2)  # the snapshot is named by the second: not the same second as the backup
     op = completed(runner, requests.post(runner.url(f"{HELLO}/{name}/actions/recover"), timeout=10))
