@@ -287,7 +287,10 @@ class RecordStore:
         marks = {i["pk"][len(FRESH):]: str(i.get("v", "")) for i in self.db.get_many(
             [{"pk": f"{FRESH}{n}", "sk": CHANGED} for n in wanted])}
         marks = {n: v for n, v in marks.items() if v}  # a mark without its token: no mark
-        stale = [n for n in wanted if n not in marks or n not in kept or kept[n][0] != marks[n]]
+        # this read's own view of the kept copies: a write in another thread of the process (a
+        # notify served while the run reads) takes its node out of ``kept`` at any moment
+        have = {n: entry for n in wanted if (entry := kept.get(n)) is not None}
+        stale = [n for n in wanted if n not in marks or n not in have or have[n][0] != marks[n]]
 
         def read(node: str) -> dict[str, dict[str, JobRecord]]:
             # a node with a mark is read consistently: a write the mark does not show yet is
@@ -299,12 +302,11 @@ class RecordStore:
         if stale:
             with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(stale))) as pool:
                 for node, runs in zip(stale, pool.map(read, stale), strict=True):
-                    kept[node] = (marks.get(node, ""), runs)
+                    have[node] = (marks.get(node, ""), runs)
+                    if node in marks:  # no mark yet (no write since this version): read every time
+                        kept[node] = have[node]
         for node in wanted:
-            mark, runs = kept[node]
-            out.update(runs)
-            if not mark:  # no mark yet (no write since this version): read every time
-                del kept[node]
+            out.update(have[node][1])
         return out
 
     def _fresh_from_whole(self) -> dict[str, dict[str, Any]]:

@@ -156,6 +156,36 @@ def test_a_warm_reader_reads_again_only_the_nodes_written_since(settings, ddb):
         queries.stop()
 
 
+def test_a_write_while_a_warm_read_is_under_way_never_breaks_it(settings, ddb, monkeypatch):
+    """The local runner serves notify on other threads of the process that runs the schedule: a
+    post stored while a status read is under way takes its node out of what the process keeps.
+    The read answers whole all the same (was: KeyError, a 500 on the status route, in CI)."""
+    from chalicelib.edges import dynamo, records
+
+    monkeypatch.setattr(records, "READ_WORKERS", 1)  # moto in-process: one thread at a time
+    now = datetime.now(UTC)
+    deps = Deps(settings, table=ddb)
+    post(deps, HELLO_DATA, "success", now - timedelta(minutes=5))
+    post(deps, MYSQL, "success", now - timedelta(minutes=5))
+    nodes = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+    store = RecordStore(ddb)
+    store.latest_by_job(nodes)  # both marked nodes kept
+    post(deps, MYSQL, "failed", now - timedelta(minutes=1), reason="preRun exited 1")
+    real = dynamo.Dynamo.query
+
+    def meanwhile(self, pk, **kw):  # while the run reads 127.0.0.13, a post for 127.0.0.11 lands
+        if pk == "FRESH#127.0.0.13":
+            post(deps, HELLO_DATA, "failed", now - timedelta(minutes=1), reason="exit status 2")
+        return real(self, pk, **kw)
+
+    monkeypatch.setattr(dynamo.Dynamo, "query", meanwhile)
+    seen = store.latest_by_job(nodes)
+    assert seen[MYSQL]["last"]["reason"] == "preRun exited 1"
+    assert seen[HELLO_DATA]["last"]["state"] == "success"  # as it was when this read began
+    monkeypatch.setattr(dynamo.Dynamo, "query", real)
+    assert store.latest_by_job(nodes)[HELLO_DATA]["last"]["reason"] == "exit status 2"
+
+
 def test_a_change_mark_without_its_token_does_not_break_the_read(settings, ddb):
     """A mark item without ``v`` (a hand edit, a partial restore) reads as no mark: the node is
     read, and the run goes on (was: KeyError in every run and every status read)."""
