@@ -337,6 +337,7 @@ def _go_duration_ns(body: str, text: str) -> int:
     return total
 
 
+@lru_cache(maxsize=1024)  # every full item of the cluster, every run: few distinct values
 def parse_expire(expire: str) -> timedelta:
     """``<int><m|h|d>``, as the daemon's expire job reads it.
 

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from chalicelib.core import cron
@@ -83,13 +84,24 @@ def _when(record: Mapping[str, Any] | None, field: str = "start") -> datetime | 
         return None
 
 
+@lru_cache(maxsize=8192)
+def _seen_at(text: str) -> datetime | None:
+    """When a job reached its node: the node's jobs share the time of the push that took them."""
+    return _when({"start": text})
+
+
 def _brief(record: JobRecord | None) -> dict[str, Any] | None:
     if not record:
         return None
-    return {k: record.get(k) for k in ("rid", "state", "start", "end", "reason")}
+    get = record.get
+    return {"rid": get("rid"), "state": get("state"), "start": get("start"), "end": get("end"),
+            "reason": get("reason")}
 
 
+@lru_cache(maxsize=4096)
 def _iso(when: datetime | None) -> str:
+    """A due or first-seen time in words: a cluster's items share few of them (each node's
+    items reached it at one push; each schedule has one due time), and formatting is slow."""
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
 
 
@@ -107,7 +119,7 @@ def status_of(p: Placement, *, first_seen: str, paused: Pause | None,
     success = latest.get("good") or (None if newest and newest.get("suspect") else newest)
     if paused and not _ended(paused, now):
         return _paused(p, paused, success)
-    first = _when({"start": first_seen}) if first_seen else None
+    first = _seen_at(first_seen) if first_seen else None
     if first is None and success is None:
         return "never", f"the job has not reached {p.node} yet (next reconcile pushes it)", None
     schedule = cron.parse(p.item.schedule)
@@ -176,29 +188,29 @@ def assess(cluster: Cluster, *, first_seen: dict[tuple[str, str], str],
     problems (:mod:`chalicelib.core.nodehealth`) names them as the cause in its reason."""
     out = []
     words: dict[str, tuple[str, str]] = {}
-    due_iso: dict[datetime | None, str] = {}  # items share few due times: each formatted once
+    held, problems = expiry_held or {}, node_problems or {}
+    no_pauses: dict[str, Pause] = {}
     for p in placements(cluster):
         job_id = p.job["id"] if p.job else ""
         job_latest = latest.get(job_id, {})
-        pause = paused.get(p.node, {}).get(job_id)
+        pause = paused.get(p.node, no_pauses).get(job_id)
         try:
             status, reason, due = status_of(
                 p, first_seen=first_seen.get((p.node, job_id), ""), paused=pause,
                 latest=job_latest, now=now, grace=grace)
         except Exception as e:  # one item's odd schedule or record never fails the whole answer
             status, reason, due = "invalid", f"cannot be assessed ({type(e).__name__})", None
-        on_node = (node_problems or {}).get(p.node, ())
+        on_node = problems.get(p.node, ())
         reason, stopped = _with_causes(status, reason, on_node)
         shown_pause = pause if pause and not _ended(pause, now) else None
         schedule_words, next_run = _words(words, p.item.schedule, now, status)
         out.append(ItemStatus(p.proc.app, p.proc.full_name, p.pod.instance_no, p.item.volume,
                               p.item.mode or "full", p.item.schedule_written, p.node, job_id, status,
-                              reason, due_iso.get(due) or due_iso.setdefault(due, _iso(due)),
-                              _brief(job_latest.get("last")),
+                              reason, _iso(due), _brief(job_latest.get("last")),
                               _brief(job_latest.get("success")),
                               {"until": shown_pause.until, "reason": shown_pause.reason}
                               if shown_pause else None,
-                              (expiry_held or {}).get((p.node, p.path), ""),
+                              held.get((p.node, p.path), ""),
                               schedule_words, "" if stopped else next_run,
                               tuple(pr.words() for pr in on_node), _pushed(p.item)))
     for proc in cluster.procs.values():  # items of instances with no valid node IP get no job
