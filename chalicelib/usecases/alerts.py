@@ -49,18 +49,21 @@ def transitions(deps: Deps, items: list[ItemStatus], pauses: Pauses | None = Non
     chat = bool(deps.settings.alert_webhook_url)
     changed: dict[str, Seen] = {}
     posted = 0
+    keys = []
     for item in items:
-        seen = _item_seen(before.get(item.key), item, now, chat)
-        if seen.owed and chat and _deliver(deps, item.key,
-                                           _item_message(item, seen, before.get(item.key), now)):
+        key = item.key
+        keys.append(key)
+        previous = before.get(key)
+        seen = _item_seen(previous, item, now, chat)
+        if seen.owed and chat and _deliver(deps, key, _item_message(item, seen, previous, now)):
             posted += 1
             seen = Seen(seen.status, seen.since, "", seen.owed == "bad")
-        if seen != before.get(item.key):
-            changed[item.key] = seen
+        if seen != previous:
+            changed[key] = seen
     by_job = {(i.node, i.job_id): i for i in items}
     pause_seen, pause_posted = _pauses(deps, before, pauses or {}, by_job, now, chat)
     changed |= pause_seen
-    current = {item.key for item in items} | set(pause_seen) | {
+    current = set(keys) | set(pause_seen) | {
         f"{PAUSE}{node}#{job_id}" for node, jobs in (pauses or {}).items() for job_id in jobs}
     gone = {k for k in before if ":" not in k or k.startswith(PAUSE)} - current
     if changed or gone:
