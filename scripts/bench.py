@@ -379,6 +379,7 @@ def _scale_run(settings: Settings, endpoint: str, out: Any, profile: str = "") -
         # a typical minute of a warm function: notify wrote the slim items of some nodes since
         # the last run (every job daily at its own H minute: 80 jobs' two posts on a node touch
         # it in about 1 minute in 9), here every 8th node's
+        from chalicelib.edges import lainlet as lainlet_edge
         from chalicelib.edges import records as records_edge
 
         ips = deps.cluster().node_ips()
@@ -389,7 +390,8 @@ def _scale_run(settings: Settings, endpoint: str, out: Any, profile: str = "") -
 
         notify_wrote_every_8th_node()
         measure("no-op, 1/8 changed", lambda: schedule.scheduled(deps))
-        records_edge._KEPT.clear()  # a cold start: nothing kept
+        records_edge._KEPT.clear()  # a cold start: nothing kept, nothing built
+        lainlet_edge._BUILT.clear()
         measure("no-op, cold", lambda: schedule.scheduled(deps))
         from chalicelib.usecases import health
 
