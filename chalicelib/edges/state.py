@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from logging import WARNING
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from chalicelib.core.gotime import format_time
 from chalicelib.core.plan import NodeState
@@ -263,7 +263,8 @@ def _shard(text: Any) -> dict[str, Seen]:
         return {}
     out = {}
     for key, entry in (entries.items() if isinstance(entries, dict) else ()):
-        if isinstance(entry, list) and len(entry) == 4 and all(isinstance(v, str) for v in entry[:3]):
+        if isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str) and \
+                isinstance(entry[1], str) and isinstance(entry[2], str):  # every item, every run
             out[str(key)] = Seen(entry[0], entry[1], entry[2], bool(entry[3]))
     return out
 
@@ -282,11 +283,10 @@ def seen_node(key: str) -> str:
     return key.rpartition("@")[2] if "@" in key else ""
 
 
-@dataclass(frozen=True)
-class Seen:
+class Seen(NamedTuple):
     """What the runs remember of one item (or pause, or repeated log line): its last status, since
     when, the chat message still owed (``"bad"``, ``"ok"``, ``""``) and whether its bad episode
-    was told."""
+    was told. A tuple: every item's is read and compared every run (160,000 at 2,000 nodes)."""
 
     status: str
     since: str = ""
