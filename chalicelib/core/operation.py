@@ -24,8 +24,7 @@ Every legal move, in one table (:data:`MOVES`; anything else changes nothing)::
                   restore refused              → Snapshotted  (retried on the next tick), or
                                                  Failed when there is no snapshot to wait on
                   restore unanswered           → Failed       (it may be running: never asked twice)
-                  restore record, busy         → Snapshotted, or Restoring without a
-                                                 snapshot (asked again on the next tick)
+                  restore record, busy         → Failed       ("nothing was restored; ask again")
                   restore record, failed       → Failed
                   restore record, success      → Verifying    + run the target's backup job once
                                                  Completed    (verification off or impossible)
@@ -44,8 +43,10 @@ Every legal move, in one table (:data:`MOVES`; anything else changes nothing)::
     Completed, Failed: never move again.
 
 *busy*: the record failed on the daemon's per-path lock ("Directory is now backuping, give up."):
-the run did nothing, another run of the dir held it (the cron's own, for a moment), so it is asked
-again; the phase limit bounds the retries.
+the run did nothing, another run of the dir held it (the cron's own, for a moment). A backup run
+(the snapshot, the verification) is asked again; the phase limit bounds the retries. A restore is
+never repeated by the operation: a record that says busy while the restore runs (a forged post, a
+replay) would otherwise start a second one over what the first restored and the app wrote since.
 
 A record moves an operation only when it is the record of the run the operation asked for: its
 rid, its action (``backup`` for the snapshot and the verification, ``backup_recover`` for the
@@ -74,8 +75,9 @@ DRILL = "drill"  # a restore into a node's drill area, to prove a backup restore
 NAME_SECOND_GAP = 2  # seconds between two backups of one volume, so their names (by the second) differ
 # backupd's per-path lock: a backup or restore of a dir another run holds fails at once with
 # "Directory is now backuping, give up." before doing anything (the cron's own run of the volume,
-# for a moment): such a run is asked again on the next look, never taken as the run's outcome
-BUSY_WORDS = "now backuping"
+# for a moment): such a backup (the snapshot, the verification) is asked again on the next look,
+# never taken as the run's outcome; a restore is not (see _on_restore_record)
+BUSY_WORDS = "is now backuping, give up"
 
 
 class Phase(StrEnum):
@@ -425,8 +427,8 @@ def _stuck(op: Operation, now: datetime, rules: Rules) -> Step:
 
 def _on_first_tick(op: Operation, event: Tick, rules: Rules) -> Step:
     """A run not asked yet, on the schedule's look: a drill's first (its proof job was pushed by
-    then: the proof run before the restore, or the restore of an increment drill), or a run that
-    met the daemon's per-path lock, asked again."""
+    then: the proof run before the restore, or the restore of an increment drill), or a snapshot
+    that met the daemon's per-path lock, asked again."""
     at = format_time(event.now)
     if op.phase is Phase.SNAPSHOTTING and op.snapshot and not op.snapshot.asked:
         return Step(replace(op, snapshot=replace(op.snapshot, asked=True), updated=at),
@@ -539,11 +541,11 @@ def _on_restore_record(op: Operation, event: RecordArrived, rules: Rules) -> Ste
     why = foreign(op, record)
     if why:
         return Step(op, ignored=why)
-    if _busy(record):  # nothing was restored: asked again on the next look
-        at, note = format_time(event.now), _busy_note(op, "restore", record)
-        if op.snapshot is not None:
-            return Step(replace(op, phase=Phase.SNAPSHOTTED, restore=None, updated=at, error=note))
-        return Step(replace(op, restore=Run(), updated=at, error=note))
+    if _busy(record):  # never asked again: a forged "busy" while it runs would mean two restores
+        return _fail(op, event.now, (
+            f"the daemon did not restore: another run of {op.plan.target_dir} held it "
+            f"({str(record.get('reason'))[:120]}); nothing was restored; ask again "
+            f"(the operation never repeats a restore by itself){_undo_hint(op)}"))
     if record.get("state") == "failed":
         return _fail(op, event.now, f"the restore failed: {record.get('reason') or 'no reason given'}"
                                     f"{_undo_hint(op)}")

@@ -200,9 +200,10 @@ BUSY = "Directory is now backuping, give up."  # backupd's per-path lock
 
 
 def test_runs_that_meet_the_daemons_lock_are_asked_again_by_the_schedule(settings, ddb, pushed):
-    """The cron's own run of the volume held its dir the moment the snapshot, the restore and
-    the verification each ran: each did nothing, so each is asked again on the schedule's next
-    look, and the restore still ends verified."""
+    """The cron's own run of the volume held its dir the moment the snapshot and the
+    verification each ran: each did nothing, so each is asked again on the schedule's next look,
+    and the restore still ends verified. A restore that meets it is not repeated: it fails,
+    saying nothing was restored, and no second restore is asked."""
     clock = Clock(datetime.now(UTC))
     deps = Deps(settings, clock, ddb)
     daemon = pushed["127.0.0.11"]
@@ -220,10 +221,6 @@ def test_runs_that_meet_the_daemons_lock_are_asked_again_by_the_schedule(setting
     tick()
     assert len(daemon.runs) == 2  # the snapshot, asked again
     operations.advance(deps, _stored(deps, snapshot_done(now().snapshot.rid)))
-    operations.advance(deps, _stored(deps, recover_record(now().restore.rid, "failed", reason=BUSY)))
-    assert now().phase == "Snapshotted" and now().snapshot.file == SNAPSHOT_FILE
-    tick()
-    assert now().phase == "Restoring" and len(daemon.received(RECOVERS)) == 2
     operations.advance(deps, _stored(deps, recover_record(now().restore.rid, "success")))
     assert now().phase == "Verifying"
     operations.advance(deps, _stored(deps, run_record(once(), now().verify.rid, "failed", reason=BUSY)))
@@ -235,6 +232,15 @@ def test_runs_that_meet_the_daemons_lock_are_asked_again_by_the_schedule(setting
     done = now()
     assert done.phase == "Completed" and isinstance(done.verified, dict), done
     assert len(daemon.runs) == 4  # the snapshot twice, the verification twice
+    assert len(daemon.received(RECOVERS)) == 1
+
+    op_id = operations.restore(deps, "hello", "web", FULL, [])["operation"]
+    operations.advance(deps, _stored(deps, snapshot_done(now().snapshot.rid)))
+    operations.advance(deps, _stored(deps, recover_record(now().restore.rid, "failed", reason=BUSY)))
+    failed = now()
+    assert failed.phase == "Failed" and "nothing was restored; ask again" in failed.error
+    tick()
+    assert len(daemon.received(RECOVERS)) == 2  # this operation's one restore, never a second
 
 
 def test_a_snapshot_of_a_missing_dir_names_the_way_out(api, ddb, pushed):
