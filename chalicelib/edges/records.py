@@ -219,33 +219,40 @@ class RecordStore:
         fresh = _fresh_key(record["id"])
         if fresh is None:
             return
-        running = record["state"] == "running"
-        values: dict[str, Any] = {":k": key, ":st": record["state"]}
-        if not running:
-            values[":running"] = "running"
-        parts = {kind: (_slim(record, flag if kind != "good" else "", kind, sizes, streak), n)
-                 for n, kind in enumerate(kinds)}
+        self._take_newer(fresh, {kind: (_dumps(_slim(record, flag if kind != "good" else "", kind,
+                                                     sizes, streak)), key, record["state"])
+                                 for kind in kinds},
+                         over_running=record["state"] != "running")
 
-        def write(chosen: list[str]) -> bool:
-            names: dict[str, str] = {}
-            sets: list[str] = []
-            rules: list[str] = []
-            vals = dict(values)
-            for kind in chosen:
-                slim, n = parts[kind]
-                names |= {f"#v{n}": kind, f"#k{n}": f"{kind}_k", f"#s{n}": f"{kind}_s"}
-                vals[f":v{n}"] = _dumps(slim)
-                sets.append(f"#v{n} = :v{n}, #k{n} = :k, #s{n} = :st")
-                later = "" if running else f" OR (#k{n} = :k AND #s{n} = :running)"
-                rules.append(f"(attribute_not_exists(#k{n}) OR #k{n} < :k{later})")
-            if running:
-                vals.pop(":running", None)
-            return self._fresh_update(fresh, "SET " + ", ".join(sets), " AND ".join(rules), vals,
-                                     names)
+    def _take_newer(self, fresh: dict[str, str], runs: Mapping[str, tuple[str, str, str]], *,
+                    over_running: bool = False, also: Mapping[str, str] | None = None) -> bool:
+        """The slim item ``fresh`` takes each kind's run of ``runs`` (its JSON, ordering key and
+        state) where it has none newer (``over_running``: nor its own ``running`` post of the
+        same key, which a run's end replaces), with the attributes ``also``: one UpdateItem. When
+        the kinds' rules do not all hold (two posts of the job at once), each kind is tried on
+        its own. Whether any kind was written."""
+        order = {kind: n for n, kind in enumerate(runs)}
 
-        if not write(kinds) and len(kinds) > 1:
+        def write(kinds: list[str]) -> bool:
+            names = {f"#a{n}": name for n, name in enumerate(also or {})}
+            values: dict[str, Any] = {f":a{n}": v for n, v in enumerate((also or {}).values())}
+            sets = [f"#a{n} = :a{n}" for n in range(len(names))]
+            rules = []
             for kind in kinds:
-                write([kind])
+                n, (run, key, state) = order[kind], runs[kind]
+                names |= {f"#v{n}": kind, f"#k{n}": f"{kind}_k", f"#s{n}": f"{kind}_s"}
+                values |= {f":v{n}": run, f":k{n}": key, f":s{n}": state}
+                sets.append(f"#v{n} = :v{n}, #k{n} = :k{n}, #s{n} = :s{n}")
+                later = f" OR (#k{n} = :k{n} AND #s{n} = :running)" if over_running else ""
+                rules.append(f"(attribute_not_exists(#k{n}) OR #k{n} < :k{n}{later})")
+            if over_running:
+                values[":running"] = "running"
+            return self._fresh_update(fresh, "SET " + ", ".join(sets), " AND ".join(rules),
+                                      values, names)
+
+        if write(list(runs)):
+            return True
+        return len(runs) > 1 and sum(write([kind]) for kind in runs) > 0
 
     def _fresh_update(self, key: dict[str, str], update: str, condition: str,
                       values: dict[str, Any], names: dict[str, str] | None = None) -> bool:
@@ -374,30 +381,13 @@ class RecordStore:
             kinds = [k for k in KINDS if item and k in item and f"{k}_k" in item]
             if item is None or fresh is None or not kinds:
                 continue
-            wrote = self._carry_kinds(fresh, item, kinds, old)
-            if not wrote and len(kinds) > 1:
-                wrote = sum(self._carry_kinds(fresh, item, [k], old) for k in kinds) > 0
-            carried += wrote
+            carried += self._take_newer(
+                fresh, {k: (item[k], item[f"{k}_k"], item[f"{k}_s"]) for k in kinds},
+                also={"carried_from": old})
         if carried:
             event(log, "history_carried", jobs=carried,
                   pairs=dict(sorted(pairs.items())[:10]), of=len(pairs))
         return carried
-
-    def _carry_kinds(self, fresh: dict[str, str], item: Mapping[str, Any], kinds: list[str],
-                     old: str) -> bool:
-        """The new job's slim item takes ``item``'s runs of ``kinds``, each where it has none
-        newer (one UpdateItem); ``carried_from`` names the job it continues."""
-        names = {"#f": "carried_from"}
-        values: dict[str, Any] = {":f": old}
-        sets, rules = ["#f = :f"], []
-        for n, kind in enumerate(kinds):
-            names |= {f"#v{n}": kind, f"#k{n}": f"{kind}_k", f"#s{n}": f"{kind}_s"}
-            values |= {f":v{n}": item[kind], f":k{n}": item[f"{kind}_k"],
-                       f":s{n}": item[f"{kind}_s"]}
-            sets.append(f"#v{n} = :v{n}, #k{n} = :k{n}, #s{n} = :s{n}")
-            rules.append(f"(attribute_not_exists(#k{n}) OR #k{n} < :k{n})")
-        return self._fresh_update(fresh, "SET " + ", ".join(sets), " AND ".join(rules), values,
-                                 names)
 
     def accept_size(self, job_id: str) -> dict[str, Any]:
         """Take the job's latest success as its good baseline now: it becomes the newest good
