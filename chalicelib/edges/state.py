@@ -174,7 +174,7 @@ class NodeStateStore:
         carried pause's memory meanwhile); else the node's memory as it is now, with this run's
         ``changed`` and ``gone`` keys of that node applied, a few times, then left to the next
         run."""
-        key = {"pk": SEEN, "sk": node or "-"}
+        key = _seen_key(node)
         known = texts is not None
         expected = texts.get(key["sk"]) if texts is not None else None
         for _ in range(5):
@@ -205,7 +205,7 @@ class NodeStateStore:
         if item is not None:
             self.db.put_if({**item, "sk": now}, "attribute_not_exists(pk)")
             self.db.delete(legacy)
-        key = {"pk": SEEN, "sk": node or "-"}
+        key = _seen_key(node)
         shard = self.db.get(key, consistent=True)
         memory = _shard(shard.get("seen")) if shard else {}
         if was not in memory:
@@ -273,6 +273,11 @@ def _shard_text(memory: Mapping[str, Seen]) -> str:
     """One node's memory as the JSON string :func:`_shard` reads."""
     return json.dumps({k: [v.status, v.since, v.owed, v.told] for k, v in memory.items()},
                       separators=(",", ":"), sort_keys=True)
+
+
+def _seen_key(node: str) -> dict[str, str]:
+    """The item of a node's memory (``-``: keys of no node)."""
+    return {"pk": SEEN, "sk": node or "-"}
 
 
 def seen_node(key: str) -> str:
