@@ -110,7 +110,7 @@ def ready(deps: Deps) -> Partial:
     return Partial({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
 
-def _notify_url(advertise: str, lainlet: str) -> dict[str, Any]:
+def _notify_url(notify: str, lainlet: str) -> dict[str, Any]:
     """Can the daemons post their records? Not with no ADVERTISE_URL, nor with one on a loopback
     address while lainlet, and so the nodes, is not local: each node would post to itself (a local
     runner started against a real cluster without ``--advertise``), and every record is lost."""
@@ -127,10 +127,9 @@ def _notify_url(advertise: str, lainlet: str) -> dict[str, Any]:
             return False
         return address.is_loopback or address.is_unspecified
 
-    if not advertise:
+    if not notify:  # NOTIFY_URL, else the REST route under ADVERTISE_URL
         return {"ok": False, "detail": "ADVERTISE_URL is empty: no daemon can post records"}
-    notify = advertise  # NOTIFY_URL, else the REST route under ADVERTISE_URL
-    if loopback(advertise) and not loopback(lainlet):
+    if loopback(notify) and not loopback(lainlet):
         return {"ok": False, "code": "notify_url_loopback",
                 "detail": f"the nodes are told to post records to {notify}, a loopback address, "
                           f"while lainlet ({urlsplit(lainlet).hostname}) is not local: each node "
